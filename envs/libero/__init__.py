@@ -1,0 +1,20 @@
+"""LIBERO (MuJoCo / robosuite manipulation benchmark) as Gymnasium environments.
+
+- :mod:`envs.libero.home` / :mod:`envs.libero.assets`: non-interactive LIBERO setup.
+- :mod:`envs.libero.catalog`: suites and tasks, listable without a simulator.
+- :mod:`envs.libero.env`: :class:`LiberoEnv`, one task as a ``gymnasium.Env``.
+- :mod:`envs.libero.registration`: the ``LIBERO/<suite>-<index>-v0`` ids.
+"""
+
+from envs.libero.catalog import SUITES, TaskInfo, all_tasks, get_task, suite_tasks
+
+__all__ = ["SUITES", "TaskInfo", "all_tasks", "get_task", "suite_tasks", "LiberoEnv"]
+
+
+def __getattr__(name: str):
+    # The env module imports gymnasium eagerly; keep `import envs.libero` light.
+    if name == "LiberoEnv":
+        from envs.libero.env import LiberoEnv
+
+        return LiberoEnv
+    raise AttributeError(name)

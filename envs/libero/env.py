@@ -1,0 +1,284 @@
+"""One LIBERO task as a Gymnasium environment with the VLA three-camera observation.
+
+Observation (a ``Dict`` space):
+
+- ``images``: ``base_0_rgb`` (LIBERO's ``agentview`` camera), ``left_wrist_0_rgb``
+  (``robot0_eye_in_hand``) and ``right_wrist_0_rgb`` (all zeros: LIBERO has one wrist
+  camera), each ``uint8`` of shape (H, W, 3). **Orientation**: frames are exactly LIBERO's
+  own ``agentview_image`` / ``robot0_eye_in_hand_image`` arrays, which are upside down
+  (OpenGL rows run bottom-up). openpi and OpenVLA rotate them 180 degrees before the
+  policy sees them; that is the protocol's job (``evalharness.protocol``), not the env's.
+  ``render()`` returns an upright agentview frame for humans.
+- ``image_mask``: for each camera, ``True`` when it is a real camera.
+- ``state``: ``float32[8]`` = end-effector position (3), end-effector orientation as
+  axis-angle (3), gripper finger positions (2).
+- ``instruction``: the task's language instruction.
+
+``step(action)`` takes LIBERO's 7-D action (6 end-effector deltas in [-1, 1], gripper
+-1 open / +1 close). ``reward`` is 1.0 and ``terminated`` is True exactly when LIBERO's
+goal predicates hold. ``truncated`` is always False here; the registered ids wrap the env
+in Gymnasium's ``TimeLimit``.
+
+``reset(options={"init_state": k})`` puts the scene in LIBERO's fixed initial state k of
+the task; without the option, k is drawn from the env's seeded RNG.
+
+Rollout loops that run for hours should use the lower-level interface instead of
+``step``: :meth:`LiberoEnv.reset_to`, :meth:`step_physics` (no rendering),
+:meth:`render_images` (only when a policy or a video needs frames) and :meth:`observe`.
+
+Determinism: LIBERO's reset is not a function of the init state alone.
+1. Fixtures without a joint (cabinets, stoves, racks) are re-placed at random on every
+   reset by moving their bodies in the *model*, which the init state does not cover; LIBERO
+   draws those positions from NumPy's global RNG, so in openpi's loop they depend on how
+   many episodes ran before. Here they are drawn from an RNG seeded by
+   ``(layout_seed, init_state)``, and the global RNG is restored afterwards.
+2. The Panda gripper's integrated command and MuJoCo's solver warm start carry over from
+   the previous episode. Both are cleared.
+So an episode's outcome depends only on (task, init state, layout seed, actions), never on
+which episodes the env ran before: 1 and N worker processes agree.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import string
+import weakref
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.errors import UserInputError
+from envs.libero.catalog import INIT_STATES_PER_TASK, TaskInfo, check_init_state, get_task, load_init_states
+from envs.libero.geometry import quat_xyzw_to_axis_angle
+from envs.libero.runtime import import_libero
+
+CAMERAS: tuple[str, ...] = ("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb")
+LIBERO_CAMERAS: dict[str, str] = {"base_0_rgb": "agentview", "left_wrist_0_rgb": "robot0_eye_in_hand"}
+ACTION_DIM = 7
+STATE_DIM = 8
+INSTRUCTION_CHARSET = frozenset(string.ascii_letters + string.digits + " ,.'-_")
+
+_live_envs: "weakref.WeakSet[LiberoEnv]" = weakref.WeakSet()
+_exit_hook_registered = False
+
+
+def _close_live_envs() -> None:
+    # robosuite frees its EGL context in __del__, which at interpreter exit runs after
+    # EGL is torn down and prints an EGLError traceback. Closing first avoids that.
+    for env in list(_live_envs):
+        env.close()
+    gc.collect()
+
+
+def _track(env: "LiberoEnv") -> None:
+    # Registered after robosuite is imported so that it runs before robosuite's own exit
+    # hooks (atexit runs last-registered first).
+    global _exit_hook_registered
+    if not _exit_hook_registered:
+        atexit.register(_close_live_envs)
+        _exit_hook_registered = True
+    _live_envs.add(env)
+
+
+def _camera_size(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    if isinstance(size, (int, np.integer)):
+        height = width = int(size)
+    else:
+        height, width = (int(v) for v in size)
+    if height < 8 or width < 8 or height > 2048 or width > 2048:
+        raise UserInputError(f"camera size {size!r} is not valid; allowed: 8..2048 pixels per side")
+    return height, width
+
+
+class LiberoEnv(gym.Env):
+    """A LIBERO task (suite + task index or name) as a ``gymnasium.Env``."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(
+        self,
+        suite: str,
+        task: int | str,
+        camera_size: int | tuple[int, int] = 128,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise UserInputError(f"render_mode {render_mode!r} is not valid; allowed: None, 'rgb_array'")
+        self.task: TaskInfo = get_task(suite, task)
+        self.height, self.width = _camera_size(camera_size)
+        self.render_mode = render_mode
+        self.init_states = load_init_states(self.task.suite, self.task.index)
+
+        import_libero()
+        from libero.libero.envs import OffScreenRenderEnv
+
+        self._env = OffScreenRenderEnv(
+            bddl_file_name=str(self.task.bddl_path),
+            camera_heights=self.height,
+            camera_widths=self.width,
+            hard_reset=False,  # rebuilding the model each reset costs ~1.5 s and changes nothing
+            ignore_done=True,  # truncation is the caller's (TimeLimit, protocol max steps)
+        )
+        # Cameras are rendered on demand only: robosuite would render both every step.
+        inner = self._env.env
+        for observable in ("agentview_image", "robot0_eye_in_hand_image"):
+            inner.modify_observable(observable, "enabled", False)
+        self._sim = inner.sim
+        self._robot = inner.robots[0]
+        self._object_keys = sorted(
+            key
+            for key, obs in inner._observables.items()
+            if obs.modality == "object" and key != "object-state" and "_to_robot0_eef_" not in key
+        )
+        self._raw_obs: dict[str, Any] = {}
+        self._success = False
+        self._init_state: int | None = None
+        self._closed = False
+
+        image = spaces.Box(0, 255, shape=(self.height, self.width, 3), dtype=np.uint8)
+        self.observation_space = spaces.Dict(
+            {
+                "images": spaces.Dict({cam: image for cam in CAMERAS}),
+                "image_mask": spaces.Dict({cam: spaces.Box(0, 1, shape=(), dtype=np.bool_) for cam in CAMERAS}),
+                "state": spaces.Box(-np.inf, np.inf, shape=(STATE_DIM,), dtype=np.float32),
+                "instruction": spaces.Text(min_length=1, max_length=512, charset=INSTRUCTION_CHARSET),
+            }
+        )
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(ACTION_DIM,), dtype=np.float32)
+        _track(self)
+
+    # ----- lower-level interface used by the rollout loop -------------------------------
+
+    def reset_to(self, init_state: int, layout_seed: int = 0) -> None:
+        """Put the scene in the task's fixed initial state ``init_state`` (no rendering).
+
+        ``layout_seed`` (with the init state) fixes where LIBERO places jointless fixtures.
+        """
+        k = check_init_state(init_state)
+        saved = np.random.get_state()
+        np.random.seed(np.random.SeedSequence([int(layout_seed), k]).generate_state(1)[0])
+        try:
+            self._env.reset()
+        finally:
+            np.random.set_state(saved)
+        self._raw_obs = self._env.set_init_state(self.init_states[k])
+        # Clear the history LIBERO's reset leaves behind (see the module docstring).
+        gripper = self._robot.gripper
+        gripper.current_action = np.zeros(gripper.dof)
+        self._sim.data.qacc_warmstart[:] = 0.0
+        self._success = bool(self._env.check_success())
+        self._init_state = k
+
+    def step_physics(self, action: np.ndarray) -> bool:
+        """Apply one 7-D action (one 20 Hz control step) without rendering; returns success."""
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (ACTION_DIM,):
+            raise ValueError(f"action has shape {action.shape}; LIBERO takes shape ({ACTION_DIM},)")
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"action contains non-finite values: {action.tolist()}")
+        if self._init_state is None:
+            raise RuntimeError("call reset() or reset_to() before stepping")
+        self._raw_obs, _, done, _ = self._env.step(action)
+        self._success = bool(done)
+        return self._success
+
+    def render_images(self) -> dict[str, np.ndarray]:
+        """The three camera images at the current state (LIBERO's raw orientation)."""
+        images = {
+            cam: self._sim.render(camera_name=libero_cam, width=self.width, height=self.height)
+            for cam, libero_cam in LIBERO_CAMERAS.items()
+        }
+        images["right_wrist_0_rgb"] = np.zeros((self.height, self.width, 3), dtype=np.uint8)
+        return images
+
+    def proprio_state(self) -> np.ndarray:
+        """``float32[8]``: eef position, eef axis-angle, gripper qpos."""
+        obs = self._raw_obs
+        return np.concatenate(
+            [
+                obs["robot0_eef_pos"],
+                quat_xyzw_to_axis_angle(obs["robot0_eef_quat"]),
+                obs["robot0_gripper_qpos"],
+            ]
+        ).astype(np.float32)
+
+    def robot_state(self) -> dict[str, np.ndarray]:
+        """Raw proprioception as robosuite reports it (quaternion in x, y, z, w order)."""
+        return {key: np.array(self._raw_obs[key]) for key in ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")}
+
+    def privileged_state(self) -> dict[str, np.ndarray]:
+        """Every object's simulator position / quaternion (``<name>_pos``, ``<name>_quat``).
+
+        Not available to a real robot; scripted baselines use it to check the harness.
+        """
+        return {key: np.array(self._raw_obs[key]) for key in self._object_keys}
+
+    def sim_state(self) -> np.ndarray:
+        """The flattened MuJoCo state (time, qpos, qvel), as LIBERO's init files store it."""
+        return np.array(self._sim.get_state().flatten())
+
+    @property
+    def success(self) -> bool:
+        return self._success
+
+    @property
+    def instruction(self) -> str:
+        return self.task.instruction
+
+    def observe(self) -> dict[str, Any]:
+        """The full observation at the current state (renders the cameras)."""
+        return {
+            "images": self.render_images(),
+            "image_mask": {cam: np.array(cam in LIBERO_CAMERAS) for cam in CAMERAS},
+            "state": self.proprio_state(),
+            "instruction": self.task.instruction,
+        }
+
+    # ----- Gymnasium interface ------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - {"init_state"}
+        if unknown:
+            raise UserInputError(f"reset option(s) {sorted(unknown)} not valid; allowed: init_state")
+        if "init_state" in options:
+            k = options["init_state"]
+        else:
+            k = int(self.np_random.integers(INIT_STATES_PER_TASK))
+        self.reset_to(k, layout_seed=int(self.np_random.integers(2**31)))
+        return self.observe(), self._info()
+
+    def step(self, action):
+        success = self.step_physics(action)
+        return self.observe(), float(success), success, False, self._info()
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        frame = self._sim.render(camera_name="agentview", width=self.width, height=self.height)
+        return np.ascontiguousarray(frame[::-1])
+
+    def close(self) -> None:
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        _live_envs.discard(self)
+        try:
+            self._env.close()
+        finally:
+            self._sim = None
+            self._env = None
+            gc.collect()
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "success": self._success,
+            "suite": self.task.suite,
+            "task_index": self.task.index,
+            "task_name": self.task.name,
+            "init_state": self._init_state,
+        }

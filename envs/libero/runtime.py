@@ -1,0 +1,70 @@
+"""Preparing the process before LIBERO, robosuite and MuJoCo are imported.
+
+Three things must happen before those imports, in every process that builds an env
+(including worker processes): pick a headless render backend (``MUJOCO_GL``), point LIBERO
+at the harness's config file so it never prompts, and tell LIBERO where the installed
+assets are (``hf-libero`` otherwise looks in its own package folder, then downloads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from types import ModuleType
+
+from envs.errors import UserInputError
+from envs.libero.home import assets_dir, ensure_libero_config, installed_assets
+
+_prepared = False
+
+
+def prepare_process() -> None:
+    """Set the render backend default and LIBERO's config path. Cheap and idempotent."""
+    global _prepared
+    if _prepared:
+        return
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    if os.environ["MUJOCO_GL"] in ("egl", "osmesa"):
+        os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+    ensure_libero_config()
+    _prepared = True
+
+
+@contextlib.contextmanager
+def _quiet_imports():
+    """Hide robosuite's 'no private macro file' warnings and LIBERO's import-time prints."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+    finally:
+        logging.disable(previous)
+
+
+def import_libero() -> ModuleType:
+    """Import ``libero.libero`` with the process prepared and the assets wired in.
+
+    Raises a one-line :class:`UserInputError` when the assets are not installed, instead
+    of letting LIBERO try to download them.
+    """
+    prepare_process()
+    if installed_assets() is None:
+        raise UserInputError(
+            f"LIBERO assets are not installed in {assets_dir()}; run "
+            "'evalharness setup --assets PATH' with a libero-assets.tar.gz or an assets/ folder"
+        )
+    with _quiet_imports():
+        import robosuite  # noqa: F401  (import under the silencer)
+        import libero.libero as libero_pkg
+        from libero.libero.envs import OffScreenRenderEnv  # noqa: F401
+    # hf-libero resolves assets through a module-level cache before its package folder.
+    libero_pkg._assets_path_cache = str(assets_dir())
+    if libero_pkg.get_assets_path() != str(assets_dir()):
+        raise RuntimeError("could not point hf-libero at the installed assets; its layout changed")
+    return libero_pkg

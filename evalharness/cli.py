@@ -1,0 +1,82 @@
+"""The ``evalharness`` command: subcommands, or an evaluation configured by Hydra.
+
+``evalharness <subcommand> ...`` runs one of :data:`SUBCOMMANDS`; anything else
+(``evalharness suite=libero_10 policy=zero``, or ``evalharness eval ...``) is an
+evaluation whose arguments are Hydra overrides. ``python -m evalharness`` is the same.
+
+Each subcommand lives in ``evalharness.commands.<module>`` and provides
+``add_arguments(parser)`` and ``run(args) -> int``; it is imported only when used, so
+``evalharness setup`` works before the simulator does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from envs.errors import UserInputError
+
+# name -> (module under evalharness.commands, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "setup": ("setup", "install LIBERO's assets and write its config (non-interactive)"),
+    "doctor": ("doctor", "check render backend, versions, assets and config"),
+    "tasks": ("tasks", "list LIBERO suites and tasks with their gymnasium ids"),
+    "decode": ("decode", "decode policy tokens / chunks into robot actions, for debugging"),
+    "fit-fast": ("fit_fast", "fit a FAST action tokenizer (BPE) on action chunks from a file"),
+    "bench": ("bench", "measure simulation and rendering throughput on this machine"),
+}
+
+
+def _fail(message: str) -> int:
+    print(f"evalharness: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run_subcommand(name: str, argv: list[str]) -> int:
+    module_name, help_text = SUBCOMMANDS[name]
+    module = importlib.import_module(f"evalharness.commands.{module_name}")
+    parser = argparse.ArgumentParser(prog=f"evalharness {name}", description=module.__doc__ or help_text,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return int(module.run(args) or 0)
+    except UserInputError as exc:
+        return _fail(str(exc))
+
+
+def _usage() -> str:
+    lines = ["usage: evalharness [SUBCOMMAND ...] | [eval] [HYDRA OVERRIDES ...]", "", "subcommands:"]
+    width = max(len(n) for n in SUBCOMMANDS)
+    for name, (_, help_text) in SUBCOMMANDS.items():
+        lines.append(f"  {name.ljust(width)}  {help_text}")
+    lines += [
+        "",
+        "evaluation (the default): Hydra overrides, e.g.",
+        "  evalharness suite=libero_object policy=scripted suite.episodes_per_task=5",
+        "  evalharness --cfg job            # print the resolved config",
+        "  evalharness -m suite=libero_spatial,libero_goal policy=zero   # a sweep",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv and argv[0] in SUBCOMMANDS:
+        return run_subcommand(argv[0], argv[1:])
+    if argv and argv[0] == "eval":
+        argv = argv[1:]
+    from evalharness.evaluate import run_hydra
+
+    try:
+        return run_hydra(argv)
+    except UserInputError as exc:
+        return _fail(str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

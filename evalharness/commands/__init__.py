@@ -1,0 +1,1 @@
+"""One module per ``evalharness`` subcommand (see :data:`evalharness.cli.SUBCOMMANDS`)."""

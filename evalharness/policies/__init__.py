@@ -1,0 +1,1 @@
+"""Policies: one interface (:class:`evalharness.policies.base.Policy`) and its implementations."""
