@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tarfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,11 +142,13 @@ def install_assets(source: Path | str | None = None, *, force: bool = False) -> 
         scratch.mkdir(parents=True)
         try:
             if source.is_file():
+                mode = "r:gz" if source.name.endswith((".gz", ".tgz")) else "r:*"
                 try:
-                    with tarfile.open(source, "r:*") as tar:
+                    with tarfile.open(source, mode) as tar:
                         tar.extractall(scratch, filter="data")
-                except (tarfile.TarError, EOFError, OSError) as exc:
-                    raise UserInputError(f"cannot unpack {source}: {exc}; expected a LIBERO assets .tar.gz") from exc
+                except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+                    reason = " ".join(str(exc).split())
+                    raise UserInputError(f"cannot unpack {source}: {reason}; expected a LIBERO assets .tar.gz") from None
                 root = _find_assets_root(scratch)
             else:
                 root = _find_assets_root(source)

@@ -185,14 +185,34 @@ class LiberoEnv(gym.Env):
         self._success = bool(done)
         return self._success
 
-    def render_images(self) -> dict[str, np.ndarray]:
-        """The three camera images at the current state (LIBERO's raw orientation)."""
-        images = {
-            cam: self._sim.render(camera_name=libero_cam, width=self.width, height=self.height)
-            for cam, libero_cam in LIBERO_CAMERAS.items()
-        }
-        images["right_wrist_0_rgb"] = np.zeros((self.height, self.width, 3), dtype=np.uint8)
+    def render_images(self, cameras: "tuple[str, ...] | None" = None) -> dict[str, np.ndarray]:
+        """The three camera images at the current state (LIBERO's raw orientation).
+
+        ``cameras`` limits which real cameras are rendered (each costs ~70 ms on a CPU);
+        the others come back as zeros, like the padded right wrist camera.
+        """
+        wanted = CAMERAS if cameras is None else cameras
+        images = {}
+        for cam in CAMERAS:
+            libero_cam = LIBERO_CAMERAS.get(cam)
+            if libero_cam is not None and cam in wanted:
+                images[cam] = self._render_camera(libero_cam)
+            else:
+                images[cam] = np.zeros((self.height, self.width, 3), dtype=np.uint8)
         return images
+
+    def render_upright(self) -> np.ndarray:
+        """The agentview frame turned right side up (rows top-down), for videos and humans."""
+        return np.ascontiguousarray(self._render_camera("agentview")[::-1])
+
+    def _render_camera(self, camera: str) -> np.ndarray:
+        # robosuite renders into whatever GL context is current; with two envs in one
+        # process (or after another env was closed) that is not this env's. Make ours
+        # current first, or frames silently come out wrong.
+        context = self._sim._render_context_offscreen
+        if context is not None:
+            context.gl_ctx.make_current()
+        return self._sim.render(camera_name=camera, width=self.width, height=self.height)
 
     def proprio_state(self) -> np.ndarray:
         """``float32[8]``: eef position, eef axis-angle, gripper qpos."""
@@ -259,8 +279,7 @@ class LiberoEnv(gym.Env):
     def render(self):
         if self.render_mode != "rgb_array":
             return None
-        frame = self._sim.render(camera_name="agentview", width=self.width, height=self.height)
-        return np.ascontiguousarray(frame[::-1])
+        return self.render_upright()
 
     def close(self) -> None:
         if getattr(self, "_closed", True):
@@ -268,11 +287,27 @@ class LiberoEnv(gym.Env):
         self._closed = True
         _live_envs.discard(self)
         try:
+            self._free_render_context()
             self._env.close()
         finally:
             self._sim = None
             self._env = None
             gc.collect()
+
+    def _free_render_context(self) -> None:
+        """Free this env's GL resources while its own GL context is current.
+
+        robosuite frees a render context in ``__del__`` without making it current, so the
+        GL objects it deletes by id belong to whichever context is current then, typically
+        another live env's, whose frames then come out as garbage. Freed here, the later
+        ``__del__`` finds nothing left to free.
+        """
+        context = getattr(self._sim, "_render_context_offscreen", None)
+        if context is None:
+            return
+        context.gl_ctx.make_current()
+        context.con.free()
+        context.gl_ctx.free()
 
     def _info(self) -> dict[str, Any]:
         return {

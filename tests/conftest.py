@@ -1,0 +1,34 @@
+"""Shared test setup.
+
+Tests that touch the simulator use the real LIBERO env in MuJoCo (marked ``sim``), with
+small images and short horizons. They need LIBERO's assets installed: CI runs
+``evalharness setup`` first; locally, ``make setup`` does. Tests never write into the
+user's harness home except through the installed assets they read.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+@pytest.fixture(scope="session")
+def assets_installed() -> None:
+    from envs.libero.home import installed_assets
+
+    if installed_assets() is None:
+        pytest.fail("LIBERO assets are not installed: run 'make setup' (or 'evalharness setup --assets PATH') first")
+
+
+@pytest.fixture(scope="session")
+def assets_archive():
+    """The shared assets archive (CI and developer machines have it beside the repo)."""
+    from pathlib import Path
+
+    path = Path(os.environ.get("LIBERO_ASSETS_ARCHIVE", Path(__file__).resolve().parents[2] / "shared" / "libero-assets.tar.gz"))
+    if not path.is_file():
+        pytest.skip(f"assets archive not found at {path}; set LIBERO_ASSETS_ARCHIVE")
+    return path
