@@ -1,0 +1,194 @@
+"""Build the ``summary.json`` content from episode records.
+
+The summary is a pure function of the records (plus the run's metadata), so it can be
+rebuilt at any time, during or after a run, from ``episodes.jsonl`` alone. It follows the
+project's reporting rules:
+
+- every rate comes with its count (k/n) and a 95% Wilson interval;
+- errors (episodes that could not run) are counted apart and never as failures; the
+  rate is successes / (successes + failures);
+- a suite's rate pools its episodes (sum k / sum n), and the per-task spread is shown
+  next to it;
+- a run with errors, or with fewer recorded episodes than planned, says it is
+  incomplete, and why.
+
+Schema (``schema_version`` 1)::
+
+    {
+      "schema_version": 1,
+      "confidence": 0.95,
+      "metadata": {...},                     # as passed in
+      "complete": bool,
+      "incomplete_reasons": [str, ...],      # empty when complete
+      "suites": {suite: {<counts>, "num_tasks", "task_rate_min", "task_rate_max",
+                         "task_rate_mean"}},
+      "tasks": [{"suite", "task_index", "task_name", <counts>}, ...],
+      "totals": {<counts>, "num_suites", "num_tasks", "mean_suite_rate",
+                 "expected_episodes", "missing_episodes", "time_s": {...}},
+      "errored_episodes": [{"key", "suite", "task_index", "task_name", "init_state",
+                            "seed", "error_kind", "error_message", "attempts"}, ...]
+    }
+
+    <counts> = "recorded", "successes", "failures", "episodes" (= successes + failures),
+               "errors", "errors_by_kind" {kind: n}, "rate" (null if episodes == 0),
+               "ci_low", "ci_high", "mean_steps" (over episodes with a verdict, null if
+               none), "mean_steps_success" (null if no success)
+
+Suites are keyed in sorted order, tasks sorted by (suite, task_index), errored episodes by
+(suite, task_index, init_state, seed, key), so the same records always give the same file.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from evalharness.results.records import EpisodeRecord
+from evalharness.results.stats import rate_summary
+
+__all__ = ["SCHEMA_VERSION", "build_summary"]
+
+SCHEMA_VERSION = 1
+
+
+def _mean(values: list[int]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _counts(records: list[EpisodeRecord], confidence: float) -> dict[str, Any]:
+    """The count block shared by tasks, suites and totals."""
+    successes = sum(1 for r in records if r.outcome == "success")
+    failures = sum(1 for r in records if r.outcome == "failure")
+    error_kinds = Counter(r.error_kind for r in records if r.outcome == "error")
+    rs = rate_summary(successes, successes + failures, sum(error_kinds.values()), confidence)
+    verdict_steps = [r.steps for r in records if r.outcome != "error"]
+    success_steps = [r.steps for r in records if r.outcome == "success"]
+    return {
+        "recorded": len(records),
+        "successes": rs.successes,
+        "failures": failures,
+        "episodes": rs.episodes,
+        "errors": rs.errors,
+        "errors_by_kind": dict(sorted(error_kinds.items())),
+        "rate": rs.rate,
+        "ci_low": rs.ci_low,
+        "ci_high": rs.ci_high,
+        "mean_steps": _mean(verdict_steps),
+        "mean_steps_success": _mean(success_steps),
+    }
+
+
+def _check_unique(records: list[EpisodeRecord]) -> None:
+    seen: set[str] = set()
+    for r in records:
+        if r.key in seen:
+            # Counting an episode twice would inflate n; the store deduplicates, so a
+            # duplicate here means the caller merged sources incorrectly.
+            raise ValueError(f"duplicate episode key {r.key!r}; deduplicate records first")
+        seen.add(r.key)
+
+
+def build_summary(
+    records: Iterable[EpisodeRecord],
+    metadata: Mapping[str, Any],
+    *,
+    expected_episodes: int | None = None,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """Summarize episode records into the ``summary.json`` dict (see module docstring).
+
+    ``expected_episodes`` is how many episodes the plan holds; when more were planned
+    than recorded the run is marked incomplete. Raises ValueError on duplicate keys or
+    when one (suite, task_index) appears under two task names (mixed-up runs).
+    """
+    recs = list(records)
+    _check_unique(recs)
+    if expected_episodes is not None and expected_episodes < 0:
+        raise ValueError(f"expected_episodes must be >= 0, got {expected_episodes}")
+
+    by_task: dict[tuple[str, int], list[EpisodeRecord]] = {}
+    names: dict[tuple[str, int], str] = {}
+    for r in recs:
+        tid = (r.suite, r.task_index)
+        if names.setdefault(tid, r.task_name) != r.task_name:
+            raise ValueError(
+                f"task {r.suite}[{r.task_index}] appears as both {names[tid]!r} and "
+                f"{r.task_name!r}; records from different task orderings were mixed"
+            )
+        by_task.setdefault(tid, []).append(r)
+
+    tasks: list[dict[str, Any]] = []
+    for suite, index in sorted(by_task):
+        entry = {"suite": suite, "task_index": index, "task_name": names[(suite, index)]}
+        entry.update(_counts(by_task[(suite, index)], confidence))
+        tasks.append(entry)
+
+    suites: dict[str, dict[str, Any]] = {}
+    for suite in sorted({s for s, _ in by_task}):
+        suite_records = [r for r in recs if r.suite == suite]
+        block = _counts(suite_records, confidence)
+        task_rates = [t["rate"] for t in tasks if t["suite"] == suite and t["rate"] is not None]
+        block["num_tasks"] = sum(1 for t in tasks if t["suite"] == suite)
+        block["task_rate_min"] = min(task_rates) if task_rates else None
+        block["task_rate_max"] = max(task_rates) if task_rates else None
+        block["task_rate_mean"] = sum(task_rates) / len(task_rates) if task_rates else None
+        suites[suite] = block
+
+    totals = _counts(recs, confidence)
+    suite_rates = [s["rate"] for s in suites.values() if s["rate"] is not None]
+    missing = max(0, expected_episodes - len(recs)) if expected_episodes is not None else None
+    totals.update(
+        {
+            "num_suites": len(suites),
+            "num_tasks": len(tasks),
+            "mean_suite_rate": sum(suite_rates) / len(suite_rates) if suite_rates else None,
+            "expected_episodes": expected_episodes,
+            "missing_episodes": missing,
+            "time_s": {
+                "wall": sum(r.wall_time_s for r in recs),
+                "policy": sum(r.policy_time_s for r in recs),
+                "env": sum(r.env_time_s for r in recs),
+                "render": sum(r.render_time_s for r in recs),
+            },
+        }
+    )
+
+    reasons: list[str] = []
+    if not recs and expected_episodes is None:
+        reasons.append("no episodes recorded")
+    if totals["errors"]:
+        kinds = ", ".join(f"{k}: {n}" for k, n in totals["errors_by_kind"].items())
+        reasons.append(f"{totals['errors']} episode(s) errored ({kinds})")
+    if missing:
+        reasons.append(f"{missing} of {expected_episodes} planned episode(s) not recorded")
+
+    errored = sorted(
+        (r for r in recs if r.outcome == "error"),
+        key=lambda r: (r.suite, r.task_index, r.init_state, r.seed, r.key),
+    )
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "confidence": confidence,
+        "metadata": copy.deepcopy(dict(metadata)),
+        "complete": not reasons,
+        "incomplete_reasons": reasons,
+        "suites": suites,
+        "tasks": tasks,
+        "totals": totals,
+        "errored_episodes": [
+            {
+                "key": r.key,
+                "suite": r.suite,
+                "task_index": r.task_index,
+                "task_name": r.task_name,
+                "init_state": r.init_state,
+                "seed": r.seed,
+                "error_kind": r.error_kind,
+                "error_message": r.error_message,
+                "attempts": r.attempts,
+            }
+            for r in errored
+        ],
+    }
