@@ -45,8 +45,13 @@ class Policy(abc.ABC):
         """What determines this policy's outputs; JSON-serializable, without secrets."""
         return {"name": self.name}
 
-    def reset(self, instruction: str, *, seed: int) -> None:
-        """Start a new episode. ``seed`` is the episode's seed (for stochastic policies)."""
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
+        """Start a new episode.
+
+        ``seed`` is the episode's own seed (derived from the run seed, task and init
+        state), for stochastic policies. ``init_state`` is given for diagnostic policies
+        only; a policy under evaluation must not use it.
+        """
 
     @abc.abstractmethod
     def act(self, observation: dict[str, Any]) -> np.ndarray:

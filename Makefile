@@ -1,0 +1,41 @@
+# The two commands a newcomer needs are `make run` and `make test`; both set up first.
+# Override LIBERO_ASSETS with your own copy of LIBERO's assets (archive or folder).
+PYTHON ?= python3
+VENV ?= .venv
+LIBERO_ASSETS ?= ../shared/libero-assets.tar.gz
+BIN := $(VENV)/bin
+export MUJOCO_GL ?= egl
+
+.PHONY: setup install run test test-fast bench doctor clean
+
+install: $(VENV)/.installed
+
+# torch is installed first and pinned: the local CPU wheel. A looser spec (or letting a
+# dependency pick it) downloads gigabytes of CUDA packages.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: install
+	$(BIN)/evalharness setup --assets $(LIBERO_ASSETS)
+
+run: setup
+	$(BIN)/evalharness
+
+test: setup
+	$(BIN)/pytest -q
+
+test-fast: setup
+	$(BIN)/pytest -q -m "not sim"
+
+bench: setup
+	$(BIN)/evalharness bench
+
+doctor: setup
+	$(BIN)/evalharness doctor
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,208 @@
+"""The evaluation job: config -> plan -> runner -> result store -> summary and table.
+
+``run_hydra(argv)`` is what ``evalharness`` / ``python -m evalharness`` call with Hydra
+overrides. ``evaluate(cfg)`` does the work for one resolved config (one job of a sweep).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from evalharness.errors import UserInputError, choices_error
+from evalharness.plan import EpisodeSpec, build_plan, stable_hash
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+GROUPS = ("suite", "protocol", "policy", "decoder", "normalize", "convert", "runner", "video")
+SECRET_KEY = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
+
+_exit_code = 0
+
+
+def redact(obj: Any) -> Any:
+    """A copy of a config with secret-looking values replaced, for metadata and logs."""
+    if isinstance(obj, dict):
+        return {k: ("<redacted>" if SECRET_KEY.search(str(k)) and v not in (None, "") and not isinstance(v, (dict, list)) else redact(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact(v) for v in obj]
+    return obj
+
+
+def check_group_choices(argv: list[str]) -> None:
+    """Reject ``group=unknown`` with one line before Hydra prints a multi-line error."""
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        key = key.lstrip("+~")
+        if key in GROUPS:
+            allowed = sorted(p.stem for p in (CONF_DIR / key).glob("*.yaml"))
+            for choice in value.split(","):  # multirun sweeps: a,b,c
+                if choice not in allowed:
+                    raise choices_error(key, choice, allowed)
+
+
+def _resolve_workers(value: Any) -> int:
+    from evalharness.runner import default_workers
+
+    if value in ("auto", None):
+        return default_workers()
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserInputError(f"runner.workers={value!r} is not valid; allowed: auto, 0 (in-process) or a positive integer")
+    return value
+
+
+def _policy_identity(policy_cfg: dict[str, Any], pipeline_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Instantiate the policy once in the parent: validates its config and yields its identity."""
+    from hydra.errors import InstantiationException
+
+    from evalharness.worker import build_policy
+
+    try:
+        policy = build_policy(policy_cfg, pipeline_cfg)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, UserInputError):
+            raise cause from None
+        raise UserInputError(f"policy could not be built: {cause or exc}") from None
+    try:
+        return policy.identity()
+    finally:
+        policy.close()
+
+
+def _check_run_dir(run_dir: Path, context: str, plan: list[EpisodeSpec], store) -> None:
+    """Refuse to mix episodes of another configuration into this run's folder."""
+    run_file = run_dir / "run.json"
+    if run_file.exists():
+        previous = json.loads(run_file.read_text()).get("context")
+        if previous != context:
+            raise UserInputError(
+                f"{run_dir} holds a run with another configuration (context {str(previous)[:12]} != {context[:12]}); "
+                "pass a new output_dir=... or run_name=..., or delete the folder"
+            )
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Run (or resume) one evaluation and return its summary."""
+    from envs.libero.runtime import import_libero
+    from evalharness.metadata import run_metadata
+    from evalharness.progress import RunProgress
+    from evalharness.protocol import load_protocol
+    from evalharness.recording import video_decisions
+    from evalharness.results.atomic import write_json_atomic, write_text_atomic
+    from evalharness.results.records import EpisodeRecord
+    from evalharness.results.store import ResultStore
+    from evalharness.results.summary import build_summary
+    from evalharness.results.tables import render_markdown
+    from evalharness.runner import LocalRunner
+    from evalharness.worker import WorkerConfig, WorkItem
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(config, dict)
+    protocol = load_protocol(config["protocol"])
+    suite = config["suite"]
+    camera_size = int(config["camera_size"] or protocol.render_size)
+    pipeline_cfg = {part: config[part] for part in ("decoder", "normalize", "convert")}
+    workers = _resolve_workers(config["runner"]["workers"])
+    video_cfg = config["video"]
+    video_fps = int(video_cfg.get("fps") or protocol.video_fps)
+
+    import_libero()  # fails with one line when assets are missing, before any worker starts
+    identity = _policy_identity(config["policy"], pipeline_cfg)
+    metadata = run_metadata()
+    context_inputs = {
+        "protocol": protocol.model_dump(),
+        "policy": identity,
+        "camera_size": camera_size,
+        "max_steps_override": suite.get("max_steps"),
+        "simulator": {k: metadata["versions"][k] for k in ("mujoco", "robosuite", "hf-libero")},
+        "assets": (metadata["assets"] or {}).get("tree_sha256"),
+    }
+    context = stable_hash(context_inputs)
+    plan = build_plan(
+        suite["name"], suite.get("tasks", "all"), suite.get("episodes_per_task"), suite.get("init_states"),
+        protocol.seed, context,
+    )
+
+    run_dir = Path(config["output_dir"]).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store = ResultStore(run_dir)
+    _check_run_dir(run_dir, context, plan, store)
+    recorded_config = redact(config)
+    write_json_atomic(run_dir / "run.json", {"context": context, "context_inputs": context_inputs, "config": recorded_config})
+    for scratch in (run_dir / "videos").glob(".*"):  # partial videos of a killed run
+        scratch.unlink(missing_ok=True)
+
+    planned = {spec.key for spec in plan}
+    done = store.completed_keys() & planned
+    todo = [spec for spec in plan if spec.key not in done]
+    decisions = video_decisions(plan, video_cfg["mode"], video_cfg.get("first_n", 1))
+    items = [WorkItem(spec, decisions[spec.key], suite.get("max_steps")) for spec in todo]
+
+    worker_config = WorkerConfig(
+        policy=config["policy"], pipeline=pipeline_cfg, protocol=config["protocol"], run_dir=str(run_dir),
+        video_fps=video_fps, camera_size=camera_size,
+    )
+    resumed = [r.model_dump() for r in store.records() if r.key in done]
+    progress = RunProgress(len(plan), resumed, f"{suite['name']} · {config['policy']['_target_'].rsplit('.', 1)[-1]}")
+
+    def sink(record: dict[str, Any]) -> None:
+        store.append(EpisodeRecord(**record))
+        progress.update(record)
+
+    try:
+        LocalRunner(worker_config, workers, config["runner"].get("max_attempts", 2)).run(items, sink)
+    finally:
+        progress.close()
+
+    records = [r for r in store.records() if r.key in planned]
+    metadata.update(
+        {
+            "run_name": config["run_name"],
+            "context": context,
+            "protocol": protocol.model_dump(),
+            "policy": identity,
+            "config": recorded_config,
+            "camera_size": camera_size,
+            "workers": workers,
+        }
+    )
+    summary = build_summary(records, metadata, expected_episodes=len(plan))
+    write_json_atomic(run_dir / "summary.json", summary)
+    table = render_markdown(summary)
+    write_text_atomic(run_dir / "summary.md", table)
+    print(table)
+    print(f"\nresults: {run_dir}/ (episodes.jsonl, summary.json, summary.md" + (", videos/)" if any(r.video for r in records) else ")"))
+    return summary
+
+
+def run_hydra(argv: list[str]) -> int:
+    """Run the Hydra app with ``argv`` as its command line; returns the exit status."""
+    import hydra
+
+    check_group_choices(argv)
+    global _exit_code
+    _exit_code = 0
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+    def _app(cfg: DictConfig) -> None:
+        global _exit_code
+        try:
+            evaluate(cfg)
+        except UserInputError as exc:
+            print(f"evalharness: error: {exc}", file=sys.stderr)
+            _exit_code = 2
+
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "evalharness", *argv]
+    try:
+        _app()
+    finally:
+        sys.argv = saved
+    return _exit_code

@@ -1,0 +1,91 @@
+"""The plan of a run: one immutable :class:`EpisodeSpec` per episode, each with a stable key.
+
+A key is a hash of everything that determines the episode's outcome: the run context
+(protocol settings, policy identity, action pipeline, camera size, the versions of the
+simulator stack and the assets' checksum) plus the episode's own coordinates (suite,
+task, init state, seed). Resume skips keys already in the result store, so changing any
+of those inputs (a new checkpoint, another MuJoCo) can never silently reuse old episodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from envs.errors import UserInputError
+from envs.libero.catalog import INIT_STATES_PER_TASK, check_init_state, check_suite, get_task, suite_tasks
+
+
+def stable_hash(obj: Any) -> str:
+    """sha256 of the canonical JSON form (sorted keys) of ``obj``."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """One episode to run: task ``task_index`` of ``suite`` from init state ``init_state``."""
+
+    suite: str
+    task_index: int
+    task_name: str
+    instruction: str
+    init_state: int
+    seed: int
+    context: str  # hash of the run context shared by every episode of the run
+
+    @property
+    def key(self) -> str:
+        return stable_hash([self.context, self.suite, self.task_name, self.init_state, self.seed])[:32]
+
+    @property
+    def episode_seed(self) -> int:
+        """A per-episode seed for stochastic policies, derived from (seed, task, init state)."""
+        seq = np.random.SeedSequence([self.seed, self.task_index, self.init_state, len(self.suite)])
+        return int(seq.generate_state(1)[0])
+
+
+def select_tasks(suite: str, tasks: Any) -> list[int]:
+    """Task indices from ``all``, an index, a name, or a list of indices / names."""
+    check_suite(suite)
+    if tasks in (None, "all"):
+        return [t.index for t in suite_tasks(suite)]
+    items = tasks if isinstance(tasks, (list, tuple)) else [tasks]
+    indices = [get_task(suite, item).index for item in items]
+    if len(set(indices)) != len(indices):
+        raise UserInputError(f"suite.tasks={list(items)!r} lists a task twice")
+    return indices
+
+
+def select_init_states(episodes_per_task: int | None, init_states: Sequence[int] | None) -> list[int]:
+    """Init states 0..n-1 (the protocols' convention), or an explicit list."""
+    if init_states is not None:
+        states = [check_init_state(int(k)) for k in init_states]
+        if len(set(states)) != len(states):
+            raise UserInputError(f"suite.init_states={list(init_states)!r} lists a state twice")
+        return states
+    n = episodes_per_task if episodes_per_task is not None else INIT_STATES_PER_TASK
+    if not isinstance(n, int) or not 1 <= n <= INIT_STATES_PER_TASK:
+        raise UserInputError(
+            f"suite.episodes_per_task={n!r} is not valid; allowed: 1..{INIT_STATES_PER_TASK} "
+            "(LIBERO has 50 fixed init states per task)"
+        )
+    return list(range(n))
+
+
+def build_plan(
+    suite: str, tasks: Any, episodes_per_task: int | None, init_states: Sequence[int] | None, seed: int, context: str
+) -> list[EpisodeSpec]:
+    """All episodes of a run, ordered by task then init state."""
+    states = select_init_states(episodes_per_task, init_states)
+    plan = []
+    for index in select_tasks(suite, tasks):
+        info = get_task(suite, index)
+        for k in states:
+            plan.append(EpisodeSpec(suite, index, info.name, info.instruction, k, int(seed), context))
+    return plan

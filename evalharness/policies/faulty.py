@@ -1,0 +1,59 @@
+"""A policy that misbehaves on purpose, to check that a harness records faults honestly.
+
+Each mode reproduces a failure seen with real policies: an exception inside the model,
+NaN actions, a chunk of the wrong shape, or the process dying outright (segfault, OOM
+kill). ``on_init_states`` limits the fault to some episodes, so a test can check that the
+rest of the run is unaffected.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import numpy as np
+
+from evalharness.errors import UserInputError
+from evalharness.policies.base import Policy
+
+MODES = ("raise", "nan", "wrong_shape", "kill_process")
+
+
+class FaultyPolicy(Policy):
+    """Holds still like ``zero`` until ``after_queries`` queries, then fails per ``mode``."""
+
+    name = "faulty"
+
+    def __init__(self, mode: str = "raise", after_queries: int = 0, on_init_states: list[int] | None = None) -> None:
+        if mode not in MODES:
+            raise UserInputError(f"policy.mode={mode!r} is not valid; allowed: {', '.join(MODES)}")
+        self.mode = mode
+        self.after_queries = int(after_queries)
+        self.on_init_states = None if on_init_states is None else {int(k) for k in on_init_states}
+        self._queries = 0
+        self._armed = True
+
+    def identity(self) -> dict[str, Any]:
+        states = None if self.on_init_states is None else sorted(self.on_init_states)
+        return {"name": self.name, "mode": self.mode, "after_queries": self.after_queries, "on_init_states": states}
+
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
+        self._queries = 0
+        self._armed = self.on_init_states is None or init_state in self.on_init_states
+
+    def act(self, observation: dict[str, Any]) -> np.ndarray:
+        self._queries += 1
+        chunk = np.zeros((1, 7))
+        chunk[:, 6] = -1.0
+        if not self._armed or self._queries <= self.after_queries:
+            return chunk
+        if self.mode == "raise":
+            raise RuntimeError("faulty policy: simulated model failure")
+        if self.mode == "nan":
+            chunk[0, 2] = np.nan
+            return chunk
+        if self.mode == "wrong_shape":
+            return np.zeros((1, 6))
+        os.kill(os.getpid(), signal.SIGKILL)  # kill_process: like a segfault or the OOM killer
+        raise AssertionError("unreachable")

@@ -1,0 +1,75 @@
+"""Evaluation protocols: the named bundles of settings that make numbers comparable.
+
+Published LIBERO numbers differ in small settings (settle steps, max steps, how many
+actions of a chunk run before replanning, image preprocessing) that move scores by
+points. A :class:`Protocol` holds all of them; the presets live in ``conf/protocol/`` and
+are transcribed from ``shared/reference/protocols.md``. The resolved protocol, with any
+override, is written into every run's metadata.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from envs.libero.catalog import SUITES
+from envs.libero.env import CAMERAS, LIBERO_CAMERAS
+from evalharness.errors import UserInputError
+from evalharness.transforms.images import build_image_transform
+
+
+class Protocol(BaseModel):
+    """Every setting of an evaluation protocol that can change a success rate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    settle_steps: int = Field(ge=0, description="steps with settle_action before the policy acts (not counted)")
+    settle_action: list[float] = Field(min_length=7, max_length=7)
+    max_steps: dict[str, int] = Field(description="max policy steps per suite")
+    replan_steps: int = Field(ge=1, description="actions executed from each chunk before querying again")
+    render_size: int = Field(ge=8, le=2048, description="camera render size in pixels (square)")
+    image_transforms: list[Any] = Field(default_factory=list)
+    cameras: list[str] = Field(description="real cameras given to the policy; others are zeros")
+    state: bool = Field(True, description="whether the policy receives the 8-D proprio state")
+    seed: int = 0
+    video_fps: int = Field(10, ge=1)
+
+    @field_validator("max_steps")
+    @classmethod
+    def _all_suites(cls, value: dict[str, int]) -> dict[str, int]:
+        missing = [s for s in SUITES if s not in value]
+        if missing:
+            raise ValueError(f"max_steps lacks suites {missing}")
+        if any(v < 1 for v in value.values()):
+            raise ValueError("max_steps must be >= 1")
+        return value
+
+    @field_validator("cameras")
+    @classmethod
+    def _known_cameras(cls, value: list[str]) -> list[str]:
+        bad = [c for c in value if c not in LIBERO_CAMERAS]
+        if bad:
+            raise ValueError(f"cameras {bad} not valid; allowed: {list(LIBERO_CAMERAS)}")
+        return value
+
+    @field_validator("image_transforms")
+    @classmethod
+    def _valid_transforms(cls, value: list[Any]) -> list[Any]:
+        build_image_transform(value)  # raises a one-line error for an unknown step
+        return value
+
+
+def load_protocol(config: dict[str, Any]) -> Protocol:
+    """Validate a protocol config; a bad value gives one line naming key, value and rule."""
+    try:
+        return Protocol.model_validate(config)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        value = first.get("input")
+        raise UserInputError(f"protocol.{key}={value!r} is not valid: {first['msg']}") from None
+
+
+__all__ = ["Protocol", "load_protocol", "CAMERAS"]

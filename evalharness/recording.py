@@ -1,0 +1,78 @@
+"""Deciding which episodes get a video, and filming them while they run.
+
+Modes: ``none``; ``all``; ``first_n`` (the first N episodes of each task); ``failures``
+(every episode is filmed to a scratch file, kept only when it did not succeed, since the
+outcome is known only at the end). Frames are upright agentview frames at render size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from evalharness.errors import UserInputError, choices_error
+from evalharness.plan import EpisodeSpec
+
+MODES = ("none", "failures", "first_n", "all")
+
+
+def video_decisions(specs: list[EpisodeSpec], mode: str, first_n: int = 1) -> dict[str, str]:
+    """For each episode key: "yes", "no" or "if_failure"."""
+    if mode not in MODES:
+        raise choices_error("video.mode", mode, list(MODES))
+    if mode == "first_n" and (not isinstance(first_n, int) or first_n < 1):
+        raise UserInputError(f"video.first_n={first_n!r} is not valid; allowed: an integer >= 1")
+    decisions: dict[str, str] = {}
+    seen: dict[tuple[str, int], int] = {}
+    for spec in sorted(specs, key=lambda s: (s.suite, s.task_index, s.init_state)):
+        position = seen.get((spec.suite, spec.task_index), 0)
+        seen[(spec.suite, spec.task_index)] = position + 1
+        if mode == "all" or (mode == "first_n" and position < first_n):
+            decisions[spec.key] = "yes"
+        elif mode == "failures":
+            decisions[spec.key] = "if_failure"
+        else:
+            decisions[spec.key] = "no"
+    return decisions
+
+
+class EpisodeRecorder:
+    """Streams an episode's frames to an mp4 and keeps or drops it at the end."""
+
+    def __init__(self, run_dir: Path, spec: EpisodeSpec, decision: str, fps: int) -> None:
+        from evalharness.video import EpisodeVideo
+
+        self.run_dir = run_dir
+        self.spec = spec
+        self.decision = decision
+        self._video = None
+        if decision != "no":
+            scratch = run_dir / "videos" / f".{spec.key}.mp4"
+            scratch.parent.mkdir(parents=True, exist_ok=True)
+            self._video = EpisodeVideo(scratch, fps=fps)
+            self._video.__enter__()
+
+    @property
+    def sink(self):
+        return None if self._video is None else self._add
+
+    def _add(self, frame: np.ndarray) -> None:
+        assert self._video is not None
+        self._video.add_frame(frame)
+
+    def finish(self, outcome) -> str | None:
+        """Close the file; return its path relative to the run dir, or None if dropped."""
+        from evalharness.video import video_filename
+
+        if self._video is None:
+            return None
+        result = "error" if outcome.error_kind else ("success" if outcome.success else "failure")
+        keep = self.decision == "yes" or (self.decision == "if_failure" and result != "success")
+        path = self._video.finish(keep=keep)
+        if path is None:
+            return None
+        name = video_filename(self.spec.suite, self.spec.task_index, self.spec.task_name, self.spec.init_state, result)
+        final = self.run_dir / "videos" / name
+        Path(path).replace(final)
+        return final.relative_to(self.run_dir).as_posix()

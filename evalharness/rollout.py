@@ -1,0 +1,193 @@
+"""One episode: settle, then observe -> policy -> execute part of the chunk, until done.
+
+This loop runs millions of steps in a benchmark, so it renders only when something needs
+pixels: the policy's cameras at query time, and the upright agentview frame for a video
+at every step only when the episode is being recorded. Physics steps never render.
+
+Every way an episode can fail to reach a verdict (the policy raises, returns NaN or a
+wrongly shaped chunk, decoding fails, the simulator throws) ends that episode with an
+error *kind* and message instead of crashing the run, and is never counted as a policy
+failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from envs.libero.env import CAMERAS, LiberoEnv
+from evalharness.errors import EnvError, EpisodeError, InvalidActionError, PolicyError
+from evalharness.plan import EpisodeSpec
+from evalharness.policies.base import Policy
+from evalharness.protocol import Protocol
+from evalharness.transforms.images import ImageTransform, build_image_transform
+
+FrameSink = Callable[[np.ndarray], None]
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """What the loop needs from the protocol, resolved for one suite."""
+
+    settle_steps: int
+    settle_action: np.ndarray
+    max_steps: int
+    replan_steps: int
+    cameras: tuple[str, ...]
+    give_state: bool
+    image_transform: ImageTransform
+
+    @classmethod
+    def from_protocol(cls, protocol: Protocol, suite: str, max_steps: int | None = None) -> "RolloutSettings":
+        return cls(
+            settle_steps=protocol.settle_steps,
+            settle_action=np.asarray(protocol.settle_action, dtype=np.float64),
+            max_steps=int(max_steps) if max_steps is not None else protocol.max_steps[suite],
+            replan_steps=protocol.replan_steps,
+            cameras=tuple(protocol.cameras),
+            give_state=protocol.state,
+            image_transform=build_image_transform(protocol.image_transforms),
+        )
+
+
+@dataclass
+class EpisodeOutcome:
+    """What the loop measured; the worker turns it into a stored record."""
+
+    success: bool
+    steps: int
+    error_kind: str | None
+    error_message: str | None
+    wall_time_s: float
+    policy_time_s: float
+    env_time_s: float
+    render_time_s: float
+    action_fingerprint: str
+    events: list[str]
+
+
+def validate_chunk(chunk: Any) -> np.ndarray:
+    """The policy's output as a float (H, 7) array, or an InvalidActionError saying why."""
+    try:
+        array = np.asarray(chunk, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidActionError(f"policy output is not numeric: {exc}") from None
+    if array.ndim == 1 and array.shape[0] == 7:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[1] != 7 or array.shape[0] < 1:
+        raise InvalidActionError(f"policy output has shape {array.shape}; expected (H, 7) with H >= 1")
+    if not np.all(np.isfinite(array)):
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise InvalidActionError(f"policy output has a non-finite value at step {bad[0]}, dim {bad[1]}: {array[tuple(bad)]}")
+    return array
+
+
+def _observation(env: LiberoEnv, policy: Policy, settings: RolloutSettings) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    raw = env.render_images(settings.cameras)
+    images = {cam: settings.image_transform(raw[cam]) for cam in CAMERAS}
+    obs: dict[str, Any] = {
+        "images": images,
+        "image_mask": {cam: cam in settings.cameras for cam in CAMERAS},
+        "instruction": env.instruction,
+        "robot": env.robot_state(),
+    }
+    if settings.give_state:
+        obs["state"] = env.proprio_state()
+    if policy.needs_privileged_state:
+        obs["privileged"] = env.privileged_state()
+    return obs, raw
+
+
+def run_episode(
+    env: LiberoEnv,
+    policy: Policy,
+    spec: EpisodeSpec,
+    settings: RolloutSettings,
+    frame_sink: FrameSink | None = None,
+) -> EpisodeOutcome:
+    """Run one episode to success, max steps, or an error."""
+    start = time.perf_counter()
+    timers = {"policy": 0.0, "env": 0.0, "render": 0.0}
+    fingerprint = hashlib.sha256()
+    steps = 0
+    success = False
+    events: list[str] = []
+    error: EpisodeError | None = None
+
+    def timed(bucket: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            timers[bucket] += time.perf_counter() - t0
+
+    def physics(action: np.ndarray) -> bool:
+        try:
+            return timed("env", lambda: env.step_physics(action))
+        except Exception as exc:  # noqa: BLE001 - any simulator failure ends the episode as an error
+            raise EnvError(f"{type(exc).__name__}: {exc}") from exc
+
+    def record_frame(upright: np.ndarray | None = None) -> None:
+        if frame_sink is not None:
+            frame = upright if upright is not None else timed("render", env.render_upright)
+            frame_sink(frame)
+
+    try:
+        try:
+            timed("env", lambda: env.reset_to(spec.init_state, layout_seed=spec.seed))
+        except Exception as exc:  # noqa: BLE001
+            raise EnvError(f"reset failed: {type(exc).__name__}: {exc}") from exc
+        for _ in range(settings.settle_steps):
+            physics(settings.settle_action)
+        try:
+            policy.reset(spec.instruction, seed=spec.episode_seed, init_state=spec.init_state)
+        except EpisodeError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise PolicyError(f"reset: {type(exc).__name__}: {exc}") from exc
+
+        while steps < settings.max_steps and not success:
+            obs, raw = timed("render", lambda: _observation(env, policy, settings))
+            if frame_sink is not None:
+                # Reuse the agentview frame just rendered for the policy when there is one.
+                record_frame(np.ascontiguousarray(raw["base_0_rgb"][::-1]) if "base_0_rgb" in settings.cameras else None)
+            try:
+                chunk = timed("policy", lambda: policy.act(obs))
+            except EpisodeError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise PolicyError(f"{type(exc).__name__}: {exc}") from exc
+            finally:
+                events.extend(policy.drain_events())
+            chunk = validate_chunk(chunk)
+            for i, action in enumerate(chunk[: settings.replan_steps]):
+                if i > 0:
+                    record_frame()
+                success = physics(action)
+                fingerprint.update(action.tobytes())
+                steps += 1
+                if success or steps >= settings.max_steps:
+                    break
+        if frame_sink is not None:
+            record_frame()
+    except EpisodeError as exc:
+        error = exc
+        success = False
+
+    return EpisodeOutcome(
+        success=success,
+        steps=steps,
+        error_kind=None if error is None else error.kind,
+        error_message=None if error is None else str(error),
+        wall_time_s=time.perf_counter() - start,
+        policy_time_s=timers["policy"],
+        env_time_s=timers["env"],
+        render_time_s=timers["render"],
+        action_fingerprint=fingerprint.hexdigest(),
+        events=events,
+    )

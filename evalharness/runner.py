@@ -1,0 +1,191 @@
+"""Running a plan on local worker processes, with resume and crash recovery.
+
+Design:
+- The parent is the only writer of the result store. Workers report each finished
+  episode; the parent appends its record atomically. A run killed at any point (even
+  ``kill -9``) resumes by skipping keys already stored: nothing finished is redone,
+  nothing is written twice.
+- Episodes are grouped by task so each worker builds a task's env once; tasks are split
+  when there are fewer tasks than workers.
+- A worker that dies (segfault, OOM kill) has its in-flight episode retried on a fresh
+  worker, then recorded as a ``worker_crash`` error; the rest of its group is requeued.
+- Outcomes do not depend on which worker ran an episode or in what order (see
+  :mod:`envs.libero.env` on determinism), so 1 and N workers give identical results.
+- ``workers=0`` runs everything in this process (for debugging and profiling).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from typing import Any
+
+from evalharness.errors import UserInputError, WorkerCrash
+from evalharness.worker import WorkerConfig, WorkItem, _EnvCache, build_policy, run_item, worker_main
+
+RecordSink = Callable[[dict[str, Any]], None]
+
+
+def group_items(items: list[WorkItem], workers: int) -> list[list[WorkItem]]:
+    """Groups of one task's episodes, split so that every worker has something to do."""
+    by_task: dict[tuple[str, int], list[WorkItem]] = {}
+    for item in items:
+        by_task.setdefault((item.spec.suite, item.spec.task_index), []).append(item)
+    parts = max(1, math.ceil(workers / max(1, len(by_task))))
+    groups = []
+    for task_items in by_task.values():
+        size = max(1, math.ceil(len(task_items) / parts))
+        groups.extend(task_items[i : i + size] for i in range(0, len(task_items), size))
+    return groups
+
+
+def crash_record(item: WorkItem, attempts: int, exitcode: int | None) -> dict[str, Any]:
+    from evalharness.results.records import EpisodeRecord
+
+    spec = item.spec
+    signal_text = f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
+    error = WorkerCrash(f"the worker process died ({signal_text}) on each of {attempts} attempts")
+    return EpisodeRecord(
+        key=spec.key, suite=spec.suite, task_index=spec.task_index, task_name=spec.task_name,
+        instruction=spec.instruction, init_state=spec.init_state, seed=spec.seed, success=False, steps=0,
+        error_kind=error.kind, error_message=str(error), wall_time_s=0.0, policy_time_s=0.0, env_time_s=0.0,
+        render_time_s=0.0, video=None, action_fingerprint="", events=[], attempts=attempts,
+    ).model_dump()
+
+
+@dataclass
+class _Slot:
+    process: Any
+    conn: Any
+    group: list[WorkItem] | None = None
+    done: int = 0
+    in_flight: WorkItem | None = None
+
+
+class LocalRunner:
+    """Runs work items on ``workers`` spawned processes and hands each record to ``sink``."""
+
+    def __init__(self, config: WorkerConfig, workers: int, max_attempts: int = 2) -> None:
+        if not isinstance(workers, int) or workers < 0:
+            raise UserInputError(f"runner.workers={workers!r} is not valid; allowed: 0 (in-process) or a positive integer")
+        self.config = config
+        self.workers = workers
+        self.max_attempts = max_attempts
+        self._attempts: dict[str, int] = {}
+
+    def run(self, items: list[WorkItem], sink: RecordSink) -> None:
+        if not items:
+            return
+        if self.workers == 0:
+            self._run_inline(items, sink)
+        else:
+            self._run_processes(items, sink)
+
+    def _run_inline(self, items: Iterable[WorkItem], sink: RecordSink) -> None:
+        policy = build_policy(self.config.policy, self.config.pipeline)
+        envs = _EnvCache(self.config.camera_size)
+        settings: dict = {}
+        try:
+            for item in items:
+                sink(run_item(item, self.config, envs, policy, settings))
+        finally:
+            envs.close()
+            policy.close()
+
+    def _start(self, ctx) -> _Slot:
+        parent_conn, child_conn = ctx.Pipe()
+        process = ctx.Process(target=worker_main, args=(child_conn, self.config), daemon=True)
+        process.start()
+        child_conn.close()
+        return _Slot(process=process, conn=parent_conn)
+
+    def _run_processes(self, items: list[WorkItem], sink: RecordSink) -> None:
+        ctx = mp.get_context("spawn")  # fork would copy EGL / torch state into children
+        groups = group_items(items, self.workers)
+        pending: deque[list[WorkItem]] = deque(groups)
+        attempts = self._attempts = {}
+        slots = [self._start(ctx) for _ in range(min(self.workers, len(groups)))]
+        fatal: str | None = None
+        try:
+            while slots and fatal is None:
+                for slot in slots:
+                    if slot.group is None and pending:
+                        slot.group, slot.done, slot.in_flight = pending.popleft(), 0, None
+                        slot.conn.send(slot.group)
+                idle = [s for s in slots if s.group is None]
+                if idle and not pending:
+                    for slot in idle:
+                        self._stop(slot)
+                        slots.remove(slot)
+                    continue
+                ready = wait([s.conn for s in slots] + [s.process.sentinel for s in slots])
+                for slot in list(slots):
+                    if slot.conn in ready:
+                        try:
+                            while slot.conn.poll():
+                                fatal = fatal or self._handle(slot, slot.conn.recv(), sink)
+                        except (EOFError, OSError):
+                            pass
+                    if slot.process.sentinel in ready and not slot.process.is_alive():
+                        slot.process.join()
+                        self._recover(slot, pending, attempts, sink)
+                        slots.remove(slot)
+                        if pending or any(s.group for s in slots):
+                            slots.append(self._start(ctx))
+        finally:
+            for slot in slots:
+                self._stop(slot)
+        if fatal is not None:
+            raise RuntimeError(f"a worker failed: {fatal}")
+
+    def _handle(self, slot: _Slot, message: tuple[str, Any], sink: RecordSink) -> str | None:
+        kind, payload = message
+        if kind == "start":
+            assert slot.group is not None
+            slot.in_flight = slot.group[slot.done]
+        elif kind == "done":
+            payload["attempts"] = self._attempts.get(payload["key"], 1)
+            sink(payload)
+            slot.done += 1
+            slot.in_flight = None
+        elif kind == "idle":
+            slot.group = None
+        elif kind == "fatal":
+            return payload
+        return None
+
+    def _recover(self, slot: _Slot, pending: deque, attempts: dict[str, int], sink: RecordSink) -> None:
+        """A worker died: retry its in-flight episode (or record the crash), requeue the rest."""
+        if slot.group is None:
+            return
+        remaining = slot.group[slot.done :]
+        if slot.in_flight is not None and remaining and remaining[0] is slot.in_flight:
+            key = slot.in_flight.spec.key
+            attempts[key] = attempts.get(key, 1) + 1
+            if attempts[key] > self.max_attempts:
+                sink(crash_record(slot.in_flight, self.max_attempts, slot.process.exitcode))
+                remaining = remaining[1:]
+        if remaining:
+            pending.appendleft(remaining)
+
+    @staticmethod
+    def _stop(slot: _Slot) -> None:
+        try:
+            slot.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        slot.process.join(timeout=30)
+        if slot.process.is_alive():
+            slot.process.kill()
+            slot.process.join()
+        slot.conn.close()
+
+
+def default_workers() -> int:
+    """One worker per core."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))

@@ -1,0 +1,1 @@
+"""Observation transforms: small named steps composed by a protocol's configuration."""
