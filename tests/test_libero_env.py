@@ -130,6 +130,15 @@ def test_on_demand_frames_equal_libero_observables(goal_env):
     np.testing.assert_array_equal(env.render_upright(), observed["agentview_image"][::-1])
 
 
+def test_privileged_state_lists_object_poses(goal_env):
+    env = goal_env.unwrapped
+    env.reset_to(0)
+    state = env.privileged_state()
+    assert {"akita_black_bowl_1_pos", "plate_1_pos", "wine_bottle_1_quat"} <= set(state)
+    assert all(k.endswith(("_pos", "_quat")) for k in state)
+    assert all(v.shape == ((3,) if k.endswith("_pos") else (4,)) for k, v in state.items())
+
+
 def test_state_layout_matches_raw_proprioception(goal_env):
     from scipy.spatial.transform import Rotation
 

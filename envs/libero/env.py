@@ -131,7 +131,10 @@ class LiberoEnv(gym.Env):
         self._object_keys = sorted(
             key
             for key, obs in inner._observables.items()
-            if obs.modality == "object" and key != "object-state" and "_to_robot0_eef_" not in key
+            if obs.modality == "object"
+            and obs.is_active()
+            and key != "object-state"
+            and "_to_robot0_eef_" not in key
         )
         self._raw_obs: dict[str, Any] = {}
         self._success = False
