@@ -7,6 +7,7 @@ overrides. ``evaluate(cfg)`` does the work for one resolved config (one job of a
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -19,17 +20,47 @@ from evalharness.plan import EpisodeSpec, build_plan, stable_hash
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ("suite", "protocol", "policy", "decoder", "normalize", "convert", "runner", "video")
-SECRET_KEY = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
+# Keys whose value is a secret whatever its type (a YAML ``password: 123456`` is an int).
+SECRET_KEY = re.compile(r"api_?key|secret|passw(or)?d|credential", re.IGNORECASE)
+# ``token`` / ``hf_token`` / ``access_tokens`` hold credentials when they are text; numbers
+# under such names are action-token settings (``min_token``, ``skip_tokens``) to keep.
+TOKEN_KEY = re.compile(r"(^|[_-])tokens?$", re.IGNORECASE)
+REDACTED = "<redacted>"
 
 _exit_code = 0
 
 
+def _is_number(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_is_number(v) for v in value)
+    return isinstance(value, (bool, int, float))
+
+
+def _is_secret(key: Any, value: Any) -> bool:
+    if value is None or value == "":
+        return False
+    name = str(key)
+    return bool(SECRET_KEY.search(name)) or (bool(TOKEN_KEY.search(name)) and not _is_number(value))
+
+
 def redact(obj: Any) -> Any:
-    """A copy of a config with secret-looking values replaced, for metadata and logs."""
+    """A copy of a config with secret-looking values (also lists / dicts of them) replaced."""
     if isinstance(obj, dict):
-        return {k: ("<redacted>" if SECRET_KEY.search(str(k)) and v not in (None, "") and not isinstance(v, (dict, list)) else redact(v)) for k, v in obj.items()}
+        return {k: (REDACTED if _is_secret(k, v) else redact(v)) for k, v in obj.items()}
     if isinstance(obj, list):
         return [redact(v) for v in obj]
+    return obj
+
+
+def _recordable(obj: Any) -> Any:
+    """The config as strict JSON can hold it: non-finite floats (``policy.mode=nan`` is a
+    float NaN in Hydra's override grammar) are recorded as the words the user typed."""
+    if isinstance(obj, dict):
+        return {k: _recordable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_recordable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
     return obj
 
 
@@ -54,6 +85,16 @@ def _resolve_workers(value: Any) -> int:
         return default_workers()
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise UserInputError(f"runner.workers={value!r} is not valid; allowed: auto, 0 (in-process) or a positive integer")
+    return value
+
+
+def _int_setting(key: str, value: Any, *, low: int, high: int | None = None, nullable: bool = False) -> int | None:
+    """An integer config value in low..high (or null when ``nullable``), else a one-line error."""
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        allowed = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
+        raise UserInputError(f"{key}={value!r} is not valid; allowed: {'null or ' if nullable else ''}{allowed}")
     return value
 
 
@@ -94,7 +135,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from evalharness.metadata import run_metadata
     from evalharness.progress import RunProgress
     from evalharness.protocol import load_protocol
-    from evalharness.recording import video_decisions
+    from evalharness.recording import remove_scratch, video_decisions
     from evalharness.results.atomic import write_json_atomic, write_text_atomic
     from evalharness.results.records import EpisodeRecord
     from evalharness.results.store import ResultStore
@@ -107,11 +148,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     assert isinstance(config, dict)
     protocol = load_protocol(config["protocol"])
     suite = config["suite"]
-    camera_size = int(config["camera_size"] or protocol.render_size)
+    camera_size = _int_setting("camera_size", config["camera_size"], low=8, high=2048, nullable=True) or protocol.render_size
+    max_steps = _int_setting("suite.max_steps", suite.get("max_steps"), low=1, nullable=True)
     pipeline_cfg = {part: config[part] for part in ("decoder", "normalize", "convert")}
     workers = _resolve_workers(config["runner"]["workers"])
+    max_attempts = _int_setting("runner.max_attempts", config["runner"].get("max_attempts", 2), low=1)
     video_cfg = config["video"]
-    video_fps = int(video_cfg.get("fps") or protocol.video_fps)
+    video_fps = _int_setting("video.fps", video_cfg.get("fps"), low=1, nullable=True) or protocol.video_fps
 
     import_libero()  # fails with one line when assets are missing, before any worker starts
     identity = _policy_identity(config["policy"], pipeline_cfg)
@@ -120,7 +163,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "protocol": protocol.model_dump(),
         "policy": identity,
         "camera_size": camera_size,
-        "max_steps_override": suite.get("max_steps"),
+        "max_steps_override": max_steps,
         "simulator": {k: metadata["versions"][k] for k in ("mujoco", "robosuite", "hf-libero")},
         "assets": (metadata["assets"] or {}).get("tree_sha256"),
     }
@@ -129,21 +172,21 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         suite["name"], suite.get("tasks", "all"), suite.get("episodes_per_task"), suite.get("init_states"),
         protocol.seed, context,
     )
+    # Every config value is checked before anything is written to the output folder.
+    decisions = video_decisions(plan, video_cfg["mode"], video_cfg.get("first_n", 1))
 
     run_dir = Path(config["output_dir"]).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     store = ResultStore(run_dir)
     _check_run_dir(run_dir, context, plan, store)
-    recorded_config = redact(config)
+    recorded_config = _recordable(redact(config))
     write_json_atomic(run_dir / "run.json", {"context": context, "context_inputs": context_inputs, "config": recorded_config})
-    for scratch in (run_dir / "videos").glob(".*"):  # partial videos of a killed run
-        scratch.unlink(missing_ok=True)
+    remove_scratch(run_dir)  # videos of episodes a killed run did not finish
 
     planned = {spec.key for spec in plan}
     done = store.completed_keys() & planned
     todo = [spec for spec in plan if spec.key not in done]
-    decisions = video_decisions(plan, video_cfg["mode"], video_cfg.get("first_n", 1))
-    items = [WorkItem(spec, decisions[spec.key], suite.get("max_steps")) for spec in todo]
+    items = [WorkItem(spec, decisions[spec.key], max_steps) for spec in todo]
 
     worker_config = WorkerConfig(
         policy=config["policy"], pipeline=pipeline_cfg, protocol=config["protocol"], run_dir=str(run_dir),
@@ -157,9 +200,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         progress.update(record)
 
     try:
-        LocalRunner(worker_config, workers, config["runner"].get("max_attempts", 2)).run(items, sink)
+        LocalRunner(worker_config, workers, max_attempts).run(items, sink)
     finally:
         progress.close()
+        remove_scratch(run_dir)  # workers are stopped by now; a killed one leaves its partial video
 
     records = [r for r in store.records() if r.key in planned]
     metadata.update(

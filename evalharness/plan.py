@@ -55,22 +55,42 @@ def select_tasks(suite: str, tasks: Any) -> list[int]:
     check_suite(suite)
     if tasks in (None, "all"):
         return [t.index for t in suite_tasks(suite)]
-    items = tasks if isinstance(tasks, (list, tuple)) else [tasks]
-    indices = [get_task(suite, item).index for item in items]
+    items = list(tasks) if isinstance(tasks, (list, tuple)) else [tasks]
+    allowed = (
+        f"all, or a non-empty list of distinct task indices 0..{len(suite_tasks(suite)) - 1} "
+        f"or task names (see 'evalharness tasks {suite}')"
+    )
+    if not items:
+        raise UserInputError(f"suite.tasks={items!r} is not valid (no task); allowed: {allowed}")
+    indices = []
+    for item in items:
+        try:
+            indices.append(get_task(suite, item).index)
+        except UserInputError:
+            raise UserInputError(f"suite.tasks={items!r} is not valid ({item!r} is not a task of {suite}); allowed: {allowed}") from None
     if len(set(indices)) != len(indices):
-        raise UserInputError(f"suite.tasks={list(items)!r} lists a task twice")
+        raise UserInputError(f"suite.tasks={items!r} is not valid (a task is listed twice); allowed: {allowed}")
     return indices
 
 
 def select_init_states(episodes_per_task: int | None, init_states: Sequence[int] | None) -> list[int]:
     """Init states 0..n-1 (the protocols' convention), or an explicit list."""
     if init_states is not None:
-        states = [check_init_state(int(k)) for k in init_states]
+        items = list(init_states) if isinstance(init_states, (list, tuple)) else [init_states]
+        allowed = f"a non-empty list of distinct init states 0..{INIT_STATES_PER_TASK - 1}"
+        if not items:
+            raise UserInputError(f"suite.init_states={items!r} is not valid (no init state); allowed: {allowed}")
+        states = []
+        for k in items:
+            try:
+                states.append(check_init_state(k))
+            except UserInputError:
+                raise UserInputError(f"suite.init_states={items!r} is not valid ({k!r} is not an init state); allowed: {allowed}") from None
         if len(set(states)) != len(states):
-            raise UserInputError(f"suite.init_states={list(init_states)!r} lists a state twice")
+            raise UserInputError(f"suite.init_states={items!r} is not valid (a state is listed twice); allowed: {allowed}")
         return states
     n = episodes_per_task if episodes_per_task is not None else INIT_STATES_PER_TASK
-    if not isinstance(n, int) or not 1 <= n <= INIT_STATES_PER_TASK:
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= INIT_STATES_PER_TASK:
         raise UserInputError(
             f"suite.episodes_per_task={n!r} is not valid; allowed: 1..{INIT_STATES_PER_TASK} "
             "(LIBERO has 50 fixed init states per task)"

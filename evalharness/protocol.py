@@ -33,7 +33,7 @@ class Protocol(BaseModel):
     image_transforms: list[Any] = Field(default_factory=list)
     cameras: list[str] = Field(description="real cameras given to the policy; others are zeros")
     state: bool = Field(True, description="whether the policy receives the 8-D proprio state")
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="run seed: fixture layout and per-episode policy seeds")
     video_fps: int = Field(10, ge=1)
 
     @field_validator("max_steps")

@@ -3,10 +3,16 @@
 Modes: ``none``; ``all``; ``first_n`` (the first N episodes of each task); ``failures``
 (every episode is filmed to a scratch file, kept only when it did not succeed, since the
 outcome is known only at the end). Frames are upright agentview frames at render size.
+
+Videos are written under ``<run>/.scratch/`` and moved into ``videos/`` when kept. The run
+removes that folder before and after its episodes (:func:`remove_scratch`), which is what
+keeps half-written files out of a run folder even though the ffmpeg process filming an
+episode outlives a worker that is killed (imageio starts it in its own process group).
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +21,16 @@ from evalharness.errors import UserInputError, choices_error
 from evalharness.plan import EpisodeSpec
 
 MODES = ("none", "failures", "first_n", "all")
+SCRATCH_DIR = ".scratch"  # in the run folder: videos being filmed
+
+
+def remove_scratch(run_dir: Path) -> None:
+    """Delete the videos of episodes that did not finish (a killed run or worker).
+
+    The folder itself goes, not only its files: a killed worker's ffmpeg may still be
+    about to open its output, and without the folder it cannot create it.
+    """
+    shutil.rmtree(Path(run_dir) / SCRATCH_DIR, ignore_errors=True)
 
 
 def video_decisions(specs: list[EpisodeSpec], mode: str, first_n: int = 1) -> dict[str, str]:
@@ -48,9 +64,7 @@ class EpisodeRecorder:
         self.decision = decision
         self._video = None
         if decision != "no":
-            scratch = run_dir / "videos" / f".{spec.key}.mp4"
-            scratch.parent.mkdir(parents=True, exist_ok=True)
-            self._video = EpisodeVideo(scratch, fps=fps)
+            self._video = EpisodeVideo(run_dir / SCRATCH_DIR / f"{spec.key}.mp4", fps=fps)
             self._video.__enter__()
 
     @property
@@ -74,5 +88,6 @@ class EpisodeRecorder:
             return None
         name = video_filename(self.spec.suite, self.spec.task_index, self.spec.task_name, self.spec.init_state, result)
         final = self.run_dir / "videos" / name
+        final.parent.mkdir(parents=True, exist_ok=True)
         Path(path).replace(final)
         return final.relative_to(self.run_dir).as_posix()

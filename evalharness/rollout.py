@@ -87,12 +87,21 @@ def validate_chunk(chunk: Any) -> np.ndarray:
     return array
 
 
-def _observation(env: LiberoEnv, policy: Policy, settings: RolloutSettings) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    raw = env.render_images(settings.cameras)
+def policy_cameras(policy: Policy, settings: RolloutSettings) -> tuple[str, ...]:
+    """The cameras to render for this policy: the protocol's, narrowed by the policy's own."""
+    if policy.cameras is None:
+        return settings.cameras
+    return tuple(cam for cam in settings.cameras if cam in policy.cameras)
+
+
+def _observation(
+    env: LiberoEnv, policy: Policy, settings: RolloutSettings, cameras: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    raw = env.render_images(cameras)
     images = {cam: settings.image_transform(raw[cam]) for cam in CAMERAS}
     obs: dict[str, Any] = {
         "images": images,
-        "image_mask": {cam: cam in settings.cameras for cam in CAMERAS},
+        "image_mask": {cam: cam in cameras for cam in CAMERAS},
         "instruction": env.instruction,
         "robot": env.robot_state(),
     }
@@ -126,15 +135,18 @@ def run_episode(
         finally:
             timers[bucket] += time.perf_counter() - t0
 
-    def physics(action: np.ndarray) -> bool:
+    def simulator(bucket: str, fn: Callable[[], Any], what: str = "") -> Any:
         try:
-            return timed("env", lambda: env.step_physics(action))
+            return timed(bucket, fn)
         except Exception as exc:  # noqa: BLE001 - any simulator failure ends the episode as an error
-            raise EnvError(f"{type(exc).__name__}: {exc}") from exc
+            raise EnvError(f"{what}{type(exc).__name__}: {exc}") from exc
+
+    def physics(action: np.ndarray) -> bool:
+        return simulator("env", lambda: env.step_physics(action))
 
     def record_frame(upright: np.ndarray | None = None) -> None:
         if frame_sink is not None:
-            frame = upright if upright is not None else timed("render", env.render_upright)
+            frame = upright if upright is not None else simulator("render", env.render_upright, "render failed: ")
             frame_sink(frame)
 
     try:
@@ -151,11 +163,12 @@ def run_episode(
         except Exception as exc:  # noqa: BLE001
             raise PolicyError(f"reset: {type(exc).__name__}: {exc}") from exc
 
+        cameras = policy_cameras(policy, settings)
         while steps < settings.max_steps and not success:
-            obs, raw = timed("render", lambda: _observation(env, policy, settings))
+            obs, raw = simulator("render", lambda: _observation(env, policy, settings, cameras), "observation failed: ")
             if frame_sink is not None:
                 # Reuse the agentview frame just rendered for the policy when there is one.
-                record_frame(np.ascontiguousarray(raw["base_0_rgb"][::-1]) if "base_0_rgb" in settings.cameras else None)
+                record_frame(np.ascontiguousarray(raw["base_0_rgb"][::-1]) if "base_0_rgb" in cameras else None)
             try:
                 chunk = timed("policy", lambda: policy.act(obs))
             except EpisodeError:

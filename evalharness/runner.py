@@ -64,7 +64,6 @@ class _Slot:
     conn: Any
     group: list[WorkItem] | None = None
     done: int = 0
-    in_flight: WorkItem | None = None
 
 
 class LocalRunner:
@@ -115,7 +114,7 @@ class LocalRunner:
             while slots and fatal is None:
                 for slot in slots:
                     if slot.group is None and pending:
-                        slot.group, slot.done, slot.in_flight = pending.popleft(), 0, None
+                        slot.group, slot.done = pending.popleft(), 0
                         slot.conn.send(slot.group)
                 idle = [s for s in slots if s.group is None]
                 if idle and not pending:
@@ -145,14 +144,10 @@ class LocalRunner:
 
     def _handle(self, slot: _Slot, message: tuple[str, Any], sink: RecordSink) -> str | None:
         kind, payload = message
-        if kind == "start":
-            assert slot.group is not None
-            slot.in_flight = slot.group[slot.done]
-        elif kind == "done":
+        if kind == "done":
             payload["attempts"] = self._attempts.get(payload["key"], 1)
             sink(payload)
             slot.done += 1
-            slot.in_flight = None
         elif kind == "idle":
             slot.group = None
         elif kind == "fatal":
@@ -160,15 +155,18 @@ class LocalRunner:
         return None
 
     def _recover(self, slot: _Slot, pending: deque, attempts: dict[str, int], sink: RecordSink) -> None:
-        """A worker died: retry its in-flight episode (or record the crash), requeue the rest."""
+        """A worker died: retry the episode it was on (or record the crash), requeue the rest."""
         if slot.group is None:
             return
         remaining = slot.group[slot.done :]
-        if slot.in_flight is not None and remaining and remaining[0] is slot.in_flight:
-            key = slot.in_flight.spec.key
+        # A worker runs its group in order, so it died on (or, dying while it started up or
+        # built the policy, before) the first unfinished episode: charge that one, or a
+        # worker that can never start would be respawned forever.
+        if remaining:
+            key = remaining[0].spec.key
             attempts[key] = attempts.get(key, 1) + 1
             if attempts[key] > self.max_attempts:
-                sink(crash_record(slot.in_flight, self.max_attempts, slot.process.exitcode))
+                sink(crash_record(remaining[0], self.max_attempts, slot.process.exitcode))
                 remaining = remaining[1:]
         if remaining:
             pending.appendleft(remaining)

@@ -1,8 +1,8 @@
 """What runs inside one worker process: build envs and the policy, run episodes, report.
 
 A worker receives a *group* of episode specs of one task, builds that task's env once
-(~7 s) and runs the episodes in order, sending ``("start", key)`` before and
-``("done", record)`` after each one. The parent owns the result store; a worker never
+(~7 s) and runs the episodes in order, sending ``("done", record)`` after each one and
+``("idle", None)`` after the group. The parent owns the result store; a worker never
 writes results itself, so a worker dying mid-episode loses nothing already reported.
 """
 
@@ -154,7 +154,6 @@ def worker_main(conn: Connection, config: WorkerConfig) -> None:
             if items is None:
                 break
             for item in items:
-                conn.send(("start", item.spec.key))
                 try:
                     record = run_item(item, config, envs, policy, settings_cache)
                 except Exception:  # noqa: BLE001 - a harness bug: report it, do not hang the run

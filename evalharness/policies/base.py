@@ -11,7 +11,8 @@ The observation (built by the rollout from :class:`envs.libero.env.LiberoEnv` af
 protocol's image preprocessing) holds:
 
 - ``images``: ``base_0_rgb``, ``left_wrist_0_rgb``, ``right_wrist_0_rgb`` (uint8 HxWx3,
-  already in the orientation and size the protocol prescribes);
+  already in the orientation and size the protocol prescribes); cameras the protocol or
+  the policy's ``cameras`` leave out are zeros, and their ``image_mask`` is False;
 - ``image_mask``: camera -> bool (real camera or padding);
 - ``state``: float32[8] (eef position, eef axis-angle, gripper qpos), unnormalized;
 - ``instruction``: the task's language instruction;
@@ -40,6 +41,10 @@ class Policy(abc.ABC):
 
     name: str = "policy"
     needs_privileged_state: bool = False
+    #: Cameras the policy looks at; None = every camera the protocol gives. Rendering is
+    #: most of an evaluation's cost on a CPU, so a policy that ignores images (scripted
+    #: baselines) sets ``()`` and no camera is rendered for it (videos still are).
+    cameras: tuple[str, ...] | None = None
 
     def identity(self) -> dict[str, Any]:
         """What determines this policy's outputs; JSON-serializable, without secrets."""

@@ -8,6 +8,7 @@ rest of the run is unaffected.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 from typing import Any
@@ -26,6 +27,8 @@ class FaultyPolicy(Policy):
     name = "faulty"
 
     def __init__(self, mode: str = "raise", after_queries: int = 0, on_init_states: list[int] | None = None) -> None:
+        if isinstance(mode, float) and math.isnan(mode):
+            mode = "nan"  # Hydra's override grammar reads a bare `policy.mode=nan` as a float NaN
         if mode not in MODES:
             raise UserInputError(f"policy.mode={mode!r} is not valid; allowed: {', '.join(MODES)}")
         self.mode = mode

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from evalharness.errors import DecodeError
+from evalharness.errors import DecodeError, UserInputError
 from evalharness.policies.base import Policy
 
 
@@ -21,7 +21,7 @@ def pipeline_is_identity(pipeline_cfg: dict[str, Any]) -> bool:
 
 
 class PipelinedPolicy(Policy):
-    """Wraps ``inner``: ``act`` returns ``pipeline(inner.act(obs), state=obs['state'])``."""
+    """Wraps ``inner``: ``act`` returns ``pipeline(inner.act(obs), state=obs.get('state'))``."""
 
     def __init__(self, inner: Policy, pipeline_cfg: dict[str, Any]) -> None:
         from evalharness.actions.pipeline import build_pipeline
@@ -29,6 +29,7 @@ class PipelinedPolicy(Policy):
         self.inner = inner
         self.name = inner.name
         self.needs_privileged_state = inner.needs_privileged_state
+        self.cameras = inner.cameras
         self.pipeline = build_pipeline(pipeline_cfg["decoder"], pipeline_cfg["normalize"], pipeline_cfg["convert"])
         self._events: list[str] = []
 
@@ -41,10 +42,12 @@ class PipelinedPolicy(Policy):
 
     def act(self, observation: dict[str, Any]) -> np.ndarray:
         output = self.inner.act(observation)
-        state = observation.get("state")
-        if state is None:
-            raise DecodeError("the action pipeline needs the robot state, but the protocol gives none (protocol.state=false)")
-        result = self.pipeline(output, state=state)
+        # Only some steps (delta_to_absolute) need the state; OpenVLA's pipeline runs without
+        # it, under a protocol that gives none (protocol.state=false).
+        try:
+            result = self.pipeline(output, state=observation.get("state"))
+        except UserInputError as exc:  # e.g. delta_to_absolute under a protocol with state: false
+            raise DecodeError(str(exc)) from None
         self._events.extend(result.events)
         return result.actions
 

@@ -277,6 +277,7 @@ class ScriptedPickPlace(Policy):
 
     name = "scripted"
     needs_privileged_state = True
+    cameras: tuple[str, ...] = ()  # reads object poses, never images: nothing to render
 
     def __init__(
         self,
