@@ -78,6 +78,46 @@ def check_group_choices(argv: list[str]) -> None:
                     raise choices_error(key, choice, allowed)
 
 
+def check_overrides(argv: list[str]) -> None:
+    """Compose the config once so a mistyped key or bad override syntax is one line.
+
+    Hydra reports those over several lines with a hint to set HYDRA_FULL_ERROR. Sweeps
+    (``-m``) are left to Hydra, since ``a,b`` values only mean something there.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if any(arg in ("-m", "--multirun") for arg in argv):
+        return
+    overrides = [arg for arg in argv if "=" in arg and not arg.startswith("-")]
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="evalharness"):
+            cfg = compose("config", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        cause = exc.__cause__
+        key = getattr(cause, "full_key", None)
+        if key:
+            parent = key.rsplit(".", 1)[0] if "." in key else None
+            allowed = _keys_at(parent) if parent else []
+            hint = f"; allowed keys in {parent}: {', '.join(allowed)}" if allowed else ""
+            raise UserInputError(f"config key {key!r} does not exist{hint} (use +{key}=... to add a new key)") from None
+        first = str(exc).strip().splitlines()[0]
+        raise UserInputError(f"override not valid: {first}") from None
+    del cfg
+
+
+def _keys_at(path: str) -> list[str]:
+    from hydra import compose, initialize_config_dir
+
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="evalharness"):
+            node = OmegaConf.select(compose("config"), path)
+    except Exception:  # noqa: BLE001 - only a hint for the error message
+        return []
+    return sorted(str(k) for k in node.keys()) if isinstance(node, DictConfig) else []
+
+
 def _resolve_workers(value: Any) -> int:
     from evalharness.runner import default_workers
 
@@ -231,6 +271,7 @@ def run_hydra(argv: list[str]) -> int:
     import hydra
 
     check_group_choices(argv)
+    check_overrides(argv)
     global _exit_code
     _exit_code = 0
 

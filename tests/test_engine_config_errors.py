@@ -38,6 +38,9 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "first_n": (["video=first_n", "video.first_n=0"], ["video.first_n=0", "allowed", ">= 1"]),
     "seed": (["protocol.seed=-1"], ["protocol.seed=-1", "greater than or equal to 0"]),
     "faulty_mode": (["policy=faulty", "policy.mode=segfault"], ["policy.mode='segfault'", "allowed", "raise", "nan", "kill_process"]),
+    # a mistyped key and broken override syntax (Hydra's own errors span several lines)
+    "unknown_key": (["suite.max_step=3"], ["'suite.max_step'", "does not exist", "allowed keys in suite", "max_steps"]),
+    "bad_syntax": (["suite.tasks=[0,"], ["override not valid", "[0,"]),
 }
 
 
