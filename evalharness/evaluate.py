@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from evalharness.errors import UserInputError, choices_error
-from evalharness.plan import EpisodeSpec, build_plan, stable_hash
+from evalharness.plan import build_plan, stable_hash
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ("suite", "protocol", "policy", "decoder", "normalize", "convert", "runner", "video")
@@ -157,7 +157,7 @@ def _policy_identity(policy_cfg: dict[str, Any], pipeline_cfg: dict[str, Any]) -
         policy.close()
 
 
-def _check_run_dir(run_dir: Path, context: str, plan: list[EpisodeSpec], store) -> None:
+def _check_run_dir(run_dir: Path, context: str) -> None:
     """Refuse to mix episodes of another configuration into this run's folder."""
     run_file = run_dir / "run.json"
     if run_file.exists():
@@ -218,7 +218,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(config["output_dir"]).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     store = ResultStore(run_dir)
-    _check_run_dir(run_dir, context, plan, store)
+    _check_run_dir(run_dir, context)
     recorded_config = _recordable(redact(config))
     write_json_atomic(run_dir / "run.json", {"context": context, "context_inputs": context_inputs, "config": recorded_config})
     remove_scratch(run_dir)  # videos of episodes a killed run did not finish
@@ -260,8 +260,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     summary = build_summary(records, metadata, expected_episodes=len(plan))
     write_json_atomic(run_dir / "summary.json", summary)
     table = render_markdown(summary)
+    assets_note = (metadata["assets"] or {}).get("note")
+    if assets_note:
+        table += f"\n- Assets: {assets_note}\n"
     write_text_atomic(run_dir / "summary.md", table)
     print(table)
+    if not summary["complete"]:
+        print(f"evalharness: run incomplete: {'; '.join(summary['incomplete_reasons'])}", file=sys.stderr)
     print(f"\nresults: {run_dir}/ (episodes.jsonl, summary.json, summary.md" + (", videos/)" if any(r.video for r in records) else ")"))
     return summary
 

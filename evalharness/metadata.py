@@ -54,6 +54,15 @@ def machine() -> dict[str, Any]:
     }
 
 
+# Archives known to differ from LIBERO's original assets (shared/libero-assets.md).
+KNOWN_ASSET_NOTES = {
+    "4debe991b6d9f76b2648bc14dfd8cb9c46a2ad4dd367b272dc2a7f212e202d36": (
+        "libero-assets.tar.gz with 30 visual stand-ins (meshes/textures rebuilt; physics unchanged): "
+        "images differ from original LIBERO, so vision-policy scores may too"
+    ),
+}
+
+
 def assets() -> dict[str, Any] | None:
     from envs.libero.home import installed_assets
 
@@ -64,6 +73,7 @@ def assets() -> dict[str, Any] | None:
         "tree_sha256": info.tree_sha256,
         "archive_sha256": info.archive_sha256,
         "files": info.files,
+        "note": KNOWN_ASSET_NOTES.get(info.archive_sha256 or ""),
     }
 
 

@@ -70,6 +70,11 @@ class EpisodeOutcome:
     action_fingerprint: str
     events: list[str]
 
+    @classmethod
+    def error_only(cls, error: EpisodeError) -> "EpisodeOutcome":
+        """An episode that never ran (its env could not be built, its worker died)."""
+        return cls(False, 0, error.kind, str(error), 0.0, 0.0, 0.0, 0.0, "", [])
+
 
 def validate_chunk(chunk: Any) -> np.ndarray:
     """The policy's output as a float (H, 7) array, or an InvalidActionError saying why."""

@@ -26,7 +26,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from evalharness.errors import UserInputError, WorkerCrash
-from evalharness.worker import WorkerConfig, WorkItem, _EnvCache, build_policy, run_item, worker_main
+from evalharness.worker import WorkerConfig, WorkItem, _EnvCache, build_policy, make_record, run_item, worker_main
 
 RecordSink = Callable[[dict[str, Any]], None]
 
@@ -45,17 +45,13 @@ def group_items(items: list[WorkItem], workers: int) -> list[list[WorkItem]]:
 
 
 def crash_record(item: WorkItem, attempts: int, exitcode: int | None) -> dict[str, Any]:
-    from evalharness.results.records import EpisodeRecord
+    """The record of an episode whose worker died on every attempt."""
+    from evalharness.rollout import EpisodeOutcome
 
-    spec = item.spec
     signal_text = f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
     error = WorkerCrash(f"the worker process died ({signal_text}) on each of {attempts} attempts")
-    return EpisodeRecord(
-        key=spec.key, suite=spec.suite, task_index=spec.task_index, task_name=spec.task_name,
-        instruction=spec.instruction, init_state=spec.init_state, seed=spec.seed, success=False, steps=0,
-        error_kind=error.kind, error_message=str(error), wall_time_s=0.0, policy_time_s=0.0, env_time_s=0.0,
-        render_time_s=0.0, video=None, action_fingerprint="", events=[], attempts=attempts,
-    ).model_dump()
+    outcome = EpisodeOutcome.error_only(error)
+    return make_record(item.spec, outcome, attempts=attempts)
 
 
 @dataclass

@@ -9,10 +9,9 @@ writes results itself, so a worker dying mid-episode loses nothing already repor
 from __future__ import annotations
 
 import ctypes
-import os
 import signal
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,6 @@ class WorkerConfig:
     run_dir: str
     video_fps: int
     camera_size: int
-    env_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 def _die_with_parent() -> None:
@@ -84,33 +82,10 @@ class _EnvCache:
         self.env, self.key = None, None
 
 
-def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, settings_cache: dict) -> dict[str, Any]:
-    """Run one episode and return its record as a dict (video finalized)."""
-    from evalharness.errors import EnvError
-    from evalharness.protocol import load_protocol
-    from evalharness.recording import EpisodeRecorder
+def make_record(spec: EpisodeSpec, outcome: Any, video: str | None = None, attempts: int = 1) -> dict[str, Any]:
+    """The stored record of an episode: its spec's coordinates plus what the rollout measured."""
     from evalharness.results.records import EpisodeRecord
-    from evalharness.rollout import EpisodeOutcome, RolloutSettings, run_episode
 
-    spec = item.spec
-    cache_key = (spec.suite, item.max_steps)
-    if cache_key not in settings_cache:
-        protocol = load_protocol(config.protocol)
-        settings_cache[cache_key] = RolloutSettings.from_protocol(protocol, spec.suite, item.max_steps)
-    settings = settings_cache[cache_key]
-
-    recorder = EpisodeRecorder(Path(config.run_dir), spec, item.video, config.video_fps)
-    try:
-        env = envs.get(spec.suite, spec.task_index)
-    except Exception as exc:  # noqa: BLE001 - an env that cannot be built is this episode's error
-        envs.close()
-        error = EnvError(f"building the env failed: {type(exc).__name__}: {exc}")
-        outcome = EpisodeOutcome(False, 0, error.kind, str(error), 0.0, 0.0, 0.0, 0.0, "", [])
-    else:
-        outcome = run_episode(env, policy, spec, settings, recorder.sink)
-        if outcome.error_kind == "env_error":
-            envs.close()  # do not reuse a simulator that threw
-    video = recorder.finish(outcome)
     record = EpisodeRecord(
         key=spec.key,
         suite=spec.suite,
@@ -130,14 +105,42 @@ def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, sett
         video=video,
         action_fingerprint=outcome.action_fingerprint,
         events=outcome.events,
+        attempts=attempts,
     )
     return record.model_dump()
+
+
+def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, settings_cache: dict) -> dict[str, Any]:
+    """Run one episode and return its record as a dict (video finalized)."""
+    from evalharness.errors import EnvError
+    from evalharness.protocol import load_protocol
+    from evalharness.recording import EpisodeRecorder
+    from evalharness.rollout import EpisodeOutcome, RolloutSettings, run_episode
+
+    spec = item.spec
+    cache_key = (spec.suite, item.max_steps)
+    if cache_key not in settings_cache:
+        protocol = load_protocol(config.protocol)
+        settings_cache[cache_key] = RolloutSettings.from_protocol(protocol, spec.suite, item.max_steps)
+    settings = settings_cache[cache_key]
+
+    recorder = EpisodeRecorder(Path(config.run_dir), spec, item.video, config.video_fps)
+    try:
+        env = envs.get(spec.suite, spec.task_index)
+    except Exception as exc:  # noqa: BLE001 - an env that cannot be built is this episode's error
+        envs.close()
+        error = EnvError(f"building the env failed: {type(exc).__name__}: {exc}")
+        outcome = EpisodeOutcome.error_only(error)
+    else:
+        outcome = run_episode(env, policy, spec, settings, recorder.sink)
+        if outcome.error_kind == "env_error":
+            envs.close()  # do not reuse a simulator that threw
+    return make_record(spec, outcome, video=recorder.finish(outcome))
 
 
 def worker_main(conn: Connection, config: WorkerConfig) -> None:
     """Entry point of a worker process (started with the 'spawn' method)."""
     _die_with_parent()
-    os.environ.update({k: str(v) for k, v in config.env_overrides.items()})
     from envs.libero.runtime import prepare_process
 
     prepare_process()
