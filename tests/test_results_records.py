@@ -6,31 +6,10 @@ import pytest
 from pydantic import ValidationError
 
 from evalharness.results.records import EpisodeRecord
+from factories import record_fields
 
 
-def _fields(**overrides):
-    base = dict(
-        key="k1",
-        suite="libero_10",
-        task_index=3,
-        task_name="put_the_bowl_on_the_plate",
-        instruction="put the bowl on the plate",
-        init_state=7,
-        seed=0,
-        success=True,
-        steps=120,
-        error_kind=None,
-        error_message=None,
-        wall_time_s=12.5,
-        policy_time_s=4.0,
-        env_time_s=6.0,
-        render_time_s=2.0,
-        video=None,
-        action_fingerprint="deadbeef",
-        events=[],
-    )
-    base.update(overrides)
-    return base
+_fields = record_fields
 
 
 def test_outcomes():

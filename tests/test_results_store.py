@@ -9,29 +9,16 @@ import warnings
 import pytest
 
 from evalharness.results.records import EpisodeRecord
+from factories import episode_record
 from evalharness.results.store import EPISODES_FILENAME, ResultStore, StoreWarning
 
 
 def make_record(key: str, *, success: bool = True, error_kind: str | None = None, events=None) -> EpisodeRecord:
-    return EpisodeRecord(
-        key=key,
-        suite="libero_spatial",
-        task_index=1,
-        task_name="pick_up_the_black_bowl",
-        instruction="pick up the black bowl",
-        init_state=0,
-        seed=0,
-        success=success and error_kind is None,
-        steps=50,
-        error_kind=error_kind,
-        error_message="boom" if error_kind else None,
-        wall_time_s=1.0,
-        policy_time_s=0.5,
-        env_time_s=0.4,
-        render_time_s=0.1,
-        video=None,
-        action_fingerprint="ab12",
-        events=list(events or []),
+    return episode_record(
+        key=key, suite="libero_spatial", task_index=1, task_name="pick_up_the_black_bowl",
+        instruction="pick up the black bowl", init_state=0, success=success and error_kind is None, steps=50,
+        error_kind=error_kind, error_message="boom" if error_kind else None, wall_time_s=1.0, policy_time_s=0.5,
+        env_time_s=0.4, render_time_s=0.1, action_fingerprint="ab12", events=list(events or []),
     )
 
 

@@ -11,31 +11,18 @@ from evalharness.results.atomic import write_json_atomic
 from evalharness.results.records import EpisodeRecord
 from evalharness.results.stats import wilson_interval
 from evalharness.results.summary import build_summary
+from factories import episode_record
 
 _counter = iter(range(10**6))
 
 
 def rec(suite: str, task_index: int, task_name: str, outcome: str, *, steps: int = 100, init_state: int = 0) -> EpisodeRecord:
     error_kind = {"env_error": "env_error", "policy_error": "policy_error"}.get(outcome)
-    return EpisodeRecord(
-        key=f"key{next(_counter)}",
-        suite=suite,
-        task_index=task_index,
-        task_name=task_name,
-        instruction=task_name.replace("_", " "),
-        init_state=init_state,
-        seed=0,
-        success=outcome == "success",
-        steps=steps,
-        error_kind=error_kind,
-        error_message="it broke" if error_kind else None,
-        wall_time_s=2.0,
-        policy_time_s=1.0,
-        env_time_s=0.5,
-        render_time_s=0.25,
-        video=None,
-        action_fingerprint="00ff",
-        events=[],
+    return episode_record(
+        key=f"key{next(_counter)}", suite=suite, task_index=task_index, task_name=task_name,
+        instruction=task_name.replace("_", " "), init_state=init_state, success=outcome == "success", steps=steps,
+        error_kind=error_kind, error_message="it broke" if error_kind else None, wall_time_s=2.0,
+        policy_time_s=1.0, env_time_s=0.5, render_time_s=0.25, action_fingerprint="00ff",
     )
 
 

@@ -7,8 +7,8 @@ import io
 
 import pytest
 
-from evalharness.results.records import EpisodeRecord
 from evalharness.results.summary import build_summary
+from factories import episode_record
 from evalharness.results.tables import render_csv, render_latex, render_markdown
 
 _keys = iter(range(10**6))
@@ -16,25 +16,10 @@ _keys = iter(range(10**6))
 
 def rec(suite, idx, name, outcome, init_state=0):
     kind = "env_error" if outcome == "error" else None
-    return EpisodeRecord(
-        key=f"k{next(_keys)}",
-        suite=suite,
-        task_index=idx,
-        task_name=name,
-        instruction=name,
-        init_state=init_state,
-        seed=0,
-        success=outcome == "success",
-        steps=10,
-        error_kind=kind,
-        error_message="crash" if kind else None,
-        wall_time_s=1.0,
-        policy_time_s=0.1,
-        env_time_s=0.1,
-        render_time_s=0.1,
-        video=None,
-        action_fingerprint="",
-        events=[],
+    return episode_record(
+        key=f"k{next(_keys)}", suite=suite, task_index=idx, task_name=name, instruction=name, init_state=init_state,
+        success=outcome == "success", steps=10, error_kind=kind, error_message="crash" if kind else None,
+        wall_time_s=1.0, policy_time_s=0.1, env_time_s=0.1, render_time_s=0.1, action_fingerprint="",
     )
 
 
