@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from evalharness.errors import UserInputError, choices_error
-from evalharness.plan import build_plan, stable_hash
+from evalharness.plan import EpisodeSpec, build_plan, stable_hash
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ("suite", "protocol", "policy", "decoder", "normalize", "convert", "runner", "video")
@@ -169,6 +169,12 @@ def _check_run_dir(run_dir: Path, context: str) -> None:
             )
 
 
+def episodes_to_run(plan: list[EpisodeSpec], recorded: list[Any], retry_errors: bool) -> list[EpisodeSpec]:
+    """The planned episodes not yet recorded; with ``retry_errors``, errored ones run again."""
+    finished = {r.key for r in recorded if not (retry_errors and r.outcome == "error")}
+    return [spec for spec in plan if spec.key not in finished]
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run (or resume) one evaluation and return its summary."""
     from envs.libero.runtime import import_libero
@@ -193,6 +199,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     pipeline_cfg = {part: config[part] for part in ("decoder", "normalize", "convert")}
     workers = _resolve_workers(config["runner"]["workers"])
     max_attempts = _int_setting("runner.max_attempts", config["runner"].get("max_attempts", 2), low=1)
+    retry_errors = config["runner"].get("retry_errors", False)
+    if not isinstance(retry_errors, bool):
+        raise UserInputError(f"runner.retry_errors={retry_errors!r} is not valid; allowed: true, false")
     video_cfg = config["video"]
     video_fps = _int_setting("video.fps", video_cfg.get("fps"), low=1, nullable=True) or protocol.video_fps
 
@@ -224,15 +233,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     remove_scratch(run_dir)  # videos of episodes a killed run did not finish
 
     planned = {spec.key for spec in plan}
-    done = store.completed_keys() & planned
-    todo = [spec for spec in plan if spec.key not in done]
+    recorded = store.records()
+    todo = episodes_to_run(plan, recorded, retry_errors)
+    done = planned - {spec.key for spec in todo}
     items = [WorkItem(spec, decisions[spec.key], max_steps) for spec in todo]
 
     worker_config = WorkerConfig(
         policy=config["policy"], pipeline=pipeline_cfg, protocol=config["protocol"], run_dir=str(run_dir),
         video_fps=video_fps, camera_size=camera_size,
     )
-    resumed = [r.model_dump() for r in store.records() if r.key in done]
+    resumed = [r.model_dump() for r in recorded if r.key in done]
     progress = RunProgress(len(plan), resumed, f"{suite['name']} · {config['policy']['_target_'].rsplit('.', 1)[-1]}")
 
     def sink(record: dict[str, Any]) -> None:

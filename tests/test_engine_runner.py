@@ -359,3 +359,31 @@ def test_a_worker_that_dies_before_any_episode_is_not_respawned_forever(tmp_path
         assert record["error_kind"] == "worker_crash" and record["attempts"] == 2 and record["success"] is False
     summary = _summary(out)
     assert summary["complete"] is False and summary["totals"]["errors"] == 2 and summary["totals"]["episodes"] == 0
+
+
+def test_errored_episodes_run_again_only_when_asked(tmp_path) -> None:
+    """A transient fault (a policy server that was down): resume keeps the errors; with
+    runner.retry_errors=true they run again and the retry's verdict replaces them."""
+    flag = tmp_path / "server-down"
+    flag.touch()
+    out = tmp_path / "run"
+    args = [*TINY, "suite=libero_object", "suite.tasks=[0]", "suite.episodes_per_task=2", "suite.max_steps=3",
+            "policy=faulty", "policy.mode=raise", "policy.on_init_states=[1]", f"policy.while_file_exists={flag}",
+            "video=none", "runner.workers=0", f"output_dir={out}"]
+    _ok(_cli(args, tmp_path))
+    first = _records(out)
+    assert sorted(r["error_kind"] or "verdict" for r in first) == ["policy_error", "verdict"]
+    assert _summary(out)["complete"] is False
+
+    flag.unlink()  # the fault is gone
+    _ok(_cli(args, tmp_path))  # plain resume: errors are finished episodes, nothing runs
+    assert _records(out) == first
+
+    _ok(_cli([*args, "runner.retry_errors=true"], tmp_path))
+    lines = _records(out)
+    assert len(lines) == 3 and lines[:2] == first  # appended, never rewritten
+    retried = lines[2]
+    assert retried["init_state"] == 1 and retried["error_kind"] is None
+    summary = _summary(out)
+    assert summary["complete"] is True
+    assert summary["totals"]["episodes"] == 2 and summary["totals"]["errors"] == 0

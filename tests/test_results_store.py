@@ -55,6 +55,26 @@ def test_duplicates_keep_first_and_are_counted(tmp_path):
     assert store.scan().duplicates == 2
 
 
+def test_a_retry_supersedes_an_error_but_not_a_verdict(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append(make_record("a", error_kind="policy_error"))
+    store.append(make_record("b"))
+    store.append(make_record("a", success=False))  # the retry reached a verdict
+    store.append(make_record("a", error_kind="env_error"))  # a later error does not undo it
+    recs = store.records()
+    assert [r.key for r in recs] == ["a", "b"]  # order of first appearance
+    assert recs[0].outcome == "failure"
+    assert store.duplicate_count() == 1
+
+
+def test_latest_of_several_errors_is_kept(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append(make_record("a", error_kind="policy_error"))
+    store.append(make_record("a", error_kind="worker_crash"))
+    (rec,) = store.records()
+    assert rec.error_kind == "worker_crash" and store.duplicate_count() == 0
+
+
 def test_torn_final_line_ignored_then_repaired(tmp_path):
     path = tmp_path / EPISODES_FILENAME
     good = make_record("a").to_json_line() + "\n"

@@ -26,7 +26,13 @@ class FaultyPolicy(Policy):
 
     name = "faulty"
 
-    def __init__(self, mode: str = "raise", after_queries: int = 0, on_init_states: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        mode: str = "raise",
+        after_queries: int = 0,
+        on_init_states: list[int] | None = None,
+        while_file_exists: str | None = None,
+    ) -> None:
         if isinstance(mode, float) and math.isnan(mode):
             mode = "nan"  # Hydra's override grammar reads a bare `policy.mode=nan` as a float NaN
         if mode not in MODES:
@@ -34,16 +40,26 @@ class FaultyPolicy(Policy):
         self.mode = mode
         self.after_queries = int(after_queries)
         self.on_init_states = None if on_init_states is None else {int(k) for k in on_init_states}
+        # A transient fault (a server that was down): only while this file exists.
+        self.while_file_exists = while_file_exists
         self._queries = 0
         self._armed = True
 
     def identity(self) -> dict[str, Any]:
         states = None if self.on_init_states is None else sorted(self.on_init_states)
-        return {"name": self.name, "mode": self.mode, "after_queries": self.after_queries, "on_init_states": states}
+        return {
+            "name": self.name,
+            "mode": self.mode,
+            "after_queries": self.after_queries,
+            "on_init_states": states,
+            "while_file_exists": self.while_file_exists,
+        }
 
     def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
         self._queries = 0
         self._armed = self.on_init_states is None or init_state in self.on_init_states
+        if self.while_file_exists is not None and not os.path.exists(self.while_file_exists):
+            self._armed = False
 
     def act(self, observation: dict[str, Any]) -> np.ndarray:
         self._queries += 1

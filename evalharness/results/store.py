@@ -10,7 +10,9 @@ Why a JSON-lines file and these rules:
   the next line does not glue onto the fragment and corrupt a good record.
 - Resume reads :meth:`ResultStore.completed_keys` and skips those episodes. Should a key
   be recorded twice anyway (two runners racing), the first line wins and the duplicates
-  are counted, so a summary can never count one episode twice.
+  are counted, so a summary can never count one episode twice. The one exception is an
+  *errored* episode (no verdict) that is run again on purpose (``runner.retry_errors``):
+  a later line for the same key supersedes the error, so the retry's outcome counts.
 - Appends take an exclusive ``flock`` on the file, so several processes appending to the
   same run cannot interleave or truncate each other's lines (the parent is the only
   writer by design; the lock makes a violation harmless rather than corrupting). Note
@@ -45,7 +47,8 @@ class StoreWarning(UserWarning):
 class StoreScan:
     """What one read of the store found.
 
-    ``records`` are deduplicated by key (first occurrence wins) in file order;
+    ``records`` are deduplicated by key in order of first appearance: the first verdict
+    wins, and a later line supersedes an earlier *errored* one (a retry);
     ``duplicates`` counts the later lines dropped for repeating a key; ``corrupt_lines``
     counts complete lines that were not a valid record (skipped with a warning);
     ``torn_tail`` is True when the file ended in a partial line (ignored).
@@ -146,8 +149,7 @@ class ResultStore:
                 StoreWarning,
                 stacklevel=2,
             )
-        records: list[EpisodeRecord] = []
-        seen: set[str] = set()
+        by_key: dict[str, EpisodeRecord] = {}  # insertion order = first appearance
         duplicates = 0
         corrupt: list[int] = []
         for lineno, line in enumerate(lines, start=1):
@@ -158,11 +160,11 @@ class ResultStore:
             except (ValidationError, ValueError):
                 corrupt.append(lineno)
                 continue
-            if record.key in seen:
+            earlier = by_key.get(record.key)
+            if earlier is not None and earlier.outcome != "error":
                 duplicates += 1
                 continue
-            seen.add(record.key)
-            records.append(record)
+            by_key[record.key] = record  # new, or a retry superseding an error
         if corrupt:
             shown = ", ".join(str(n) for n in corrupt[:10]) + (" ..." if len(corrupt) > 10 else "")
             warnings.warn(
@@ -171,7 +173,7 @@ class ResultStore:
                 StoreWarning,
                 stacklevel=2,
             )
-        return StoreScan(records, duplicates, len(corrupt), torn_tail)
+        return StoreScan(list(by_key.values()), duplicates, len(corrupt), torn_tail)
 
     def _read_all(self) -> bytes:
         try:
@@ -189,7 +191,7 @@ class ResultStore:
             os.close(fd)
 
     def records(self) -> list[EpisodeRecord]:
-        """All records, deduplicated by key (first wins), in the order they were written."""
+        """All records, deduplicated by key (see :class:`StoreScan`), in order of first appearance."""
         return self.scan().records
 
     def completed_keys(self) -> set[str]:
