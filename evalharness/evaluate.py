@@ -6,6 +6,7 @@ overrides. ``evaluate(cfg)`` does the work for one resolved config (one job of a
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import re
@@ -157,6 +158,21 @@ def _policy_identity(policy_cfg: dict[str, Any], pipeline_cfg: dict[str, Any]) -
         policy.close()
 
 
+def _lock_run_dir(run_dir: Path) -> Any:
+    """Hold an exclusive lock on the run folder for this process's lifetime.
+
+    Two runs resuming into one folder would run the same episodes twice; the second is
+    refused instead. The lock dies with the process, so a killed run never blocks its resume.
+    """
+    handle = open(run_dir / ".lock", "w")  # noqa: SIM115 - kept open while the run lasts
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UserInputError(f"another evalharness run is writing to {run_dir}; wait for it or pick another output_dir") from None
+    return handle
+
+
 def _check_run_dir(run_dir: Path, context: str) -> None:
     """Refuse to mix episodes of another configuration into this run's folder."""
     run_file = run_dir / "run.json"
@@ -226,6 +242,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     run_dir = Path(config["output_dir"]).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock_run_dir(run_dir)  # noqa: F841 - held until this function returns
     store = ResultStore(run_dir)
     _check_run_dir(run_dir, context)
     recorded_config = _recordable(redact(config))

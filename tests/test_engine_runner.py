@@ -387,3 +387,18 @@ def test_errored_episodes_run_again_only_when_asked(tmp_path) -> None:
     summary = _summary(out)
     assert summary["complete"] is True
     assert summary["totals"]["episodes"] == 2 and summary["totals"]["errors"] == 0
+
+
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path) -> None:
+    import fcntl
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / ".lock", "w") as held:  # another run is writing here
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = _cli([*TINY, "suite=smoke", "policy=zero", "suite.max_steps=1", "video=none", "runner.workers=0",
+                     f"output_dir={out}"], tmp_path)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "another evalharness run is writing to" in lines[0]
+    assert not (out / "episodes.jsonl").exists()
