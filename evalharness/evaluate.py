@@ -6,11 +6,14 @@ overrides. ``evaluate(cfg)`` does the work for one resolved config (one job of a
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
 import re
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -158,19 +161,21 @@ def _policy_identity(policy_cfg: dict[str, Any], pipeline_cfg: dict[str, Any]) -
         policy.close()
 
 
-def _lock_run_dir(run_dir: Path) -> Any:
-    """Hold an exclusive lock on the run folder for this process's lifetime.
+@contextlib.contextmanager
+def _run_dir_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the run folder while the run writes to it.
 
     Two runs resuming into one folder would run the same episodes twice; the second is
     refused instead. The lock dies with the process, so a killed run never blocks its resume.
     """
-    handle = open(run_dir / ".lock", "w")  # noqa: SIM115 - kept open while the run lasts
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise UserInputError(f"another evalharness run is writing to {run_dir}; wait for it or pick another output_dir") from None
-    return handle
+    with open(run_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserInputError(
+                f"another evalharness run is writing to {run_dir}; wait for it or pick another output_dir"
+            ) from None
+        yield
 
 
 def _check_run_dir(run_dir: Path, context: str) -> None:
@@ -191,20 +196,33 @@ def episodes_to_run(plan: list[EpisodeSpec], recorded: list[Any], retry_errors: 
     return [spec for spec in plan if spec.key not in finished]
 
 
-def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Run (or resume) one evaluation and return its summary."""
+@dataclass
+class PreparedRun:
+    """A run whose every setting has been validated and whose episodes are planned."""
+
+    config: dict[str, Any]
+    protocol: Any
+    camera_size: int
+    max_steps: int | None
+    pipeline_cfg: dict[str, Any]
+    workers: int
+    max_attempts: int
+    retry_errors: bool
+    video_fps: int
+    identity: dict[str, Any]
+    metadata: dict[str, Any]
+    context_inputs: dict[str, Any]
+    context: str
+    plan: list[EpisodeSpec]
+    video: dict[str, str]  # episode key -> "yes" | "no" | "if_failure"
+
+
+def prepare(cfg: DictConfig) -> PreparedRun:
+    """Validate every setting and plan the episodes; writes nothing."""
     from envs.libero.runtime import import_libero
     from evalharness.metadata import run_metadata
-    from evalharness.progress import RunProgress
     from evalharness.protocol import load_protocol
-    from evalharness.recording import remove_scratch, video_decisions
-    from evalharness.results.atomic import write_json_atomic, write_text_atomic
-    from evalharness.results.records import EpisodeRecord
-    from evalharness.results.store import ResultStore
-    from evalharness.results.summary import build_summary
-    from evalharness.results.tables import render_markdown
-    from evalharness.runner import LocalRunner
-    from evalharness.worker import WorkerConfig, WorkItem
+    from evalharness.recording import video_decisions
 
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
@@ -213,13 +231,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     camera_size = _int_setting("camera_size", config["camera_size"], low=8, high=2048, nullable=True) or protocol.render_size
     max_steps = _int_setting("suite.max_steps", suite.get("max_steps"), low=1, nullable=True)
     pipeline_cfg = {part: config[part] for part in ("decoder", "normalize", "convert")}
-    workers = _resolve_workers(config["runner"]["workers"])
-    max_attempts = _int_setting("runner.max_attempts", config["runner"].get("max_attempts", 2), low=1)
     retry_errors = config["runner"].get("retry_errors", False)
     if not isinstance(retry_errors, bool):
         raise UserInputError(f"runner.retry_errors={retry_errors!r} is not valid; allowed: true, false")
     video_cfg = config["video"]
-    video_fps = _int_setting("video.fps", video_cfg.get("fps"), low=1, nullable=True) or protocol.video_fps
 
     import_libero()  # fails with one line when assets are missing, before any worker starts
     identity = _policy_identity(config["policy"], pipeline_cfg)
@@ -237,54 +252,79 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         suite["name"], suite.get("tasks", "all"), suite.get("episodes_per_task"), suite.get("init_states"),
         protocol.seed, context,
     )
-    # Every config value is checked before anything is written to the output folder.
-    decisions = video_decisions(plan, video_cfg["mode"], video_cfg.get("first_n", 1))
+    return PreparedRun(
+        config=config,
+        protocol=protocol,
+        camera_size=camera_size,
+        max_steps=max_steps,
+        pipeline_cfg=pipeline_cfg,
+        workers=_resolve_workers(config["runner"]["workers"]),
+        max_attempts=_int_setting("runner.max_attempts", config["runner"].get("max_attempts", 2), low=1),
+        retry_errors=retry_errors,
+        video_fps=_int_setting("video.fps", video_cfg.get("fps"), low=1, nullable=True) or protocol.video_fps,
+        identity=identity,
+        metadata=metadata,
+        context_inputs=context_inputs,
+        context=context,
+        plan=plan,
+        video=video_decisions(plan, video_cfg["mode"], video_cfg.get("first_n", 1)),
+    )
 
-    run_dir = Path(config["output_dir"]).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = _lock_run_dir(run_dir)  # noqa: F841 - held until this function returns
-    store = ResultStore(run_dir)
-    _check_run_dir(run_dir, context)
+
+def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
+    """Run the planned episodes not yet recorded in ``run_dir``, then summarize all of them."""
+    from evalharness.progress import RunProgress
+    from evalharness.recording import remove_scratch
+    from evalharness.results.atomic import write_json_atomic, write_text_atomic
+    from evalharness.results.records import EpisodeRecord
+    from evalharness.results.store import ResultStore
+    from evalharness.results.summary import build_summary
+    from evalharness.results.tables import render_markdown
+    from evalharness.runner import LocalRunner
+    from evalharness.worker import WorkerConfig, WorkItem
+
+    config = run.config
+    _check_run_dir(run_dir, run.context)
     recorded_config = _recordable(redact(config))
-    write_json_atomic(run_dir / "run.json", {"context": context, "context_inputs": context_inputs, "config": recorded_config})
+    write_json_atomic(run_dir / "run.json", {"context": run.context, "context_inputs": run.context_inputs, "config": recorded_config})
     remove_scratch(run_dir)  # videos of episodes a killed run did not finish
 
-    planned = {spec.key for spec in plan}
+    store = ResultStore(run_dir)
+    planned = {spec.key for spec in run.plan}
     recorded = store.records()
-    todo = episodes_to_run(plan, recorded, retry_errors)
+    todo = episodes_to_run(run.plan, recorded, run.retry_errors)
     done = planned - {spec.key for spec in todo}
-    items = [WorkItem(spec, decisions[spec.key], max_steps) for spec in todo]
-
+    items = [WorkItem(spec, run.video[spec.key], run.max_steps) for spec in todo]
     worker_config = WorkerConfig(
-        policy=config["policy"], pipeline=pipeline_cfg, protocol=config["protocol"], run_dir=str(run_dir),
-        video_fps=video_fps, camera_size=camera_size,
+        policy=config["policy"], pipeline=run.pipeline_cfg, protocol=config["protocol"], run_dir=str(run_dir),
+        video_fps=run.video_fps, camera_size=run.camera_size,
     )
     resumed = [r.model_dump() for r in recorded if r.key in done]
-    progress = RunProgress(len(plan), resumed, f"{suite['name']} · {config['policy']['_target_'].rsplit('.', 1)[-1]}")
+    label = f"{config['suite']['name']} · {config['policy']['_target_'].rsplit('.', 1)[-1]}"
+    progress = RunProgress(len(run.plan), resumed, label)
 
     def sink(record: dict[str, Any]) -> None:
         store.append(EpisodeRecord(**record))
         progress.update(record)
 
     try:
-        LocalRunner(worker_config, workers, max_attempts).run(items, sink)
+        LocalRunner(worker_config, run.workers, run.max_attempts).run(items, sink)
     finally:
         progress.close()
         remove_scratch(run_dir)  # workers are stopped by now; a killed one leaves its partial video
 
     records = [r for r in store.records() if r.key in planned]
-    metadata.update(
-        {
-            "run_name": config["run_name"],
-            "context": context,
-            "protocol": protocol.model_dump(),
-            "policy": identity,
-            "config": recorded_config,
-            "camera_size": camera_size,
-            "workers": workers,
-        }
-    )
-    summary = build_summary(records, metadata, expected_episodes=len(plan))
+    metadata = {
+        **run.metadata,
+        "run_name": config["run_name"],
+        "context": run.context,
+        "protocol": run.protocol.model_dump(),
+        "policy": run.identity,
+        "config": recorded_config,
+        "camera_size": run.camera_size,
+        "workers": run.workers,
+    }
+    summary = build_summary(records, metadata, expected_episodes=len(run.plan))
     write_json_atomic(run_dir / "summary.json", summary)
     table = render_markdown(summary)
     assets_note = (metadata["assets"] or {}).get("note")
@@ -296,6 +336,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         print(f"evalharness: run incomplete: {'; '.join(summary['incomplete_reasons'])}", file=sys.stderr)
     print(f"\nresults: {run_dir}/ (episodes.jsonl, summary.json, summary.md" + (", videos/)" if any(r.video for r in records) else ")"))
     return summary
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Run (or resume) one evaluation and return its summary."""
+    run = prepare(cfg)  # every value is checked before anything is written
+    run_dir = Path(run.config["output_dir"]).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _run_dir_lock(run_dir):
+        return execute(run, run_dir)
 
 
 def run_hydra(argv: list[str]) -> int:
