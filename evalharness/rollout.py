@@ -100,10 +100,12 @@ def policy_cameras(policy: Policy, settings: RolloutSettings) -> tuple[str, ...]
 
 
 def _observation(
-    env: LiberoEnv, policy: Policy, settings: RolloutSettings, cameras: tuple[str, ...]
+    env: LiberoEnv, policy: Policy, settings: RolloutSettings, cameras: tuple[str, ...], blank: np.ndarray
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     raw = env.render_images(cameras)
-    images = {cam: settings.image_transform(raw[cam]) for cam in CAMERAS}
+    # Cameras not rendered are all zeros: reuse one preprocessed blank instead of
+    # preprocessing zeros at every query (the scripted policy queries every step).
+    images = {cam: settings.image_transform(raw[cam]) if cam in cameras else blank for cam in CAMERAS}
     obs: dict[str, Any] = {
         "images": images,
         "image_mask": {cam: cam in cameras for cam in CAMERAS},
@@ -169,8 +171,12 @@ def run_episode(
             raise PolicyError(f"reset: {type(exc).__name__}: {exc}") from exc
 
         cameras = policy_cameras(policy, settings)
+        blank = settings.image_transform(np.zeros((env.height, env.width, 3), dtype=np.uint8))
+        blank.setflags(write=False)
         while steps < settings.max_steps and not success:
-            obs, raw = simulator("render", lambda: _observation(env, policy, settings, cameras), "observation failed: ")
+            obs, raw = simulator(
+                "render", lambda: _observation(env, policy, settings, cameras, blank), "observation failed: "
+            )
             if frame_sink is not None:
                 # Reuse the agentview frame just rendered for the policy when there is one.
                 record_frame(np.ascontiguousarray(raw["base_0_rgb"][::-1]) if "base_0_rgb" in cameras else None)

@@ -87,6 +87,7 @@ class FakeEnv:
 
     def __init__(self, size: int = 6, succeed_after: int | None = None, fail: str | None = None, fail_after: int = 0) -> None:
         self.size = size
+        self.height = self.width = size  # as LiberoEnv exposes its camera size
         self.succeed_after = succeed_after  # total physics steps after which success holds
         self.fail = fail  # "reset" | "step" | "render" | "privileged"
         self.fail_after = fail_after
