@@ -20,27 +20,20 @@ Why it looks like this:
 
 from __future__ import annotations
 
-import enum
 import math
 import os
 import re
 import uuid
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from evalharness.errors import UserInputError, choices_error
 
 __all__ = [
     "EpisodeVideo",
-    "RecordMode",
-    "VideoPolicy",
-    "should_record",
-    "should_keep",
     "video_filename",
 ]
 
@@ -266,69 +259,3 @@ def video_filename(
     task = _slug(task_name, "task")[:_MAX_TASK_CHARS].rstrip(".-_")
     seed_part = f"_s{seed}" if seed is not None else ""
     return f"{_slug(suite, 'suite')}_t{task_index:02d}_{task}_init{init_state:03d}{seed_part}_{outcome}.mp4"
-
-
-# -- when to record -------------------------------------------------------------------------
-
-
-class RecordMode(str, enum.Enum):
-    """Which episodes get a video.
-
-    - ``none``: no video;
-    - ``failures``: record every episode, keep it only if it did not succeed (failure or
-      error): the outcome is known only at the end, so this costs encoding time for all;
-    - ``first_n``: episodes whose init state index is < N, in every task, whatever the
-      outcome;
-    - ``all``: every episode.
-    """
-
-    NONE = "none"
-    FAILURES = "failures"
-    FIRST_N = "first_n"
-    ALL = "all"
-
-
-def _mode(mode: RecordMode | str) -> RecordMode:
-    try:
-        return RecordMode(mode)
-    except ValueError:
-        raise choices_error("video mode", mode, [m.value for m in RecordMode]) from None
-
-
-@dataclass(frozen=True)
-class VideoPolicy:
-    """A recording mode plus its parameter, answering "record?" before and "keep?" after."""
-
-    mode: RecordMode = RecordMode.NONE
-    first_n: int = 1
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "mode", _mode(self.mode))
-        if isinstance(self.first_n, bool) or not isinstance(self.first_n, int) or self.first_n < 0:
-            raise UserInputError(f"video first_n must be an int >= 0, got {self.first_n!r}")
-
-    def record(self, init_state: int) -> bool:
-        """Whether to capture frames for an episode, decided before it runs."""
-        if self.mode is RecordMode.NONE:
-            return False
-        if self.mode is RecordMode.FIRST_N:
-            return init_state < self.first_n
-        return True  # ALL, and FAILURES (decided at the end)
-
-    def keep(self, outcome: str) -> bool:
-        """Whether to keep a recorded episode's video, decided once its outcome is known."""
-        if outcome not in _OUTCOMES:
-            raise ValueError(f"outcome must be one of {_OUTCOMES}, got {outcome!r}")
-        if self.mode is RecordMode.FAILURES:
-            return outcome != "success"
-        return self.mode is not RecordMode.NONE
-
-
-def should_record(mode: RecordMode | str, *, init_state: int, first_n: int = 1) -> bool:
-    """Function form of :meth:`VideoPolicy.record`."""
-    return VideoPolicy(_mode(mode), first_n).record(init_state)
-
-
-def should_keep(mode: RecordMode | str, *, outcome: str, first_n: int = 1) -> bool:
-    """Function form of :meth:`VideoPolicy.keep`."""
-    return VideoPolicy(_mode(mode), first_n).keep(outcome)

@@ -21,14 +21,3 @@ def assets_installed() -> None:
 
     if installed_assets() is None:
         pytest.fail("LIBERO assets are not installed: run 'make setup' (or 'evalharness setup --assets PATH') first")
-
-
-@pytest.fixture(scope="session")
-def assets_archive():
-    """The shared assets archive (CI and developer machines have it beside the repo)."""
-    from pathlib import Path
-
-    path = Path(os.environ.get("LIBERO_ASSETS_ARCHIVE", Path(__file__).resolve().parents[2] / "shared" / "libero-assets.tar.gz"))
-    if not path.is_file():
-        pytest.skip(f"assets archive not found at {path}; set LIBERO_ASSETS_ARCHIVE")
-    return path

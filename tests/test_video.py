@@ -8,8 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from evalharness.errors import UserInputError
-from evalharness.video import EpisodeVideo, RecordMode, VideoPolicy, should_keep, should_record, video_filename
+from evalharness.video import EpisodeVideo, video_filename
 
 
 def decode(path):
@@ -147,22 +146,3 @@ def test_video_filename():
     assert video_filename("s", 0, "...", 1, "error") == "s_t00_task_init001_error.mp4"
     with pytest.raises(ValueError):
         video_filename("s", 0, "t", 0, "win")
-
-
-def test_recording_modes():
-    assert not should_record("none", init_state=0)
-    assert should_record("all", init_state=999)
-    assert should_record("failures", init_state=999)  # decided at the end
-    assert should_record("first_n", init_state=2, first_n=3)
-    assert not should_record("first_n", init_state=3, first_n=3)
-    assert should_keep("failures", outcome="failure")
-    assert should_keep("failures", outcome="error")
-    assert not should_keep("failures", outcome="success")
-    assert should_keep("all", outcome="success")
-    assert should_keep(RecordMode.FIRST_N, outcome="success")
-    policy = VideoPolicy("first_n", first_n=0)
-    assert policy.mode is RecordMode.FIRST_N and not policy.record(0)
-    with pytest.raises(UserInputError, match="allowed: none, failures, first_n, all"):
-        should_record("sometimes", init_state=0)
-    with pytest.raises(UserInputError):
-        VideoPolicy("first_n", first_n=-1)
