@@ -24,6 +24,7 @@ __all__ = [
     "DecodeError",
     "EnvError",
     "WorkerCrash",
+    "PolicyUnavailable",
 ]
 
 
@@ -61,3 +62,14 @@ class WorkerCrash(EpisodeError):
     """The worker process running the episode died (segfault, OOM kill) twice."""
 
     kind = "worker_crash"
+
+
+class PolicyUnavailable(EpisodeError):
+    """A remote policy could not be reached or kept failing at the transport level
+    (connection refused, timeouts, 5xx after the retries ran out).
+
+    Unlike :class:`PolicyError` (the model itself failed), this says nothing about the
+    policy: ``runner.retry_errors=true`` reruns such episodes once the server is back.
+    """
+
+    kind = "policy_unavailable"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -69,6 +69,7 @@ class EpisodeOutcome:
     render_time_s: float
     action_fingerprint: str
     events: list[str]
+    policy_stats: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def error_only(cls, error: EpisodeError) -> "EpisodeOutcome":
@@ -202,6 +203,11 @@ def run_episode(
     except EpisodeError as exc:
         error = exc
         success = False
+    try:
+        policy_stats = {k: float(v) for k, v in policy.episode_stats().items()}
+    except Exception as exc:  # noqa: BLE001 - diagnostics must never cost the episode its verdict
+        policy_stats = {}
+        events.append(f"policy_stats_failed: {type(exc).__name__}: {exc}")
 
     return EpisodeOutcome(
         success=success,
@@ -214,4 +220,5 @@ def run_episode(
         render_time_s=timers["render"],
         action_fingerprint=fingerprint.hexdigest(),
         events=events,
+        policy_stats=policy_stats,
     )

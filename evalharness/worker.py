@@ -105,6 +105,7 @@ def make_record(spec: EpisodeSpec, outcome: Any, video: str | None = None, attem
         video=video,
         action_fingerprint=outcome.action_fingerprint,
         events=outcome.events,
+        policy_stats=outcome.policy_stats,
         attempts=attempts,
     )
     return record.model_dump()

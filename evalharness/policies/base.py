@@ -25,6 +25,8 @@ protocol's image preprocessing) holds:
 from __future__ import annotations
 
 import abc
+import copy
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -69,6 +71,34 @@ class Policy(abc.ABC):
         over goes unrecorded.
         """
         return []
+
+    def episode_stats(self) -> dict[str, float | int]:
+        """Numbers about the episode just run (query count, latencies), stored in its record.
+
+        Called once at the end of each episode; remote policies report their round trips
+        here. Values must be finite numbers; keys are short snake_case names.
+        """
+        return {}
+
+    def fork(self) -> "Policy":
+        """A policy for one more concurrent episode: the same model (shared, not copied),
+        its own per-episode and random state.
+
+        A policy server gives every session its own fork so that one loaded model serves
+        many simulation workers. The default deep-copies, which is right for policies
+        without heavy state; model policies override it to share their weights.
+        """
+        return copy.deepcopy(self)
+
+    @classmethod
+    def act_batch(cls, policies: Sequence["Policy"], observations: Sequence[dict[str, Any]]) -> list[Any]:
+        """``[p.act(o) for p, o in zip(policies, observations)]``, in one call.
+
+        ``policies`` are forks of one policy (see :meth:`fork`). Model policies override
+        this to run one forward pass over the batch; each fork must still give the answer
+        it would give alone (its own random state), so batching never changes outcomes.
+        """
+        return [policy.act(obs) for policy, obs in zip(policies, observations, strict=True)]
 
     def close(self) -> None:
         """Release resources (network sessions, model memory)."""

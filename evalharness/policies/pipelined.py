@@ -56,6 +56,9 @@ class PipelinedPolicy(Policy):
         self._events = []
         return events
 
+    def episode_stats(self) -> dict[str, float | int]:
+        return self.inner.episode_stats()
+
     def close(self) -> None:
         self.inner.close()
 

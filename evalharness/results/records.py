@@ -52,6 +52,9 @@ class EpisodeRecord(BaseModel):
         description="Lowercase hex digest of the executed actions (empty if none ran).",
     )
     events: list[str] = Field(default_factory=list)
+    policy_stats: dict[str, float] = Field(
+        default_factory=dict, description="What the policy reported about the episode (Policy.episode_stats)."
+    )
     attempts: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
