@@ -176,14 +176,14 @@ def test_an_api_key_reaches_the_server_and_no_output(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = [f"suite={SUITE}", f"suite.tasks=[{TASK}]", "suite.episodes_per_task=1", "suite.max_steps=10",
             "camera_size=64", "policy=openpi", f"policy.port={server.port}", "policy.label=test-checkpoint",
-            "runner.workers=1", "video=all", "record.raw_outputs=true", f"output_dir={out}"]
+            "runner.workers=0", "video=all", "record.raw_outputs=true", f"output_dir={out}"]
     try:
         proc = _cli(args, tmp_path, OPENPI_API_KEY=SECRET)
         wrong = _cli([*args[:-1], f"output_dir={tmp_path / 'wrong'}"], tmp_path, OPENPI_API_KEY="sk-wrong-secret")
     finally:
         server.stop()
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # the parent (identity) and the worker each connected with the key
+    # the parent connected for the identity, then the runner for the episode, each with the key
     assert server.authorizations.count(f"Api-Key {SECRET}") == 2 and server.errors == []
     record = json.loads((out / "episodes.jsonl").read_text())
     assert record["error_kind"] is None and record["policy_stats"]["queries"] == 2
@@ -194,6 +194,11 @@ def test_an_api_key_reaches_the_server_and_no_output(tmp_path: Path) -> None:
     for path in files:
         assert SECRET.encode() not in path.read_bytes(), path
     assert SECRET not in proc.stdout + proc.stderr
+    # its raw outputs (the returned chunks) replay to the very same actions, with no server
+    replay = tmp_path / "replay"
+    assert _cli([*args[:6], "policy=replay", f"policy.from_run={out}", "runner.workers=0", "video=none",
+                 f"output_dir={replay}"], tmp_path).returncode == 0
+    assert json.loads((replay / "episodes.jsonl").read_text())["action_fingerprint"] == record["action_fingerprint"]
     # a wrong key: one line before any episode, naming the variable, not the key
     assert wrong.returncode == 2
     lines = [line for line in wrong.stderr.splitlines() if line.strip()]
