@@ -99,6 +99,24 @@ def test_identity_holds_the_server_metadata(server) -> None:
                         "server_metadata": {"env": "LIBERO", "nested": {"horizon": 8}, "api_key": "<redacted>"}}
 
 
+def test_credentials_in_a_uri_stay_out_of_the_identity_and_forks_share_no_socket(server) -> None:
+    policy = OpenpiPolicy(host=f"ws://user:hunter2@127.0.0.1:{server.port}", port=None, **FAST)
+    assert policy.identity()["uri"] == f"ws://127.0.0.1:{server.port}"
+    fork = policy.fork()
+    assert fork.settings == policy.settings and fork._ws is None and policy._ws is not None
+    policy.close()
+
+
+def test_a_server_restarted_with_another_policy_is_a_policy_error(env, settings, spec, server) -> None:
+    policy = OpenpiPolicy(port=server.port, **FAST)
+    policy.identity()  # connected: metadata {"env": "LIBERO", ...}
+    server.metadata = {"env": "LIBERO", "action_horizon": 10}
+    server.fault = "drop_after:1"  # the open connection goes away; the reconnect meets the new metadata
+    outcome = run_episode(env, policy, spec, settings)
+    policy.close()
+    assert outcome.error_kind == "policy_error" and "metadata changed on reconnect" in outcome.error_message
+
+
 def test_a_connection_dropped_mid_episode_is_reconnected(env, settings, spec, direct, server) -> None:
     server.fault = "drop_after:2"  # the second query of the first connection is never answered
     outcome, policy = _remote(env, settings, spec, server)

@@ -115,6 +115,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _without_userinfo(uri: str) -> str:
+    """``wss://user:secret@host`` -> ``wss://host``: credentials never reach the identity."""
+    scheme, sep, rest = uri.partition("://")
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{netloc.rpartition('@')[2]}{slash}{path}"
+
+
 def _error_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if not lines:
@@ -258,7 +265,7 @@ class OpenpiPolicy(Policy):
             self._learn_metadata()
         from evalharness.evaluate import redact
 
-        return {"name": self.name, "uri": self.settings.uri, "label": self.settings.label,
+        return {"name": self.name, "uri": _without_userinfo(self.settings.uri), "label": self.settings.label,
                 "server_metadata": redact(self._metadata)}
 
     def _learn_metadata(self) -> None:
