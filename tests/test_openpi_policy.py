@@ -99,6 +99,18 @@ def test_identity_holds_the_server_metadata(server) -> None:
                         "server_metadata": {"env": "LIBERO", "nested": {"horizon": 8}, "api_key": "<redacted>"}}
 
 
+def test_a_server_down_when_the_run_starts_is_one_error_line() -> None:
+    from evalharness.errors import UserInputError
+
+    server = OpenpiTestServer(ObservationPolicy())
+    server.stop()
+    with pytest.raises(UserInputError) as caught:
+        OpenpiPolicy(port=server.port, **FAST).identity()
+    message = str(caught.value)
+    assert "\n" not in message and f"cannot use the policy server at ws://127.0.0.1:{server.port}" in message
+    assert "Connection refused" in message and "serve_policy.py" in message
+
+
 def test_credentials_in_a_uri_stay_out_of_the_identity_and_forks_share_no_socket(server) -> None:
     policy = OpenpiPolicy(host=f"ws://user:hunter2@127.0.0.1:{server.port}", port=None, **FAST)
     assert policy.identity()["uri"] == f"ws://127.0.0.1:{server.port}"

@@ -96,7 +96,7 @@ def test_reopening_the_sidecar_drops_orphans_duplicates_and_torn_tails(tmp_path:
     lines = [json.loads(x) for x in (tmp_path / RAW_OUTPUTS_FILENAME).read_text().splitlines()]
     assert [(x["key"], x["outputs"][0]["values"]) for x in lines] == [(a.key, [3])]
     (episode,) = load_raw_outputs(tmp_path)
-    assert (episode.init_state, episode.outputs) == (0, [encode_output([3])])
+    assert (episode.spec.init_state, episode.outputs) == (0, [encode_output([3])])
 
 
 # ----- end to end in LIBERO ---------------------------------------------------------------------------------

@@ -96,7 +96,6 @@ class ReplayPolicy(Policy):
 
 def _load_run(from_run: str) -> dict[tuple[str, int, int], list[dict[str, Any]]]:
     """The recorded outputs of a run, by (instruction, init state, episode seed)."""
-    from evalharness.plan import EpisodeSpec
     from evalharness.results.raw_outputs import RAW_OUTPUTS_FILENAME, load_raw_outputs
 
     run_dir = Path(from_run).expanduser()
@@ -105,9 +104,8 @@ def _load_run(from_run: str) -> dict[tuple[str, int, int], list[dict[str, Any]]]
                              "with record.raw_outputs=true first")
     recorded: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
     for episode in load_raw_outputs(run_dir):
-        spec = EpisodeSpec(episode.suite, episode.task_index, episode.task_name, episode.instruction,
-                           episode.init_state, episode.seed, context="")
-        key = (episode.instruction, episode.init_state, spec.episode_seed)
+        spec = episode.spec
+        key = (spec.instruction, spec.init_state, spec.episode_seed)
         if key in recorded and recorded[key] != episode.outputs:
             raise UserInputError(f"policy.from_run={from_run!r}: two episodes share instruction, init state and seed; "
                                  "replay them from separate runs")

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
 from evalharness.errors import UserInputError
+from evalharness.plan import EpisodeSpec
 from evalharness.results.atomic import write_bytes_atomic
 from evalharness.results.jsonl import append_line, read_locked, split_lines
 from evalharness.results.records import EpisodeRecord
@@ -59,14 +60,10 @@ def record_settings(value: Any) -> RecordSettings:
 
 @dataclass(frozen=True)
 class RawEpisode:
-    """One counted episode of a run and the raw outputs of its queries, in order."""
+    """One counted episode of a run (its coordinates; no context) and the raw outputs of its
+    queries, in order."""
 
-    suite: str
-    task_index: int
-    task_name: str
-    instruction: str
-    init_state: int
-    seed: int
+    spec: EpisodeSpec
     outputs: list[dict[str, Any]]
 
 
@@ -119,6 +116,6 @@ def load_raw_outputs(run_dir: Path) -> list[RawEpisode]:
     episodes = []
     for _, data in _belonging(Path(run_dir) / RAW_OUTPUTS_FILENAME, records.values()):
         r = records[(data["key"], data["action_fingerprint"])]
-        episodes.append(RawEpisode(r.suite, r.task_index, r.task_name, r.instruction, r.init_state, r.seed,
-                                   data["outputs"]))
+        spec = EpisodeSpec(r.suite, r.task_index, r.task_name, r.instruction, r.init_state, r.seed, context="")
+        episodes.append(RawEpisode(spec, data["outputs"]))
     return episodes
