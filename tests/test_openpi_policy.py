@@ -99,6 +99,15 @@ def test_identity_holds_the_server_metadata(server) -> None:
                         "server_metadata": {"env": "LIBERO", "nested": {"horizon": 8}, "api_key": "<redacted>"}}
 
 
+def test_bad_settings_are_one_line_naming_key_and_rule() -> None:
+    from evalharness.errors import UserInputError
+
+    with pytest.raises(UserInputError, match=r"^policy.prot is not a setting; allowed: host, port, api_key_env"):
+        OpenpiPolicy(prot=1)
+    with pytest.raises(UserInputError, match=r"^policy.infer_timeout_s=0 is not valid: input should be greater than 0$"):
+        OpenpiPolicy(infer_timeout_s=0)
+
+
 def test_a_server_down_when_the_run_starts_is_one_error_line() -> None:
     from evalharness.errors import UserInputError
 

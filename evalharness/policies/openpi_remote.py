@@ -55,12 +55,13 @@ import time
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from envs.libero.geometry import quat_xyzw_to_axis_angle
 from evalharness.errors import PolicyError, PolicyUnavailable, UserInputError
 from evalharness.policies.base import Policy
 from evalharness.policies.openpi_wire import WireError, pack, unpack
+from evalharness.settings import validate_settings
 
 __all__ = ["OpenpiSettings", "OpenpiPolicy"]
 
@@ -85,17 +86,12 @@ class OpenpiSettings(BaseModel):
         base = self.host if self.host.startswith(("ws://", "wss://")) else f"ws://{self.host}"
         return base if self.port is None else f"{base}:{self.port}"
 
-
-def _settings(values: dict[str, Any]) -> OpenpiSettings:
-    try:
-        return OpenpiSettings(**values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        if first["type"] == "extra_forbidden":
-            allowed = ", ".join(OpenpiSettings.model_fields)
-            raise UserInputError(f"policy.{key} is not a setting of policy=openpi; allowed: {allowed}") from None
-        raise UserInputError(f"policy.{key}={first.get('input')!r} is not valid: {first['msg']}") from None
+    @property
+    def shown_uri(self) -> str:
+        """The URI without ``user:password@``: what identities and messages show."""
+        scheme, sep, rest = self.uri.partition("://")
+        netloc, slash, path = rest.partition("/")
+        return f"{scheme}{sep}{netloc.rpartition('@')[2]}{slash}{path}"
 
 
 def _jsonable(value: Any) -> Any:
@@ -113,13 +109,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return str(value)
     return value
-
-
-def _without_userinfo(uri: str) -> str:
-    """``wss://user:secret@host`` -> ``wss://host``: credentials never reach the identity."""
-    scheme, sep, rest = uri.partition("://")
-    netloc, slash, path = rest.partition("/")
-    return f"{scheme}{sep}{netloc.rpartition('@')[2]}{slash}{path}"
 
 
 def _error_line(text: str) -> str:
@@ -155,7 +144,7 @@ class OpenpiPolicy(Policy):
     cameras = ("base_0_rgb", "left_wrist_0_rgb")
 
     def __init__(self, **settings: Any) -> None:
-        self.settings = _settings(settings)
+        self.settings = validate_settings(OpenpiSettings, settings, "policy")
         self._ws: Any = None
         self._metadata: dict | None = None
         self._reset_stats()
@@ -224,7 +213,7 @@ class OpenpiPolicy(Policy):
             if status < 500:
                 hint = f" (check {self.settings.api_key_env})" if status in (401, 403) else ""
                 raise PolicyUnavailable(
-                    f"openpi server {self.settings.uri} refused the connection: HTTP {status}{hint}"
+                    f"openpi server {self.settings.shown_uri} refused the connection: HTTP {status}{hint}"
                 ) from None
             return f"HTTP {status}"
         except (ConnectionClosed, InvalidHandshake, OSError, EOFError) as exc:  # OSError includes timeouts
@@ -248,12 +237,12 @@ class OpenpiPolicy(Policy):
                     return self._ws.recv(timeout=s.infer_timeout_s)
                 except TimeoutError:
                     self._drop()  # a late reply must not answer the next query
-                    raise PolicyUnavailable(f"openpi server {s.uri} did not answer within {s.infer_timeout_s:g} s") from None
+                    raise PolicyUnavailable(f"openpi server {s.shown_uri} did not answer within {s.infer_timeout_s:g} s") from None
                 except (ConnectionClosed, OSError) as exc:
                     self._drop()
                     reason = self._scrub(f"{type(exc).__name__}: {exc}".splitlines()[0])
             if failures >= s.reconnects:
-                raise PolicyUnavailable(f"openpi server {s.uri} unreachable after {failures} reconnect(s): {reason}")
+                raise PolicyUnavailable(f"openpi server {s.shown_uri} unreachable after {failures} reconnect(s): {reason}")
             failures += 1
             self._reconnects += 1
             self._backoff(failures)
@@ -265,7 +254,7 @@ class OpenpiPolicy(Policy):
             self._learn_metadata()
         from evalharness.evaluate import redact
 
-        return {"name": self.name, "uri": _without_userinfo(self.settings.uri), "label": self.settings.label,
+        return {"name": self.name, "uri": self.settings.shown_uri, "label": self.settings.label,
                 "server_metadata": redact(self._metadata)}
 
     def _learn_metadata(self) -> None:
@@ -281,7 +270,7 @@ class OpenpiPolicy(Policy):
         except (PolicyUnavailable, PolicyError) as exc:
             reason = str(exc)
         raise UserInputError(
-            f"policy=openpi: cannot use the policy server at {s.uri}: {reason} (start it with openpi's "
+            f"policy=openpi: cannot use the policy server at {s.shown_uri}: {reason} (start it with openpi's "
             "scripts/serve_policy.py, or set policy.host / policy.port)"
         )
 

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictBool
 
-from evalharness.errors import UserInputError
 from evalharness.plan import EpisodeSpec
 from evalharness.results.atomic import write_bytes_atomic
 from evalharness.results.jsonl import append_line, read_locked, split_lines
 from evalharness.results.records import EpisodeRecord
 from evalharness.results.store import ResultStore
+from evalharness.settings import validate_settings
 
 __all__ = ["RAW_OUTPUTS_FILENAME", "RawEpisode", "RawOutputLog", "RecordSettings", "load_raw_outputs", "record_settings"]
 
@@ -48,14 +48,7 @@ class RecordSettings(BaseModel):
 
 def record_settings(value: Any) -> RecordSettings:
     """Validate ``record``; a bad value is one line naming key, value and what is allowed."""
-    try:
-        return RecordSettings.model_validate(value or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        if first["type"] == "extra_forbidden":
-            raise UserInputError(f"record.{key} is not a setting; allowed: {', '.join(RecordSettings.model_fields)}") from None
-        raise UserInputError(f"record.{key}={first.get('input')!r} is not valid; allowed: true, false") from None
+    return validate_settings(RecordSettings, value, "record")
 
 
 @dataclass(frozen=True)
