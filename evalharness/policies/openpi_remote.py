@@ -26,7 +26,8 @@ Wire format (openpi's, exactly; see :mod:`evalharness.policies.openpi_wire`):
 
 Faults, every wait bounded:
 
-- connecting (TCP + handshake + the metadata frame) waits at most ``open_timeout_s``;
+- connecting waits at most ``open_timeout_s`` for the handshake, and as long again for
+  the metadata frame;
 - a reply waits at most ``infer_timeout_s``. A timeout is not retried (the server is up
   but stuck or overloaded, and a late reply on a reused connection would answer the wrong
   query): the connection is dropped and the episode ends as ``policy_unavailable``;
@@ -34,7 +35,7 @@ Faults, every wait bounded:
   reconnect and resend the same observation after a backoff of ``backoff_s`` doubling up
   to ``backoff_max_s``, at most ``reconnects`` times per query; then the episode ends as
   ``policy_unavailable``. A 4xx handshake (a wrong API key) is not retried. So one query
-  waits at most ``infer_timeout_s + reconnects * (open_timeout_s + backoff_max_s +
+  waits at most ``infer_timeout_s + reconnects * (2 * open_timeout_s + backoff_max_s +
   infer_timeout_s)``, and a server that stays down costs ``reconnects`` backoffs;
 - malformed replies: not msgpack or no ``actions`` -> ``policy_error``; ``actions`` of the
   wrong shape or with NaN -> ``invalid_action`` (checked by the rollout like any chunk).
@@ -159,7 +160,7 @@ class OpenpiPolicy(Policy):
         return text.replace(key, "<redacted>") if key else text
 
     def _connect(self) -> None:
-        """Open the connection and read the metadata frame (bounded by open_timeout_s)."""
+        """Open the connection and read the metadata frame (each bounded by open_timeout_s)."""
         from websockets.sync.client import connect
 
         key = self._api_key()
