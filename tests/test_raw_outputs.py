@@ -66,6 +66,12 @@ def test_the_recorder_changes_nothing_and_keeps_each_query() -> None:
     assert [decode_output(r).tobytes() for r in raw] == [o.tobytes() for o in outputs]  # before the pipeline
     assert np.allclose(actions[0], outputs[0] * 0.5)  # the pipeline still ran
     assert take_raw_outputs(recorded) == []
+    # batched (a policy server's forks): each fork keeps its own outputs
+    forks = [RawOutputRecorder(RandomPolicy(horizon=2)) for _ in range(2)]
+    for seed, fork in enumerate(forks):
+        fork.reset("x", seed=seed)
+    batch = RawOutputRecorder.act_batch(forks, [{}, {}])
+    assert [decode_output(f.take()[0]).tobytes() for f in forks] == [b.tobytes() for b in batch]
 
 
 def test_record_settings_are_validated() -> None:

@@ -17,7 +17,8 @@ reuses episodes. Two sources:
   exactly (same action fingerprints); under another decoder or stats it shows what those
   same outputs would have done. An episode that runs past the recorded queries (it no
   longer ends where the recorded one did) ends as ``policy_error``; an episode the run did
-  not record, too.
+  not record, too. Replay under the recorded run's protocol: another ``replan_steps``
+  would pair the outputs with other steps.
 """
 
 from __future__ import annotations
