@@ -17,6 +17,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# The tests prove policy=openpi wire-compatible with the real openpi client; it pins
+	# numpy<2 (its code runs on numpy 2), hence --no-deps.
+	$(BIN)/pip install --quiet --no-deps openpi-client==0.1.2
 	touch $@
 
 setup: install

@@ -215,6 +215,7 @@ class PreparedRun:
     context: str
     plan: list[EpisodeSpec]
     video: dict[str, str]  # episode key -> "yes" | "no" | "if_failure"
+    raw_outputs: bool = False  # record.raw_outputs: keep each query's raw model output (not in the context)
 
 
 def prepare(cfg: DictConfig) -> PreparedRun:
@@ -223,6 +224,7 @@ def prepare(cfg: DictConfig) -> PreparedRun:
     from evalharness.metadata import run_metadata
     from evalharness.protocol import load_protocol
     from evalharness.recording import video_decisions
+    from evalharness.results.raw_outputs import record_settings
 
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
@@ -235,6 +237,7 @@ def prepare(cfg: DictConfig) -> PreparedRun:
     if not isinstance(retry_errors, bool):
         raise UserInputError(f"runner.retry_errors={retry_errors!r} is not valid; allowed: true, false")
     video_cfg = config["video"]
+    record = record_settings(config.get("record"))
 
     import_libero()  # fails with one line when assets are missing, before any worker starts
     identity = _policy_identity(config["policy"], pipeline_cfg)
@@ -268,6 +271,7 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         context=context,
         plan=plan,
         video=video_decisions(plan, video_cfg["mode"], video_cfg.get("first_n", 1)),
+        raw_outputs=record.raw_outputs,
     )
 
 
@@ -276,6 +280,7 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     from evalharness.progress import RunProgress
     from evalharness.recording import remove_scratch
     from evalharness.results.atomic import write_json_atomic, write_text_atomic
+    from evalharness.results.raw_outputs import RawOutputLog
     from evalharness.results.records import EpisodeRecord
     from evalharness.results.store import ResultStore
     from evalharness.results.summary import build_summary
@@ -297,13 +302,17 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     items = [WorkItem(spec, run.video[spec.key], run.max_steps) for spec in todo]
     worker_config = WorkerConfig(
         policy=config["policy"], pipeline=run.pipeline_cfg, protocol=config["protocol"], run_dir=str(run_dir),
-        video_fps=run.video_fps, camera_size=run.camera_size,
+        video_fps=run.video_fps, camera_size=run.camera_size, raw_outputs=run.raw_outputs,
     )
+    raw_log = RawOutputLog(run_dir, recorded) if run.raw_outputs else None
     resumed = [r.model_dump() for r in recorded if r.key in done]
     label = f"{config['suite']['name']} · {config['policy']['_target_'].rsplit('.', 1)[-1]}"
     progress = RunProgress(len(run.plan), resumed, label)
 
     def sink(record: dict[str, Any]) -> None:
+        raw_outputs = record.pop("raw_outputs", None)
+        if raw_log is not None and raw_outputs is not None:
+            raw_log.append(record, raw_outputs)  # before the record: a kill in between reruns the episode
         store.append(EpisodeRecord(**record))
         progress.update(record)
 

@@ -82,7 +82,7 @@ class LocalRunner:
             self._run_processes(items, sink)
 
     def _run_inline(self, items: Iterable[WorkItem], sink: RecordSink) -> None:
-        policy = build_policy(self.config.policy, self.config.pipeline)
+        policy = build_policy(self.config.policy, self.config.pipeline, record_raw=self.config.raw_outputs)
         envs = _EnvCache(self.config.camera_size)
         settings: dict = {}
         try:

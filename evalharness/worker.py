@@ -38,6 +38,7 @@ class WorkerConfig:
     run_dir: str
     video_fps: int
     camera_size: int
+    raw_outputs: bool = False  # record.raw_outputs: send each query's raw model output with the record
 
 
 def _die_with_parent() -> None:
@@ -49,13 +50,20 @@ def _die_with_parent() -> None:
         pass
 
 
-def build_policy(policy_cfg: dict[str, Any], pipeline_cfg: dict[str, Any]):
-    """Instantiate the configured policy, wrapped in the action pipeline when one is set."""
+def build_policy(policy_cfg: dict[str, Any], pipeline_cfg: dict[str, Any], *, record_raw: bool = False):
+    """Instantiate the configured policy, wrapped in the action pipeline when one is set.
+
+    ``record_raw`` puts a :class:`~evalharness.policies.raw_outputs.RawOutputRecorder`
+    between the model and the pipeline, so that what the model emitted is kept.
+    """
     from hydra.utils import instantiate
 
     from evalharness.policies.pipelined import wrap_with_pipeline
+    from evalharness.policies.raw_outputs import RawOutputRecorder
 
     policy = instantiate(policy_cfg, _convert_="all")
+    if record_raw:
+        policy = RawOutputRecorder(policy)
     return wrap_with_pipeline(policy, pipeline_cfg)
 
 
@@ -114,6 +122,7 @@ def make_record(spec: EpisodeSpec, outcome: Any, video: str | None = None, attem
 def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, settings_cache: dict) -> dict[str, Any]:
     """Run one episode and return its record as a dict (video finalized)."""
     from evalharness.errors import EnvError
+    from evalharness.policies.raw_outputs import take_raw_outputs
     from evalharness.protocol import load_protocol
     from evalharness.recording import EpisodeRecorder
     from evalharness.rollout import EpisodeOutcome, RolloutSettings, run_episode
@@ -136,7 +145,11 @@ def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, sett
         outcome = run_episode(env, policy, spec, settings, recorder.sink)
         if outcome.error_kind == "env_error":
             envs.close()  # do not reuse a simulator that threw
-    return make_record(spec, outcome, video=recorder.finish(outcome))
+    record = make_record(spec, outcome, video=recorder.finish(outcome))
+    raw_outputs = take_raw_outputs(policy)
+    if raw_outputs is not None:
+        record["raw_outputs"] = raw_outputs  # the parent writes them to the sidecar, then the record
+    return record
 
 
 def worker_main(conn: Connection, config: WorkerConfig) -> None:
@@ -148,7 +161,7 @@ def worker_main(conn: Connection, config: WorkerConfig) -> None:
     envs = _EnvCache(config.camera_size)
     settings_cache: dict = {}
     try:
-        policy = build_policy(config.policy, config.pipeline)
+        policy = build_policy(config.policy, config.pipeline, record_raw=config.raw_outputs)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops the run
         conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
         return

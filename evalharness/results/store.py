@@ -21,7 +21,6 @@ Why a JSON-lines file and these rules:
 
 from __future__ import annotations
 
-import fcntl
 import os
 import warnings
 from dataclasses import dataclass
@@ -29,18 +28,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from evalharness.results.atomic import fsync_dir
+from evalharness.results.jsonl import StoreWarning, append_line, read_locked, repair, split_lines
 from evalharness.results.records import EpisodeRecord
 
 __all__ = ["EPISODES_FILENAME", "ResultStore", "StoreScan", "StoreWarning"]
 
 EPISODES_FILENAME = "episodes.jsonl"
-
-_EXCERPT = 120
-
-
-class StoreWarning(UserWarning):
-    """The store found (and ignored or repaired) something it did not write cleanly."""
 
 
 @dataclass(frozen=True)
@@ -74,12 +67,7 @@ class ResultStore:
         self.readonly = readonly
         if not readonly:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            fd = self._open_for_append()
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                self._repair_torn_tail(fd)
-            finally:
-                os.close(fd)  # closing releases the lock
+            repair(self.path)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -89,66 +77,13 @@ class ResultStore:
             raise PermissionError(f"result store {self.path} was opened read-only")
         if not isinstance(record, EpisodeRecord):
             raise TypeError(f"expected an EpisodeRecord, got {type(record).__name__}")
-        data = (record.to_json_line() + "\n").encode("utf-8")
-        fd = self._open_for_append()
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            # Another process may have crashed mid-line since we opened the store.
-            size = self._repair_torn_tail(fd)
-            written = os.write(fd, data)
-            if written != len(data):
-                # Short write (disk full): remove the fragment so the file stays clean.
-                os.ftruncate(fd, size)
-                raise OSError(
-                    f"short write to {self.path}: {written} of {len(data)} bytes; "
-                    "the partial line was removed"
-                )
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def _open_for_append(self) -> int:
-        created = not self.path.exists()
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        if created:
-            fsync_dir(self.run_dir)  # make the new directory entry durable too
-        return fd
-
-    def _repair_torn_tail(self, fd: int) -> int:
-        """Truncate a final line lacking its newline; return the (new) file size.
-
-        Must be called with the exclusive lock held.
-        """
-        size = os.fstat(fd).st_size
-        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
-            return size
-        keep = _end_of_last_complete_line(fd, size)
-        fragment = os.pread(fd, min(size - keep, _EXCERPT), keep)
-        os.ftruncate(fd, keep)
-        os.fsync(fd)
-        warnings.warn(
-            f"{self.path}: removed a torn final line ({size - keep} bytes, from an "
-            f"interrupted write) starting {fragment.decode('utf-8', 'replace')!r}",
-            StoreWarning,
-            stacklevel=3,
-        )
-        return keep
+        append_line(self.path, (record.to_json_line() + "\n").encode("utf-8"))
 
     # -- reading -------------------------------------------------------------------------
 
     def scan(self) -> StoreScan:
         """Read the whole store: deduplicated records plus what was skipped and why."""
-        data = self._read_all()
-        lines = data.split(b"\n")
-        tail = lines.pop()  # b"" when the file ends with a newline (or is empty)
-        torn_tail = bool(tail)
-        if torn_tail:
-            warnings.warn(
-                f"{self.path}: ignoring a torn final line without a newline ({len(tail)} "
-                f"bytes) starting {tail[:_EXCERPT].decode('utf-8', 'replace')!r}",
-                StoreWarning,
-                stacklevel=2,
-            )
+        lines, torn_tail = split_lines(self.path, read_locked(self.path))
         by_key: dict[str, EpisodeRecord] = {}  # insertion order = first appearance
         duplicates = 0
         corrupt: list[int] = []
@@ -175,21 +110,6 @@ class ResultStore:
             )
         return StoreScan(list(by_key.values()), duplicates, len(corrupt), torn_tail)
 
-    def _read_all(self) -> bytes:
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
-            return b""
-        try:
-            # A shared lock waits for an in-progress append, so we read whole lines.
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            return b"".join(chunks)
-        finally:
-            os.close(fd)
-
     def records(self) -> list[EpisodeRecord]:
         """All records, deduplicated by key (see :class:`StoreScan`), in order of first appearance."""
         return self.scan().records
@@ -205,15 +125,3 @@ class ResultStore:
     def __repr__(self) -> str:
         return f"ResultStore({str(self.run_dir)!r}, readonly={self.readonly})"
 
-
-def _end_of_last_complete_line(fd: int, size: int, block: int = 1 << 16) -> int:
-    """Offset just past the last newline before ``size`` (0 when there is none)."""
-    end = size
-    while end > 0:
-        start = max(0, end - block)
-        chunk = os.pread(fd, end - start, start)
-        idx = chunk.rfind(b"\n")
-        if idx >= 0:
-            return start + idx + 1
-        end = start
-    return 0

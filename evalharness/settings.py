@@ -1,0 +1,34 @@
+"""Validating one config group's settings with its pydantic model, as one clear line.
+
+Each config group (or policy) that takes settings describes them with a pydantic model
+(``extra="forbid"``); :func:`validate_settings` turns the model's first complaint into a
+:class:`~evalharness.errors.UserInputError` naming the key, the value and what is allowed,
+instead of pydantic's multi-line report.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from evalharness.errors import UserInputError
+
+__all__ = ["validate_settings"]
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def validate_settings(model: type[Model], values: Any, prefix: str) -> Model:
+    """``model`` built from ``values``; a bad key or value raises one line starting ``prefix.key``."""
+    try:
+        return model.model_validate(values if values is not None else {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise UserInputError(f"{prefix}.{key} is not a setting; allowed: {', '.join(model.model_fields)}") from None
+        value = f"{prefix}.{key}={first.get('input')!r} is not valid"
+        if first["type"].startswith("bool"):
+            raise UserInputError(f"{value}; allowed: true, false") from None
+        raise UserInputError(f"{value}: {first['msg'][0].lower()}{first['msg'][1:]}") from None
