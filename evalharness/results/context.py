@@ -101,7 +101,7 @@ def run_notes(summary: Summary, partial: str | None = None) -> list[str]:
     :func:`version_notes`, which needs the other runs)."""
     notes: list[str] = []
     per_task = _episodes_per_task(summary)
-    if per_task and per_task[0] < STANDARD_EPISODES_PER_TASK:
+    if per_task and per_task[0] < STANDARD_EPISODES_PER_TASK and not partial:
         lo, hi = per_task
         n = f"{lo}" if lo == hi else f"{lo}-{hi}"
         notes.append(f"{n} episodes per task (protocols use {STANDARD_EPISODES_PER_TASK}): wide intervals")
@@ -159,17 +159,26 @@ def _assets_text(summary: Summary) -> str:
     assets = summary.metadata.assets
     if assets is None:
         return "not recorded"
-    sha = (assets.tree_sha256 or "?")[:12]
-    return f"{sha} ({assets.describe()})"
+    sha = (assets.tree_sha256 or "checksum not recorded")[:12]
+    return f"{sha} (modified)" if assets.modified else sha
+
+
+def _protocol_text(protocol: dict[str, Any] | None) -> str:
+    """The protocol's name and a short hash of all its settings (equal iff the settings are)."""
+    if protocol is None:
+        return "not recorded"
+    from evalharness.plan import stable_hash
+
+    return f"{protocol.get('name', 'unnamed')} (settings {stable_hash(protocol)[:10]})"
 
 
 def compare_contexts(baseline: Summary, candidate: Summary) -> list[ContextItem]:
     """Everything but the policy, side by side; protocol conditions are blocking."""
     b, c = conditions(baseline), conditions(candidate)
     items = [
-        ContextItem("protocol", json.dumps(b["protocol"], sort_keys=True), json.dumps(c["protocol"], sort_keys=True), True),
+        ContextItem("protocol", _protocol_text(b["protocol"]), _protocol_text(c["protocol"]), True),
         ContextItem("camera size", str(b["camera_size"]), str(c["camera_size"]), True),
-        ContextItem("max steps cap", str(b["max_steps_cap"]), str(c["max_steps_cap"]), True),
+        ContextItem("max steps cap", str(b["max_steps_cap"] or "none"), str(c["max_steps_cap"] or "none"), True),
     ]
     for package, shown in SIMULATOR_PACKAGES:
         items.append(ContextItem(shown, str(_version(baseline, package)), str(_version(candidate, package)), False))

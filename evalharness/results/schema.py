@@ -166,7 +166,7 @@ class AssetsInfo(_Open):
             return f"assets: {self.note}"
         if self.differs:
             return f"assets modified: {len(self.differs)} files differ"
-        return "original assets"
+        return "original assets" if self.provenance == "original" else "assets provenance not recorded"
 
 
 class RunMetadata(_Open):
