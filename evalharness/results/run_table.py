@@ -171,12 +171,15 @@ def build_table(
         run_markers.append([notes.mark(t) for t in texts])
 
     suites = _suite_order(runs)
-    if per_task:
+    if per_task:  # runs are columns: the best is found along each task's row
         table = _per_task(runs, suites, run_markers, cells)
+        for row in table.rows:
+            _apply_marks(row.cells, mark)
     else:
         table = _per_suite(runs, suites, run_markers, cells)
-    for j in range(len(table.columns)):
-        _apply_marks([row.cells[j] for row in table.rows], mark)
+        for j in range(len(table.columns)):
+            _apply_marks([row.cells[j] for row in table.rows], mark)
+    along = "row" if per_task else "column"
 
     preamble = []
     if mixed:
@@ -199,9 +202,9 @@ def build_table(
             f"{IQM_BOOTSTRAP_SEED})."
         )
     if mark == "overlap":
-        preamble.append("Bold: best in its column, only where its interval overlaps no other run's.")
+        preamble.append(f"Bold: best in its {along}, only where its interval overlaps no other run's.")
     elif mark == "best":
-        preamble.append("Bold: best in its column (intervals may overlap).")
+        preamble.append(f"Bold: best in its {along} (intervals may overlap).")
     table.footnotes = notes.listing()
     table.preamble = preamble
     table.cells = cells
