@@ -63,8 +63,10 @@ def per_task_chart(runs: Sequence[LoadedRun]) -> bytes:
                 rates.append(100 * t.rate)
                 lows.append(100 * (t.rate - t.ci_low))
                 highs.append(100 * (t.ci_high - t.rate))
-        ax.bar(x + (i - (len(runs) - 1) / 2) * width, rates, width, yerr=[lows, highs], capsize=2,
-               label=run.label, error_kw={"elinewidth": 0.8})
+        xs = x + (i - (len(runs) - 1) / 2) * width
+        bars = ax.bar(xs, rates, width, yerr=[lows, highs], capsize=2, label=run.label, error_kw={"elinewidth": 0.8})
+        # A tick at each rate, so that a 0% bar is still visibly there (and not a missing task).
+        ax.scatter(xs, rates, marker="_", s=(width * 120) ** 2 / 4, color=bars.patches[0].get_facecolor(), zorder=3)
     ax.set_xticks(x, [f"{SUITE_COLUMNS.get(s, s)} {i}" for s, i in tasks], rotation=90 if len(tasks) > 12 else 0,
                   fontsize=8)
     ax.set_ylim(0, 105)
