@@ -148,8 +148,8 @@ class AssetsInfo(_Open):
     files: int | None = Field(None, ge=0, description="Number of asset files.")
     note: str | None = Field(None, description="Legacy remark on a known modified archive (older runs).")
     provenance: str | None = Field(None, description='"original" or "modified: N files differ".')
-    differs: list[str] | None = Field(None, description="Asset files that differ from LIBERO's originals.")
-    source: str | None = Field(None, description="Where the assets were installed from.")
+    differs: list[Any] | None = Field(None, description="Asset files that differ from LIBERO's originals.")
+    source: str | dict[str, Any] | None = Field(None, description="Where the assets were installed from.")
 
     @property
     def modified(self) -> bool:
