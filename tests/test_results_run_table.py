@@ -192,3 +192,18 @@ def test_help_has_an_example(command, capsys):
     assert info.value.code == 0
     text = capsys.readouterr().out
     assert "examples:" in text and f"evalharness {command} " in text.split("examples:")[1]
+
+
+def test_episodes_ahead_of_the_summary_make_a_partial_run(tmp_path):
+    from evalharness.results.runs import load_run
+    from evalharness.results.store import ResultStore
+    from factories import write_run
+
+    run = write_run(tmp_path / "resumed", outcomes_records("libero_goal", 0, "SS"), expected_episodes=4)
+    ResultStore(run).append(outcomes_records("libero_goal", 0, "F", start=2)[0])
+    loaded = load_run(run)
+    assert loaded.partial == ("run in progress (episodes.jsonl holds episodes that summary.json does not count yet): "
+                              "3 of 4 episodes recorded")
+    assert (loaded.summary.totals.successes, loaded.summary.totals.episodes) == (2, 3)
+    assert loaded.summary.metadata.policy == {"name": "scripted"}  # metadata kept from the old summary
+    assert load_run(run / "summary.json").partial == loaded.partial  # the same through the file
