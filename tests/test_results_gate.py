@@ -184,6 +184,10 @@ def test_paired_difference_interval_is_narrower_than_unpaired():
     # Newcombe's worked example (independent): 56/70 vs 48/80 -> 0.2 [0.0524, 0.3339].
     diff, low, high = difference_interval(48, 80, 56, 70)
     assert (round(diff, 4), round(low, 4), round(high, 4)) == (0.2, 0.0524, 0.3339)
+    # Altman et al. (2000), "Statistics with confidence", Table 6.2 (paired, n = 41):
+    # 14 both, 5 first only, 0 second only, 22 neither -> 0.122 [0.0115, 0.2265].
+    diff, low, high = difference_interval(19, 41, 14, 41, discordant=(5, 0))
+    assert (round(-diff, 3), round(-high, 4), round(-low, 4)) == (0.122, 0.0115, 0.2265)
     unpaired = difference_interval(40, 50, 34, 50)
     paired = difference_interval(40, 50, 34, 50, discordant=(6, 0))
     assert paired[0] == unpaired[0] == pytest.approx(-0.12)

@@ -197,7 +197,11 @@ def difference_interval(
         if min(a, d) < 0:
             raise ValueError(f"discordant counts {discordant} do not fit k={base_k}, {cand_k} of n={n}")
         denom = (a + b) * (c + d) * (a + c) * (b + d)
-        phi = (a * d - b * c) / math.sqrt(denom) if denom else 0.0
+        # Newcombe's correlation estimate, shrunk towards 0 by n/2 when positive (his
+        # correction; Altman et al., "Statistics with confidence", 2000, ch. 6).
+        cross = a * d - b * c
+        shrunk = cross - n / 2 if cross > n / 2 else (cross if cross < 0 else 0.0)
+        phi = shrunk / math.sqrt(denom) if denom else 0.0
     diff = p2 - p1
     # Newcombe's bounds for p1 - p2, mirrored for p2 - p1.
     delta = math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
