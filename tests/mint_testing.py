@@ -179,3 +179,20 @@ def check_act_request(body: dict[str, Any], max_tokens: int = 180, state_dims: i
     assert 1 <= len(chunks[3]["tokens"]) <= max_tokens
     state = body["observation"]["state"]
     assert state["shape"] == [state_dims] and len(state["data"]) == state_dims
+
+
+from evalharness.policies.baselines import RandomPolicy  # noqa: E402
+
+
+class BatchedRandomPolicy(RandomPolicy):
+    """``random`` with a real ``act_batch`` (one call for many forks) that logs batch sizes."""
+
+    batch_sizes: list[int] = []
+
+    @classmethod
+    def act_batch(cls, policies, observations):
+        cls.batch_sizes.append(len(policies))
+        draws = [p._rng.uniform(-p.scale, p.scale, size=(p.horizon, 7)) for p in policies]
+        stacked = np.stack(draws)
+        stacked[:, :, 6] = np.sign(stacked[:, :, 6]) + (stacked[:, :, 6] == 0)
+        return list(stacked)
