@@ -110,6 +110,22 @@ def test_served_episodes_equal_in_process_ones(runs) -> None:
         assert stats["server_infer_p50_ms"] > 0
 
 
+def test_policy_server_auto_with_2_workers_equals_the_in_process_run(runs, served, tmp_path) -> None:
+    """One serve process for the run; 2 worker processes query it; same episodes."""
+    name, _, _ = served
+    inprocess, _, _ = runs
+    out = tmp_path / "auto"
+    args = [*EPISODES, *POLICIES[name], "video=none", "runner.policy_server=auto", "runner.workers=2",
+            "serve.max_batch=4", f"output_dir={out}"]
+    _ok(_cli(args, tmp_path))
+    assert _fingerprints(out) == _fingerprints(inprocess)
+    records = _records(out)
+    assert all(r["error_kind"] is None and r["policy_stats"]["queries"] == 2 for r in records)
+    identity = json.loads((out / "summary.json").read_text())["metadata"]["policy"]
+    assert identity["policy_server"] == {"mode": "auto", "protocol": "mint", "max_batch": 4, "state_space": "raw"}
+    assert identity["name"] == name  # the served policy's own identity, annotated
+
+
 def test_every_request_was_well_formed(runs, served) -> None:
     _, recorder, _ = served
     acts = recorder.of("act")

@@ -323,3 +323,13 @@ def test_bad_settings_are_one_line_errors(tmp_path) -> None:
 def test_session_seeds_come_from_the_client_session_id() -> None:
     assert seed_from_session_id("evalharness-ab12:seed=1234") == 1234
     assert seed_from_session_id("anything") == seed_from_session_id("anything") != seed_from_session_id("other")
+
+
+def test_policy_server_choices_are_checked() -> None:
+    from evalharness.mint.policy_server import mode
+
+    assert mode({"runner": {"policy_server": "none"}, "policy": {"_target_": "x"}}) == "none"
+    with pytest.raises(UserInputError, match="runner.policy_server"):
+        mode({"runner": {"policy_server": "always"}, "policy": {"_target_": "x"}})
+    with pytest.raises(UserInputError, match="policy=mint is already remote"):
+        mode({"runner": {"policy_server": "auto"}, "policy": {"_target_": "evalharness.mint.policy.MintPolicy"}})

@@ -21,6 +21,10 @@ READY = "evalharness serve: listening on "
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. policy=random serve.port=8000")
+    # For runner.policy_server=auto: the resolved config arrives on stdin (it may hold secrets,
+    # so it is never written to disk or put on a command line), and the server dies with the run.
+    parser.add_argument("--config-stdin", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--die-with-parent", action="store_true", help=argparse.SUPPRESS)
 
 
 def compose(overrides: list[str]) -> dict:
@@ -45,7 +49,16 @@ def run(args: argparse.Namespace) -> int:
     from evalharness.mint.policy import api_key_from_env
     from evalharness.mint.server import build_service, create_app, listening_socket
 
-    config = compose(list(args.overrides))
+    if args.die_with_parent:
+        from evalharness.worker import _die_with_parent
+
+        _die_with_parent()
+    if args.config_stdin:
+        import json
+
+        config = json.loads(sys.stdin.read())
+    else:
+        config = compose(list(args.overrides))
     api_key = None
     if (config.get("serve") or {}).get("auth") == "env":
         api_key = api_key_from_env()

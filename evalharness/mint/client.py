@@ -19,8 +19,10 @@ How every answer is handled (the single place this is written down):
     not use up retries; the whole wait is bounded by ``Timeouts.future``, after which the
     episode gets ``policy_unavailable``;
   - 200 with an ``error`` key (e.g. "Future expired") is a failure:
-    :class:`~evalharness.errors.PolicyError` (error kind ``policy_error``). A future is
-    retrieved once to completion and never asked again;
+    :class:`~evalharness.errors.PolicyError` (error kind ``policy_error``), or the error
+    kind its ``category`` names when ``evalharness serve`` reports a ``decode_error`` or
+    ``invalid_action`` of the policy it serves. A future is retrieved once to completion
+    and never asked again;
   - 200 whose body is not a JSON object is a :class:`PolicyError` too (the server broke
     the protocol; retrying a consumed future cannot help).
 - **Other 4xx** (400, 401, 404, 422) are not retried: the request or the key is wrong.
@@ -46,13 +48,19 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from evalharness.errors import PolicyError, PolicyUnavailable, UserInputError
+from evalharness.errors import DecodeError, InvalidActionError, PolicyError, PolicyUnavailable, UserInputError
 
 #: Seconds to wait for a pending future without Retry-After, by the body's queue_state.
 QUEUE_STATE_DELAYS = {"active": 0.3, "paused_capacity": 1.0, "paused_rate_limit": 2.0}
 DEFAULT_PENDING_DELAY = 1.0
 MAX_RETRY_AFTER_S = 30.0
 API = "/api/v1"
+#: A 200-with-error's ``category`` -> the error raised. ``evalharness serve`` names the
+#: harness error kind of the policy's failure; MinT's own categories ("system", "user")
+#: and anything else are policy errors.
+ERROR_KINDS: dict[Any, type[PolicyError] | type[DecodeError] | type[InvalidActionError] | type[PolicyUnavailable]] = {
+    "decode_error": DecodeError, "invalid_action": InvalidActionError, "policy_unavailable": PolicyUnavailable,
+}
 
 
 @dataclass(frozen=True)
@@ -213,7 +221,8 @@ class MintClient:
                 continue
             result = _json_object(response, f"POST {path}")
             if "error" in result:
-                raise PolicyError(f"the server failed the request: {_error_text(result)}")
+                error = ERROR_KINDS.get(result.get("category"), PolicyError)
+                raise error(f"the server failed the request: {_error_text(result)}")
             return result
 
     def close(self) -> None:

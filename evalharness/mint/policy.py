@@ -228,6 +228,7 @@ class MintPolicy(Policy):
             step, dim = np.argwhere(~np.isfinite(chunk))[0]
             raise InvalidActionError(f"act: chunk has a non-finite value at step {step}, dim {dim}")
         self._infer_ms.append(float(parsed.policy_timing.infer_ms))
+        self._events.extend(parsed.events)
         return chunk
 
     def _tokens(self, result: dict[str, Any]) -> np.ndarray:

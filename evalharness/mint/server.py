@@ -48,7 +48,7 @@ import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from evalharness.actions.decoders import Decoder
+from evalharness.actions.pipeline import ActionPipeline
 from evalharness.actions.normalize import QuantileNormalizer
 from evalharness.mint import wire
 from evalharness.mint.batcher import Batcher
@@ -69,10 +69,10 @@ class NaNJSONResponse(JSONResponse):
 class PolicyService:
     """The served policy and everything the routes share."""
 
-    def __init__(self, policy: Policy, decoder: Decoder, settings: ServeSettings, *, cameras: tuple[str, ...],
+    def __init__(self, policy: Policy, decoder: ActionPipeline, settings: ServeSettings, *, cameras: tuple[str, ...],
                  api_key: str | None = None) -> None:
         self.policy = policy
-        self.decoder = decoder
+        self.decoder = decoder  # the decode step only (normalize / convert are the client's)
         self.settings = settings
         self.cameras = cameras
         self.api_key = api_key
@@ -85,7 +85,8 @@ class PolicyService:
         self.batcher = Batcher(settings.max_batch, settings.max_wait_ms)
 
     def identity(self) -> dict[str, Any]:
-        return {"policy": self.policy.identity(), "decoder": self.decoder.describe(), "serve": self.settings.identity()}
+        return {"policy": self.policy.identity(), "decoder": self.decoder.describe()["decoder"],
+                "serve": self.settings.identity()}
 
     def close(self) -> None:
         self.batcher.stop()
@@ -135,14 +136,17 @@ class PolicyService:
     # ---------------------------------------------------------------- outputs -> result bodies
     def finish_act(self, session: Session, output: Any, infer_ms: float) -> dict[str, Any]:
         array = np.asarray(output)
-        if array.dtype.kind in "iu":  # token ids: decode to the normalized chunk here
-            chunk = self.decoder.decode(array, [])
-        else:
+        events: list[str] = []
+        if array.dtype.kind in "iu":  # token ids: decode to the normalized chunk here (with its fallback)
+            result = self.decoder(array, require_libero_shape=False)
+            chunk, events = result.actions, result.events
+        else:  # a chunk goes back as it is, NaN included: the client validates it like the rollout does
             chunk = np.asarray(array, dtype=np.float64)
             if chunk.ndim == 1:
                 chunk = chunk[None, :]
+        # "events" is not a MinT field: decoding events, which policy=mint adds to the episode's record
         return {"actions": wire.Tensor.of(chunk, "float64").model_dump(), "policy_timing": {"infer_ms": infer_ms},
-                "type": "act"}
+                "type": "act", "events": events}
 
     def finish_sample(self, session: Session, output: Any, infer_ms: float) -> dict[str, Any]:
         array = np.asarray(output)
@@ -163,12 +167,12 @@ def build_service(config: dict[str, Any], api_key: str | None = None) -> PolicyS
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    from evalharness.actions.decoders import build_decoder
+    from evalharness.actions.pipeline import build_pipeline
     from evalharness.errors import UserInputError
     from evalharness.mint.settings import load_serve_settings
 
     settings = load_serve_settings(config.get("serve"))
-    decoder = build_decoder(config.get("decoder"))
+    decoder = build_pipeline(config.get("decoder"))
     try:
         policy = instantiate(config["policy"], _convert_="all")
     except InstantiationException as exc:

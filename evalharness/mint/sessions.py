@@ -126,5 +126,13 @@ class FutureTable:
 
 
 def describe_error(exc: BaseException) -> dict[str, Any]:
-    """A 200-with-error body for a failed request (MinT's shape)."""
-    return {"error": f"{type(exc).__name__}: {exc}"[:500], "category": "model"}
+    """A 200-with-error body for a failed request (MinT's shape).
+
+    The category is the harness's error kind when the policy raised one (``decode_error``,
+    ``invalid_action``, ...), else ``policy_error``: ``policy=mint`` raises the same kind,
+    so a served episode's error is recorded as the in-process one would be.
+    """
+    from evalharness.errors import EpisodeError
+
+    kind = exc.kind if isinstance(exc, EpisodeError) else "policy_error"
+    return {"error": f"{type(exc).__name__}: {exc}"[:500], "category": kind}

@@ -128,6 +128,7 @@ class ActResult(Lenient):
     actions: Tensor
     policy_timing: PolicyTiming = PolicyTiming()
     type: str = "act"
+    events: list[str] = []  # evalharness serve only: what decoding on the server noticed
 
 
 class Deleted(Lenient):
