@@ -77,3 +77,20 @@ def test_batched_answers_equal_unbatched_and_in_process_ones(name) -> None:
             np.testing.assert_array_equal(got_single, want)
     if name == "batched_random":
         assert max(BatchedRandomPolicy.batch_sizes) > 1
+
+
+def test_bench_serve_measures_batched_against_unbatched(tmp_path, capsys) -> None:
+    import argparse
+    import json
+
+    from evalharness.bench import serve
+
+    out = tmp_path / "bench.json"
+    args = argparse.Namespace(sessions="3", queries=2, max_batch=4, max_wait_ms=20.0, json=str(out),
+                              overrides=["policy=zero", "policy.horizon=2"])
+    assert serve.run(args) == 0
+    figures = json.loads(out.read_text())
+    assert [(r["max_batch"], r["sessions"], r["requests"]) for r in figures["rows"]] == [(4, 3, 6), (1, 3, 6)]
+    assert all(r["requests_per_s"] > 0 and 0 < r["latency_p50_ms"] <= r["latency_p95_ms"] for r in figures["rows"])
+    assert figures["rows"][1]["mean_batch"] == 1.0
+    assert "max_batch" in capsys.readouterr().out
