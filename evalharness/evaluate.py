@@ -239,7 +239,8 @@ def prepare(cfg: DictConfig) -> PreparedRun:
 
     import_libero()  # fails with one line when assets are missing, before any worker starts
     identity = _policy_identity(config["policy"], pipeline_cfg)
-    identity = policy_server.annotate_identity(identity, config)  # runner.policy_server=auto: served, how
+    # runner.policy_server=auto: how it is served; redacted like the config (an identity never holds a secret)
+    identity = redact(policy_server.annotate_identity(identity, config))
     metadata = run_metadata()
     context_inputs = {
         "protocol": protocol.model_dump(),
