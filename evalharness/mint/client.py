@@ -58,7 +58,7 @@ API = "/api/v1"
 #: A 200-with-error's ``category`` -> the error raised. ``evalharness serve`` names the
 #: harness error kind of the policy's failure; MinT's own categories ("system", "user")
 #: and anything else are policy errors.
-ERROR_KINDS: dict[Any, type[PolicyError] | type[DecodeError] | type[InvalidActionError] | type[PolicyUnavailable]] = {
+ERROR_KINDS: dict[Any, type[Exception]] = {
     "decode_error": DecodeError, "invalid_action": InvalidActionError, "policy_unavailable": PolicyUnavailable,
 }
 

@@ -31,10 +31,10 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from evalharness.actions.normalize import QuantileNormalizer
 from evalharness.errors import InvalidActionError, PolicyError, UserInputError, choices_error
@@ -46,6 +46,7 @@ from evalharness.transforms.images import resize_with_pad
 
 MODES = ("action", "sampling")
 STATE_SPACES = ("normalized", "raw")
+ModelT = TypeVar("ModelT", bound=BaseModel)
 DEFAULT_BASE_URL = "https://mint.macaron.xin"
 SPLIT = {
     "action": "server: model -> normalized chunk; client: unnormalize + convert",
@@ -170,7 +171,7 @@ class MintPolicy(Policy):
                 answer = self.client.create(f"{API}/create_sampling_session", body)
                 self._session = wire.SamplingSessionCreated.model_validate(answer).sampling_session_id
         except ValidationError as exc:
-            raise PolicyError(f"creating a {self.mode} session: unexpected answer ({_first_error(exc)})") from None
+            raise PolicyError(f"creating a {self.mode} session: unexpected answer ({exc.errors()[0]['msg']})") from None
 
     def _end_session(self) -> None:
         session, self._session = self._session, None
@@ -214,10 +215,7 @@ class MintPolicy(Policy):
         return output
 
     def _chunk(self, result: dict[str, Any]) -> np.ndarray:
-        try:
-            parsed = wire.ActResult.model_validate(result)
-        except ValidationError as exc:
-            raise PolicyError(f"act: unexpected result ({_first_error(exc)})") from None
+        parsed = _parse(wire.ActResult, result, "act")
         try:
             chunk = parsed.actions.array().astype(np.float64)
         except ValueError as exc:
@@ -227,20 +225,16 @@ class MintPolicy(Policy):
         if not np.isfinite(chunk).all():
             step, dim = np.argwhere(~np.isfinite(chunk))[0]
             raise InvalidActionError(f"act: chunk has a non-finite value at step {step}, dim {dim}")
-        self._infer_ms.append(float(parsed.policy_timing.infer_ms))
+        self._infer_ms.append(parsed.policy_timing.infer_ms)
         self._events.extend(parsed.events)
         return chunk
 
     def _tokens(self, result: dict[str, Any]) -> np.ndarray:
-        try:
-            parsed = wire.SampleResult.model_validate(result)
-        except ValidationError as exc:
-            raise PolicyError(f"asample: unexpected result ({_first_error(exc)})") from None
+        parsed = _parse(wire.SampleResult, result, "asample")
         if not parsed.sequences:
             raise PolicyError("asample: the server returned no sequence")
-        infer_ms = result.get("policy_timing", {}).get("infer_ms") if isinstance(result.get("policy_timing"), dict) else None
-        if isinstance(infer_ms, (int, float)):
-            self._infer_ms.append(float(infer_ms))
+        if parsed.policy_timing is not None:
+            self._infer_ms.append(parsed.policy_timing.infer_ms)
         return np.asarray(parsed.sequences[0].tokens, dtype=np.int64)
 
     # ---------------------------------------------------------------- episode end
@@ -276,6 +270,10 @@ def _as_224(image: np.ndarray) -> np.ndarray:
     return resize_with_pad(wire.IMAGE_SIZE)(image)
 
 
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+def _parse(model: type[ModelT], result: dict[str, Any], what: str) -> ModelT:
+    """A result body as ``model``; PolicyError naming the first problem when it does not fit."""
+    try:
+        return model.model_validate(result)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise PolicyError(f"{what}: unexpected result ({'.'.join(str(p) for p in first['loc'])}: {first['msg']})") from None

@@ -202,6 +202,17 @@ def create_app(service: PolicyService) -> FastAPI:
                   openapi_url=None)
     api = "/api/v1"
 
+    def open_session(session_id: str, kind: str) -> Session:
+        session = service.sessions.get(session_id, kind)
+        if session is None:
+            raise HTTPException(status_code=404, detail=f"Unknown {kind} session: {session_id}")
+        return session
+
+    def delete_session(session_id: str, kind: str) -> dict[str, str]:
+        if not service.sessions.close(session_id, kind):
+            raise HTTPException(status_code=404, detail=f"Unknown {kind} session: {session_id}")
+        return {"status": "deleted"}
+
     def submit(session: Session, observation: dict[str, Any], finish) -> dict[str, str]:
         future = service.batcher.submit(session, observation, finish)
         return {"request_id": service.futures.add(future)}
@@ -213,17 +224,13 @@ def create_app(service: PolicyService) -> FastAPI:
 
     @app.post(f"{api}/mint/action_sessions/{{session_id}}/act")
     def act(session_id: str, body: wire.ActRequest) -> dict[str, str]:
-        session = service.sessions.get(session_id, "action")
-        if session is None:
-            raise HTTPException(status_code=404, detail=f"Unknown action session: {session_id}")
+        session = open_session(session_id, "action")
         observation = service.observation(body.observation.model_input, body.observation.state)
         return submit(session, observation, service.finish_act)
 
     @app.delete(f"{api}/mint/action_sessions/{{session_id}}")
     def delete_action_session(session_id: str) -> dict[str, str]:
-        if not service.sessions.close(session_id, "action"):
-            raise HTTPException(status_code=404, detail=f"Unknown action session: {session_id}")
-        return {"status": "deleted"}
+        return delete_session(session_id, "action")
 
     @app.post(f"{api}/create_sampling_session")
     def create_sampling_session(body: wire.CreateSamplingSession) -> dict[str, str]:
@@ -232,9 +239,7 @@ def create_app(service: PolicyService) -> FastAPI:
 
     @app.post(f"{api}/asample")
     def asample(body: wire.SampleRequest) -> dict[str, str]:
-        session = service.sessions.get(body.sampling_session_id, "sampling")
-        if session is None:
-            raise HTTPException(status_code=404, detail=f"Unknown sampling session: {body.sampling_session_id}")
+        session = open_session(body.sampling_session_id, "sampling")
         if body.num_samples != 1:
             _invalid("num_samples: evalharness serve samples one sequence per request")
         observation = service.observation(body.prompt, None)
@@ -242,9 +247,7 @@ def create_app(service: PolicyService) -> FastAPI:
 
     @app.delete(f"{api}/sampling_sessions/{{session_id}}")
     def delete_sampling_session(session_id: str) -> dict[str, str]:
-        if not service.sessions.close(session_id, "sampling"):
-            raise HTTPException(status_code=404, detail=f"Unknown sampling session: {session_id}")
-        return {"status": "deleted"}
+        return delete_session(session_id, "sampling")
 
     @app.post(f"{api}/retrieve_future")
     async def retrieve_future(body: wire.RetrieveFuture) -> JSONResponse:

@@ -183,15 +183,16 @@ class SampleRequest(Strict):
     type: Literal["sample"] = "sample"
 
 
-class Sequence_(Lenient):
+class SampledSequence(Lenient):
     tokens: list[int]
     logprobs: list[float] | None = None
     stop_reason: str = "length"
 
 
 class SampleResult(Lenient):
-    sequences: list[Sequence_]
+    sequences: list[SampledSequence]
     type: str = "sample"
+    policy_timing: PolicyTiming | None = None  # evalharness serve only
 
 
 def observation_chunks(images: dict[str, np.ndarray], prefix_tokens: list[int]) -> list[Any]:
