@@ -196,3 +196,17 @@ class BatchedRandomPolicy(RandomPolicy):
         stacked = np.stack(draws)
         stacked[:, :, 6] = np.sign(stacked[:, :, 6]) + (stacked[:, :, 6] == 0)
         return list(stacked)
+
+
+class CameraEcho(RandomPolicy):
+    """Answers with what it saw: per camera, the image's mean and its mask (a test probe)."""
+
+    cameras = ("base_0_rgb",)
+
+    def act(self, observation):
+        chunk = np.zeros((1, 7))
+        for i, cam in enumerate(CAMERAS):
+            chunk[0, 2 * i] = observation["images"][cam].mean()
+            chunk[0, 2 * i + 1] = float(observation["image_mask"][cam])
+        chunk[0, 6] = len(observation["instruction"])
+        return chunk

@@ -333,3 +333,21 @@ def test_policy_server_choices_are_checked() -> None:
         mode({"runner": {"policy_server": "always"}, "policy": {"_target_": "x"}})
     with pytest.raises(UserInputError, match="policy=mint is already remote"):
         mode({"runner": {"policy_server": "auto"}, "policy": {"_target_": "evalharness.mint.policy.MintPolicy"}})
+
+
+def test_the_served_policy_sees_only_its_own_cameras_as_in_process() -> None:
+    """The rollout renders only the policy's cameras (others are zeros, mask false); so does serve."""
+    service = build_service(compose(["policy=random", "policy._target_=mint_testing.CameraEcho"]))
+    with ServerThread(create_app(service)) as running:
+        policy = MintPolicy("local://echo", base_url=running.url, state_space="raw")
+        try:
+            policy.reset(INSTRUCTION, seed=0)
+            obs = observation(1)
+            seen = policy.act(obs)[0]
+        finally:
+            policy.close()
+    service.close()
+    assert seen[0] == pytest.approx(obs["images"]["base_0_rgb"].mean()) and seen[1] == 1.0
+    assert seen[2] == 0.0 and seen[3] == 0.0  # the wrist camera was sent but the policy does not look at it
+    assert seen[4] == 0.0 and seen[5] == 0.0
+    assert seen[6] == len(INSTRUCTION)  # the instruction, read back from the prompt's tokens

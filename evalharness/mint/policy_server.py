@@ -113,6 +113,23 @@ def _pump(stream: Any, lines: queue.Queue) -> None:
         lines.put(None)
 
 
+def _client_pipeline(config: dict[str, Any], pipeline_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The workers' pipeline: the run's, with the stages the policy declares filled in (the
+    client, ``policy=mint``, declares none), minus decoding, which the server does."""
+    from hydra.utils import instantiate
+
+    policy = instantiate(config["policy"], _convert_="all")  # model policies load no weights here
+    try:
+        declared = getattr(policy, "declared_pipeline", lambda: None)() or {}
+    finally:
+        policy.close()
+    merged = {group: (declared[group] if (cfg or {}).get("name", "none") == "none" and group in declared else cfg)
+              for group, cfg in pipeline_cfg.items()}
+    if (merged.get("decoder") or {}).get("name", "none") != "none":
+        merged["decoder"] = {"name": "none"}  # the server decodes tokens (serve's served_decoder)
+    return merged
+
+
 def start_for_run(config: dict[str, Any], pipeline_cfg: dict[str, Any], needed: bool) -> tuple[
         dict[str, Any], dict[str, Any], Callable[[], None]]:
     """(workers' policy config, workers' pipeline config, stop) for this run.
@@ -134,6 +151,5 @@ def start_for_run(config: dict[str, Any], pipeline_cfg: dict[str, Any], needed: 
         "state_space": "raw",
         "timeouts": CLIENT_TIMEOUTS,
     }
-    if (pipeline_cfg.get("decoder") or {}).get("name", "none") != "none":
-        pipeline_cfg = {**pipeline_cfg, "decoder": {"name": "none"}}  # the server decodes tokens
+    pipeline_cfg = _client_pipeline(config, pipeline_cfg)
     return policy, pipeline_cfg, server.stop

@@ -74,7 +74,9 @@ class PolicyService:
         self.policy = policy
         self.decoder = decoder  # the decode step only (normalize / convert are the client's)
         self.settings = settings
-        self.cameras = cameras
+        # The real cameras, as the rollout would give them to this policy in-process: the
+        # protocol's, narrowed by the policy's own; the others are zeros with a false mask.
+        self.cameras = tuple(c for c in cameras if policy.cameras is None or c in policy.cameras)
         self.api_key = api_key
         self.codec = PromptCodec(settings.tokenizer)
         self.state_normalizer = None
@@ -108,7 +110,7 @@ class PolicyService:
             if pixels.shape != (wire.IMAGE_SIZE, wire.IMAGE_SIZE, 3):
                 _invalid(f"image {camera}: {pixels.shape[1]}x{pixels.shape[0]}; MinT uses images as sent: "
                          f"send {wire.IMAGE_SIZE}x{wire.IMAGE_SIZE}")
-            images[camera] = pixels
+            images[camera] = pixels if camera in self.cameras else np.zeros_like(pixels)
         tokens = chunks[3].tokens  # type: ignore[union-attr]
         if not tokens or len(tokens) > wire.MAX_PREFIX_TOKENS:
             _invalid(f"prefix has {len(tokens)} tokens; allowed: 1..{wire.MAX_PREFIX_TOKENS}")
@@ -172,7 +174,6 @@ def build_service(config: dict[str, Any], api_key: str | None = None) -> PolicyS
     from evalharness.mint.settings import load_serve_settings
 
     settings = load_serve_settings(config.get("serve"))
-    decoder = build_pipeline(config.get("decoder"))
     try:
         policy = instantiate(config["policy"], _convert_="all")
     except InstantiationException as exc:
@@ -180,12 +181,24 @@ def build_service(config: dict[str, Any], api_key: str | None = None) -> PolicyS
         if isinstance(cause, UserInputError):
             raise cause from None
         raise UserInputError(f"policy could not be built: {cause or exc}") from None
+    decoder = build_pipeline(served_decoder(policy, config.get("decoder")))
     if policy.needs_privileged_state:
         policy.close()
         raise UserInputError(f"policy {policy.name!r} reads privileged simulator state, which the MinT protocol does "
                              "not carry; serve a policy that needs only cameras, state and instruction")
     cameras = tuple(config.get("protocol", {}).get("cameras", wire.CAMERA_ORDER[:2]))
     return PolicyService(policy, decoder, settings, cameras=cameras, api_key=api_key)
+
+
+def served_decoder(policy: Policy, decoder_cfg: dict[str, Any] | None) -> dict[str, Any]:
+    """The decode step the server runs: the ``decoder`` group, or, when that is ``none``, the
+    decoder the policy declares for its output (a checkpoint's ``policy.yaml``), the same
+    per-stage rule as the in-process pipeline."""
+    decoder_cfg = dict(decoder_cfg or {"name": "none"})
+    declared = getattr(policy, "declared_pipeline", lambda: None)() or {}
+    if decoder_cfg.get("name", "none") == "none" and "decoder" in declared:
+        return dict(declared["decoder"])
+    return decoder_cfg
 
 
 def create_app(service: PolicyService) -> FastAPI:
