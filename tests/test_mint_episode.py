@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -32,9 +33,10 @@ from mint_testing import Fault, Recorder, check_act_request, train_sentencepiece
 pytestmark = [pytest.mark.sim, pytest.mark.usefixtures("assets_installed")]
 
 SECRET = "sk-test-secret"
-#: name -> the overrides that choose it (served as is, and run in-process for comparison)
-POLICIES: dict[str, list[str]] = {
-    "random": ["policy=random", "policy.horizon=10"],
+#: name -> (scratch folder -> the overrides that choose it): served as is, and run in-process
+#: for comparison. A model policy adds an entry that writes its checkpoint into the folder.
+POLICIES: dict[str, Callable[[Path], list[str]]] = {
+    "random": lambda scratch: ["policy=random", "policy.horizon=10"],
 }
 EPISODES = ["suite=libero_spatial", "suite.tasks=[0]", "suite.episodes_per_task=2", "suite.max_steps=10",
             "camera_size=64", "runner.workers=0"]
@@ -74,23 +76,24 @@ def tokenizer(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module", params=sorted(POLICIES))
-def served(request, tokenizer):
-    """(policy name, recorder, server) for a served harness policy that requires the key."""
-    config = compose([*POLICIES[request.param], f"serve.tokenizer={tokenizer}"])
+def served(request, tokenizer, tmp_path_factory):
+    """(policy name, its overrides, recorder, server) for a served policy that requires the key."""
+    overrides = POLICIES[request.param](tmp_path_factory.mktemp(f"policy-{request.param}"))
+    config = compose([*overrides, f"serve.tokenizer={tokenizer}"])
     service = build_service(config, api_key=SECRET)
     recorder = Recorder(create_app(service))
     with ServerThread(recorder) as server:
-        yield request.param, recorder, server
+        yield request.param, overrides, recorder, server
     service.close()
 
 
 @pytest.fixture(scope="module")
 def runs(served, tokenizer, tmp_path_factory):
     """The same episodes in-process and through policy=mint (with MINT_API_KEY set)."""
-    name, recorder, server = served
+    name, overrides, recorder, server = served
     base = tmp_path_factory.mktemp(f"runs-{name}")
     inprocess, remote = base / "inprocess", base / "mint"
-    _ok(_cli([*EPISODES, *POLICIES[name], "video=none", f"output_dir={inprocess}"], base))
+    _ok(_cli([*EPISODES, *overrides, "video=none", f"output_dir={inprocess}"], base))
     result = _cli([*EPISODES, *_mint_args(server.url, tokenizer, name), "video=all", f"output_dir={remote}"], base,
                   MINT_API_KEY=SECRET)
     _ok(result)
@@ -112,10 +115,10 @@ def test_served_episodes_equal_in_process_ones(runs) -> None:
 
 def test_policy_server_auto_with_2_workers_equals_the_in_process_run(runs, served, tmp_path) -> None:
     """One serve process for the run; 2 worker processes query it; same episodes."""
-    name, _, _ = served
+    name, overrides, _, _ = served
     inprocess, _, _ = runs
     out = tmp_path / "auto"
-    args = [*EPISODES, *POLICIES[name], "video=none", "runner.policy_server=auto", "runner.workers=2",
+    args = [*EPISODES, *overrides, "video=none", "runner.policy_server=auto", "runner.workers=2",
             "serve.max_batch=4", f"output_dir={out}"]
     _ok(_cli(args, tmp_path))
     assert _fingerprints(out) == _fingerprints(inprocess)
@@ -123,11 +126,11 @@ def test_policy_server_auto_with_2_workers_equals_the_in_process_run(runs, serve
     assert all(r["error_kind"] is None and r["policy_stats"]["queries"] == 2 for r in records)
     identity = json.loads((out / "summary.json").read_text())["metadata"]["policy"]
     assert identity["policy_server"] == {"mode": "auto", "protocol": "mint", "max_batch": 4, "state_space": "raw"}
-    assert identity["name"] == name  # the served policy's own identity, annotated
+    assert identity["name"] == json.loads((inprocess / "summary.json").read_text())["metadata"]["policy"]["name"]
 
 
 def test_every_request_was_well_formed(runs, served) -> None:
-    _, recorder, _ = served
+    _, _, recorder, _ = served
     acts = recorder.of("act")
     assert len(acts) >= 4
     for request in acts:
@@ -138,7 +141,7 @@ def test_every_request_was_well_formed(runs, served) -> None:
 
 
 def test_sessions_are_deleted_after_normal_episodes(runs, served) -> None:
-    _, recorder, server = served
+    _, _, recorder, server = served
     assert len(recorder.of("delete")) >= 2
     assert _open_sessions(server.url) == {"action": 0, "sampling": 0}
 
@@ -162,7 +165,7 @@ def test_the_identity_records_the_split_and_never_the_key(runs, tokenizer) -> No
 
 
 def test_a_wrong_key_is_refused(served) -> None:
-    _, _, server = served
+    _, _, _, server = served
     answer = httpx.post(f"{server.url}/api/v1/mint/action_sessions", headers={"X-API-Key": "sk-wrong"},
                         json={"session_id": "s", "base_model": "b", "model_path": "local://x"})
     assert answer.status_code == 401 and "sk-wrong" not in answer.text
@@ -172,7 +175,7 @@ def test_failed_episodes_delete_their_sessions_and_unavailable_ones_rerun(served
     """First run: the server fails the first episode's query (200 with error: policy_error) and
     every create of the second one (HTTP 500: policy_unavailable). A resume with
     runner.retry_errors=true reruns both, and they get verdicts."""
-    name, recorder, server = served
+    name, _, recorder, server = served
     out = tmp_path / "run"
     args = [*EPISODES, *_mint_args(server.url, tokenizer, name), "video=none", f"output_dir={out}",
             "policy.retries.max_retries=1", "policy.retries.backoff_s=0.01"]
@@ -192,7 +195,7 @@ def test_failed_episodes_delete_their_sessions_and_unavailable_ones_rerun(served
 
 
 def test_an_interrupted_run_deletes_its_session(served, tokenizer, tmp_path) -> None:
-    name, recorder, server = served
+    name, _, recorder, server = served
     before = len(recorder.of("act"))
     recorder.inject(Fault("act", hang_s=30.0, status=500, body={"detail": "never"}))  # the episode stays in flight
     args = [*EPISODES, *_mint_args(server.url, tokenizer, name), "video=none", f"output_dir={tmp_path / 'run'}"]
