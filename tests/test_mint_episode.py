@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -33,10 +33,23 @@ from mint_testing import Fault, Recorder, check_act_request, train_sentencepiece
 pytestmark = [pytest.mark.sim, pytest.mark.usefixtures("assets_installed")]
 
 SECRET = "sk-test-secret"
-#: name -> (scratch folder -> the overrides that choose it): served as is, and run in-process
-#: for comparison. A model policy adds an entry that writes its checkpoint into the folder.
-POLICIES: dict[str, Callable[[Path], list[str]]] = {
-    "random": lambda scratch: ["policy=random", "policy.horizon=10"],
+
+
+class Choice(NamedTuple):
+    """How a test policy is chosen: ``policy`` overrides (served as is, and run in-process)
+    and the pipeline overrides ``policy=mint`` needs on the client side to match (the stages
+    after decoding, e.g. ``normalize=quantile normalize.stats_path=DIR/norm_stats.json`` for
+    a checkpoint that declares them)."""
+
+    policy: list[str]
+    client: list[str]
+
+
+#: name -> (scratch folder -> Choice). A model policy writes its checkpoint into the folder, e.g.
+#: "checkpoint": lambda d: Choice(["policy=checkpoint", f"policy.path={init(d)}"],
+#:                                ["normalize=quantile", f"normalize.stats_path={d}/norm_stats.json"])
+POLICIES: dict[str, Callable[[Path], Choice]] = {
+    "random": lambda scratch: Choice(["policy=random", "policy.horizon=10"], []),
 }
 EPISODES = ["suite=libero_spatial", "suite.tasks=[0]", "suite.episodes_per_task=2", "suite.max_steps=10",
             "camera_size=64", "runner.workers=0"]
@@ -65,9 +78,9 @@ def _open_sessions(url: str) -> dict[str, int]:
     return httpx.get(f"{url}/api/v1/evalharness/status", headers={"X-API-Key": SECRET}).json()["open_sessions"]
 
 
-def _mint_args(url: str, tokenizer: Path, name: str) -> list[str]:
+def _mint_args(url: str, tokenizer: Path, name: str, client: list[str] | None = None) -> list[str]:
     return ["policy=mint", f"policy.base_url={url}", f"policy.model_path=local://{name}", "policy.state_space=raw",
-            f"policy.tokenizer={tokenizer}", "policy.timeouts.read=20", "policy.timeouts.future=60"]
+            f"policy.tokenizer={tokenizer}", "policy.timeouts.read=20", "policy.timeouts.future=60", *(client or [])]
 
 
 @pytest.fixture(scope="module")
@@ -77,24 +90,25 @@ def tokenizer(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module", params=sorted(POLICIES))
 def served(request, tokenizer, tmp_path_factory):
-    """(policy name, its overrides, recorder, server) for a served policy that requires the key."""
-    overrides = POLICIES[request.param](tmp_path_factory.mktemp(f"policy-{request.param}"))
-    config = compose([*overrides, f"serve.tokenizer={tokenizer}"])
+    """(policy name, its Choice, recorder, server) for a served policy that requires the key."""
+    choice = POLICIES[request.param](tmp_path_factory.mktemp(f"policy-{request.param}"))
+    config = compose([*choice.policy, f"serve.tokenizer={tokenizer}"])
     service = build_service(config, api_key=SECRET)
     recorder = Recorder(create_app(service))
     with ServerThread(recorder) as server:
-        yield request.param, overrides, recorder, server
+        yield request.param, choice, recorder, server
     service.close()
 
 
 @pytest.fixture(scope="module")
 def runs(served, tokenizer, tmp_path_factory):
     """The same episodes in-process and through policy=mint (with MINT_API_KEY set)."""
-    name, overrides, recorder, server = served
+    name, choice, recorder, server = served
     base = tmp_path_factory.mktemp(f"runs-{name}")
     inprocess, remote = base / "inprocess", base / "mint"
-    _ok(_cli([*EPISODES, *overrides, "video=none", f"output_dir={inprocess}"], base))
-    result = _cli([*EPISODES, *_mint_args(server.url, tokenizer, name), "video=all", f"output_dir={remote}"], base,
+    _ok(_cli([*EPISODES, *choice.policy, "video=none", f"output_dir={inprocess}"], base))
+    result = _cli([*EPISODES, *_mint_args(server.url, tokenizer, name, choice.client), "video=all",
+                   f"output_dir={remote}"], base,
                   MINT_API_KEY=SECRET)
     _ok(result)
     return inprocess, remote, result
@@ -115,10 +129,10 @@ def test_served_episodes_equal_in_process_ones(runs) -> None:
 
 def test_policy_server_auto_with_2_workers_equals_the_in_process_run(runs, served, tmp_path) -> None:
     """One serve process for the run; 2 worker processes query it; same episodes."""
-    name, overrides, _, _ = served
+    name, choice, _, _ = served
     inprocess, _, _ = runs
     out = tmp_path / "auto"
-    args = [*EPISODES, *overrides, "video=none", "runner.policy_server=auto", "runner.workers=2",
+    args = [*EPISODES, *choice.policy, "video=none", "runner.policy_server=auto", "runner.workers=2",
             "serve.max_batch=4", f"output_dir={out}"]
     _ok(_cli(args, tmp_path))
     assert _fingerprints(out) == _fingerprints(inprocess)
@@ -175,9 +189,9 @@ def test_failed_episodes_delete_their_sessions_and_unavailable_ones_rerun(served
     """First run: the server fails the first episode's query (200 with error: policy_error) and
     every create of the second one (HTTP 500: policy_unavailable). A resume with
     runner.retry_errors=true reruns both, and they get verdicts."""
-    name, _, recorder, server = served
+    name, choice, recorder, server = served
     out = tmp_path / "run"
-    args = [*EPISODES, *_mint_args(server.url, tokenizer, name), "video=none", f"output_dir={out}",
+    args = [*EPISODES, *_mint_args(server.url, tokenizer, name, choice.client), "video=none", f"output_dir={out}",
             "policy.retries.max_retries=1", "policy.retries.backoff_s=0.01"]
     recorder.inject(Fault("retrieve", status=200, body={"error": "Future expired", "category": "system"}),
                     Fault("create"), Fault("create", status=500, body={"detail": "down"}),
@@ -195,10 +209,11 @@ def test_failed_episodes_delete_their_sessions_and_unavailable_ones_rerun(served
 
 
 def test_an_interrupted_run_deletes_its_session(served, tokenizer, tmp_path) -> None:
-    name, _, recorder, server = served
+    name, choice, recorder, server = served
     before = len(recorder.of("act"))
     recorder.inject(Fault("act", hang_s=30.0, status=500, body={"detail": "never"}))  # the episode stays in flight
-    args = [*EPISODES, *_mint_args(server.url, tokenizer, name), "video=none", f"output_dir={tmp_path / 'run'}"]
+    args = [*EPISODES, *_mint_args(server.url, tokenizer, name, choice.client), "video=none",
+            f"output_dir={tmp_path / 'run'}"]
     env = {k: v for k, v in os.environ.items() if k not in ("MINT_API_KEY", "TINKER_API_KEY")}
     proc = subprocess.Popen([sys.executable, "-m", "evalharness", *args], cwd=tmp_path, env={**env, "MINT_API_KEY": SECRET},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
