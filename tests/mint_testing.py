@@ -210,3 +210,12 @@ class CameraEcho(RandomPolicy):
             chunk[0, 2 * i + 1] = float(observation["image_mask"][cam])
         chunk[0, 6] = len(observation["instruction"])
         return chunk
+
+
+class StateEcho(RandomPolicy):
+    """Answers with the state it received (a test probe)."""
+
+    def act(self, observation):
+        chunk = np.zeros((1, 8))
+        chunk[0] = observation["state"]
+        return chunk

@@ -318,6 +318,8 @@ def test_bad_settings_are_one_line_errors(tmp_path) -> None:
         MintPolicy("mint://m/sampler_weights/a", state_space="raw", tokenizer=str(tmp_path / "bad.model"))
     with pytest.raises(UserInputError, match="privileged simulator state"):
         build_service(compose(["policy=scripted"]))
+    with pytest.raises(UserInputError, match="serve.stats_path is required"):
+        build_service(compose(["policy=zero", "serve.state_space=normalized"]))
 
 
 def test_session_seeds_come_from_the_client_session_id() -> None:
@@ -351,3 +353,26 @@ def test_the_served_policy_sees_only_its_own_cameras_as_in_process() -> None:
     assert seen[2] == 0.0 and seen[3] == 0.0  # the wrist camera was sent but the policy does not look at it
     assert seen[4] == 0.0 and seen[5] == 0.0
     assert seen[6] == len(INSTRUCTION)  # the instruction, read back from the prompt's tokens
+
+
+def test_a_normalized_state_is_unnormalized_by_the_server(tmp_path) -> None:
+    """state_space=normalized on both sides: the served policy still gets robot units (float32 on the wire)."""
+    import json
+
+    stats = tmp_path / "norm_stats.json"
+    q01, q99 = [-0.5, -0.4, 0.0, -3.0, -3.0, -3.0, 0.0, -0.04], [0.5, 0.4, 1.2, 3.0, 3.0, 3.0, 0.04, 0.0]
+    stats.write_text(json.dumps({"norm_stats": {"state": {"q01": q01, "q99": q99}, "actions": {"q01": q01, "q99": q99}}}))
+    config = compose(["policy=random", "policy._target_=mint_testing.StateEcho", "serve.state_space=normalized",
+                      f"serve.stats_path={stats}"])
+    service = build_service(config)
+    with ServerThread(create_app(service)) as running:
+        policy = MintPolicy("local://echo", base_url=running.url, stats_path=str(stats))
+        try:
+            policy.reset(INSTRUCTION, seed=0)
+            obs = observation(2)
+            seen = policy.act(obs)[0]
+            assert policy.identity()["state_space"] == "normalized" and policy.identity()["state_stats_sha256"]
+        finally:
+            policy.close()
+    service.close()
+    np.testing.assert_allclose(seen, obs["state"], rtol=0, atol=1e-5)
