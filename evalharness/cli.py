@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "table": ("table", "paper-style table of one or more runs (Markdown, LaTeX, CSV)"),
     "gate": ("gate", "regression gate: compare a candidate run to a baseline (exit 1 on a regression)"),
     "report": ("report", "self-contained HTML report of runs: table, charts, episodes, videos"),
+    "serve": ("serve", "serve a policy over the MinT protocol (one model for many workers)"),
 }
 
 

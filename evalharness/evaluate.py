@@ -20,6 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from evalharness.errors import UserInputError, choices_error
+from evalharness.mint import policy_server
 from evalharness.plan import EpisodeSpec, build_plan, stable_hash
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -241,6 +242,8 @@ def prepare(cfg: DictConfig) -> PreparedRun:
 
     import_libero()  # fails with one line when assets are missing, before any worker starts
     identity = _policy_identity(config["policy"], pipeline_cfg)
+    # runner.policy_server=auto: how it is served; redacted like the config (an identity never holds a secret)
+    identity = redact(policy_server.annotate_identity(identity, config))
     metadata = run_metadata()
     context_inputs = {
         "protocol": protocol.model_dump(),
@@ -300,8 +303,10 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     todo = episodes_to_run(run.plan, recorded, run.retry_errors)
     done = planned - {spec.key for spec in todo}
     items = [WorkItem(spec, run.video[spec.key], run.max_steps) for spec in todo]
+    # runner.policy_server=auto: one serve process for the run, the workers query it (stopped below)
+    policy_cfg, pipeline_cfg, stop_policy_server = policy_server.start_for_run(config, run.pipeline_cfg, bool(items))
     worker_config = WorkerConfig(
-        policy=config["policy"], pipeline=run.pipeline_cfg, protocol=config["protocol"], run_dir=str(run_dir),
+        policy=policy_cfg, pipeline=pipeline_cfg, protocol=config["protocol"], run_dir=str(run_dir),
         video_fps=run.video_fps, camera_size=run.camera_size, raw_outputs=run.raw_outputs,
     )
     raw_log = RawOutputLog(run_dir, recorded) if run.raw_outputs else None
@@ -320,6 +325,7 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
         LocalRunner(worker_config, run.workers, run.max_attempts).run(items, sink)
     finally:
         progress.close()
+        stop_policy_server()
         remove_scratch(run_dir)  # workers are stopped by now; a killed one leaves its partial video
 
     records = [r for r in store.records() if r.key in planned]

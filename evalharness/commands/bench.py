@@ -27,6 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=100, help="control steps per mode")
     parser.add_argument("--replan", type=int, default=5, help="steps between policy queries (openpi: 5)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    serve = parser.add_argument_group("--serve: evalharness serve throughput (evalharness/bench/serve.py)")
+    serve.add_argument("--serve", action="store_true", help="measure evalharness serve, batched vs max_batch=1")
+    serve.add_argument("--sessions", default="1,2,4,8", help="concurrent sessions per measurement")
+    serve.add_argument("--queries", type=int, default=20, help="act requests per session")
+    serve.add_argument("--max-batch", type=int, default=8, help="the batched setting (compared with 1)")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0, help="serve.max_wait_ms")
+    serve.add_argument("overrides", nargs="*", help="--serve: Hydra overrides choosing the served policy "
+                       "(default: policy=random policy.horizon=10)")
 
 
 def _rate(env, actions: np.ndarray, render_every: int | None, cameras=None) -> float:
@@ -40,6 +48,12 @@ def _rate(env, actions: np.ndarray, render_every: int | None, cameras=None) -> f
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.serve:
+        from evalharness.bench import serve
+
+        return serve.run(args)
+    if args.overrides:
+        raise UserInputError(f"{args.overrides[0]!r} is not valid here; Hydra overrides choose the policy of --serve only")
     if args.steps < 10 or args.replan < 1:
         raise UserInputError(f"--steps {args.steps} / --replan {args.replan} not valid; allowed: steps >= 10, replan >= 1")
     from envs.libero.env import LiberoEnv

@@ -1,0 +1,96 @@
+"""Batching across sessions in ``evalharness serve``: concurrent clients' queries share one
+``act_batch`` call, and each session's answers equal its unbatched (``max_batch=1``) and
+in-process answers, because each session's fork keeps its own random state.
+
+The served policy is a parameter: ``random`` (the default ``act_batch``, a loop) and a
+``random`` whose ``act_batch`` draws for all forks in one call.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import numpy as np
+import pytest
+
+from evalharness.commands.serve import compose
+from evalharness.mint.policy import MintPolicy
+from evalharness.mint.server import ServerThread, build_service, create_app
+from evalharness.policies.baselines import RandomPolicy
+from mint_testing import BatchedRandomPolicy, observation
+
+SESSIONS, QUERIES = 4, 5
+POLICIES = {
+    "random": ["policy=random", "policy.horizon=10"],
+    "batched_random": ["policy=random", "policy.horizon=10", "policy._target_=mint_testing.BatchedRandomPolicy"],
+}
+
+
+def _serve_and_query(overrides: list[str], max_batch: int) -> tuple[dict[int, list[np.ndarray]], dict]:
+    """Each of SESSIONS concurrent clients (seed = its index) asks QUERIES times."""
+    service = build_service(compose([*overrides, f"serve.max_batch={max_batch}", "serve.max_wait_ms=50"]))
+    answers: dict[int, list[np.ndarray]] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(SESSIONS)
+    with ServerThread(create_app(service)) as server:
+
+        def client(seed: int) -> None:
+            policy = MintPolicy("local://p", base_url=server.url, state_space="raw",
+                                timeouts={"read": 20.0, "future": 60.0})
+            try:
+                policy.reset("put the bowl on the plate", seed=seed)
+                start.wait(timeout=30)
+                answers[seed] = [policy.act(observation(seed * 10 + q)) for q in range(QUERIES)]
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                policy.close()
+
+        threads = [threading.Thread(target=client, args=(seed,)) for seed in range(SESSIONS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        status = httpx.get(f"{server.url}/api/v1/evalharness/status").json()
+    service.close()
+    assert not errors, errors
+    return answers, status
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_batched_answers_equal_unbatched_and_in_process_ones(name) -> None:
+    BatchedRandomPolicy.batch_sizes.clear()
+    batched, status = _serve_and_query(POLICIES[name], max_batch=8)
+    unbatched, single = _serve_and_query(POLICIES[name], max_batch=1)
+    assert status["queries"] == single["queries"] == SESSIONS * QUERIES
+    assert status["batches"] < SESSIONS * QUERIES, "concurrent queries were never batched"
+    assert single["batches"] == SESSIONS * QUERIES
+    assert status["serve"]["max_batch"] == 8 and single["serve"]["max_batch"] == 1
+    assert status["open_sessions"] == {"action": 0, "sampling": 0}
+    for seed in range(SESSIONS):
+        reference = RandomPolicy(horizon=10)
+        reference.reset("x", seed=seed)
+        expected = [reference.act({}) for _ in range(QUERIES)]
+        for got_batched, got_single, want in zip(batched[seed], unbatched[seed], expected, strict=True):
+            np.testing.assert_array_equal(got_batched, want)
+            np.testing.assert_array_equal(got_single, want)
+    if name == "batched_random":
+        assert max(BatchedRandomPolicy.batch_sizes) > 1
+
+
+def test_bench_serve_measures_batched_against_unbatched(tmp_path, capsys) -> None:
+    import argparse
+    import json
+
+    from evalharness.bench import serve
+
+    out = tmp_path / "bench.json"
+    args = argparse.Namespace(sessions="3", queries=2, max_batch=4, max_wait_ms=20.0, json=str(out),
+                              overrides=["policy=zero", "policy.horizon=2"])
+    assert serve.run(args) == 0
+    figures = json.loads(out.read_text())
+    assert [(r["max_batch"], r["sessions"], r["requests"]) for r in figures["rows"]] == [(4, 3, 6), (1, 3, 6)]
+    assert all(r["requests_per_s"] > 0 and 0 < r["latency_p50_ms"] <= r["latency_p95_ms"] for r in figures["rows"])
+    assert figures["rows"][1]["mean_batch"] == 1.0
+    assert "max_batch" in capsys.readouterr().out
