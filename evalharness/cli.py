@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "decode": ("decode", "decode policy tokens / chunks into robot actions, for debugging"),
     "fit-fast": ("fit_fast", "fit a FAST action tokenizer (BPE) on action chunks from a file"),
     "bench": ("bench", "measure simulation and rendering throughput on this machine"),
+    "checkpoint": ("checkpoint", "write a random reference checkpoint (init) or load and check one (check)"),
 }
 
 

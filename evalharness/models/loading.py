@@ -47,6 +47,21 @@ def resolve_device(device: str):
     return torch.device(device)
 
 
+def _import_target(files: CheckpointFiles, target: str) -> None:
+    """Import ``package.module.Class`` ourselves, so each failure reads as one plain line."""
+    import importlib
+
+    module_name, _, attribute = target.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - any import failure of the user's module is reported
+        raise UserInputError(f"{files.where(SPEC_FILE)} model._target_ {target!r} cannot be imported "
+                             f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
+    if not callable(getattr(module, attribute, None)):
+        raise UserInputError(f"{files.where(SPEC_FILE)} model._target_ {target!r} cannot be imported: module "
+                             f"{module_name!r} has no class {attribute!r}")
+
+
 def load_model(files: CheckpointFiles, device: str = "auto", dtype: str = "float32"):
     """The checkpoint's module with its weights, in eval mode on ``device`` / ``dtype``."""
     import torch
@@ -55,6 +70,7 @@ def load_model(files: CheckpointFiles, device: str = "auto", dtype: str = "float
     from safetensors.torch import load_file
 
     target = files.spec.model["_target_"]
+    _import_target(files, target)
     try:
         model = instantiate(dict(files.spec.model), _convert_="all")
     except InstantiationException as exc:
