@@ -77,7 +77,8 @@ def write_reference_checkpoint(directory: str | Path, *, seed: int = 0, image_si
     torch.manual_seed(seed)
     model = ReferenceVLA(**arguments)
     tensors = {name: t.detach().contiguous() for name, t in model.state_dict().items()}
-    save_file(tensors, str(out / WEIGHTS_FILE), metadata={"seed": str(seed), "class": REFERENCE_TARGET})
+    # One metadata key only: safetensors writes metadata from a hash map, in no fixed order.
+    save_file(tensors, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
     header = ("# A checkpoint of evalharness's reference network (random weights, seed "
               f"{seed}).\n# Format: docs/checkpoints.md. Evaluate: evalharness policy=checkpoint "
               f"policy.path={out}\n")

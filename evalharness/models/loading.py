@@ -83,7 +83,7 @@ def load_model(files: CheckpointFiles, device: str = "auto", dtype: str = "float
                              f"{type(model).__name__}; allowed: a torch.nn.Module")
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     found = {name: tuple(entry["shape"]) for name, entry in files.tensors.items()}
-    for name, shape in found.items():
+    for name, shape in sorted(found.items()):  # sorted: the same checkpoint always names the same tensor
         if name not in expected:
             raise UserInputError(f"{files.where(WEIGHTS_FILE)} holds tensor {name!r}, which {target} does not have "
                                  f"(the model's tensors: {', '.join(sorted(expected)[:6])}, ...)")
