@@ -6,12 +6,12 @@ real model: any ``torch.nn.Module`` with the same ``forward`` keywords loads the
 Architecture (small enough that a CPU forward pass at 64-96 px takes milliseconds):
 
 - one CNN encoder shared by the cameras (three strided convolutions, global average
-  pooling), plus a learned embedding per camera slot; a camera whose mask is False
-  (padding) contributes zeros;
+  pooling, layer norm), plus a learned embedding per camera slot; a camera whose mask is
+  False (padding) contributes zeros;
 - the 8-D state through a linear layer;
 - the instruction as hashed word ids (:mod:`evalharness.models.inputs`) averaged in an
   ``EmbeddingBag`` (id 0 = padding), so no external tokenizer is needed;
-- an MLP trunk over the concatenation, then one learned query per output position
+- an MLP trunk over the (layer-normed) concatenation, then one learned query per output position
   (``horizon * action_dim`` of them, time-major) and a shared head: ``classes`` logits per
   position (MinT-uniform tokens: 512 classes, 10 steps x 7 dims) or, with
   ``output="chunk"``, one value in [-1, 1] per position (a normalized chunk).
@@ -37,14 +37,14 @@ class ReferenceVLA(nn.Module):
             nn.Conv2d(3, width, 5, stride=2, padding=2), nn.ReLU(),
             nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(2 * width, embed, 3, stride=2, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.LayerNorm(embed),
         )
         self.camera_embedding = nn.Parameter(torch.randn(cameras, embed) * 0.02)
         self.state_proj = nn.Linear(state_dim, embed)
         self.words = nn.EmbeddingBag(prompt_vocab, embed, mode="mean", padding_idx=0)
-        self.trunk = nn.Sequential(nn.Linear((cameras + 2) * embed, hidden), nn.GELU(),
+        self.trunk = nn.Sequential(nn.LayerNorm((cameras + 2) * embed), nn.Linear((cameras + 2) * embed, hidden), nn.GELU(),
                                    nn.Linear(hidden, hidden), nn.GELU())
-        self.queries = nn.Parameter(torch.randn(horizon * action_dim, hidden) * 0.5)
+        self.queries = nn.Parameter(torch.randn(horizon * action_dim, hidden) * 0.1)
         self.head = nn.Linear(hidden, classes if output == "tokens" else 1)
 
     def forward(self, images: torch.Tensor, image_mask: torch.Tensor, state: torch.Tensor,
