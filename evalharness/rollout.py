@@ -25,7 +25,7 @@ import numpy as np
 from envs.libero.env import CAMERAS, LiberoEnv
 from evalharness.errors import EnvError, EpisodeError, InvalidActionError, PolicyError, UserInputError
 from evalharness.plan import EpisodeSpec
-from evalharness.policies.base import Policy
+from evalharness.policies.base import Observation, Policy
 from evalharness.protocol import Protocol
 from evalharness.transforms.images import ImageTransform, build_image_transform
 
@@ -104,12 +104,12 @@ def policy_cameras(policy: Policy, settings: RolloutSettings) -> tuple[str, ...]
 
 def _observation(
     env: LiberoEnv, policy: Policy, settings: RolloutSettings, cameras: tuple[str, ...], blank: np.ndarray
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+) -> tuple[Observation, dict[str, np.ndarray]]:
     raw = env.render_images(cameras)
     # Cameras not rendered are all zeros: reuse one preprocessed blank instead of
     # preprocessing zeros at every query (the scripted policy queries every step).
     images = {cam: settings.image_transform(raw[cam]) if cam in cameras else blank for cam in CAMERAS}
-    obs: dict[str, Any] = {
+    obs: Observation = {
         "images": images,
         "image_mask": {cam: cam in cameras for cam in CAMERAS},
         "instruction": env.instruction,

@@ -32,13 +32,13 @@ POLICY_CFG = yaml.safe_load((ROOT / "conf" / "policy" / "checkpoint.yaml").read_
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return write_reference_checkpoint(tmp_path_factory.mktemp("ckpt") / "tokens", seed=0)
+def ckpt(reference_checkpoints) -> Path:
+    return reference_checkpoints["tokens"]  # seed 0
 
 
 @pytest.fixture(scope="module")
-def chunk_ckpt(tmp_path_factory) -> Path:
-    return write_reference_checkpoint(tmp_path_factory.mktemp("ckpt") / "chunk", seed=0, output="chunk")
+def chunk_ckpt(reference_checkpoints) -> Path:
+    return reference_checkpoints["chunk"]
 
 
 def cfg(path: Path, **extra) -> dict:

@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from evalharness.models.init import write_reference_checkpoint
-
 pytestmark = [pytest.mark.sim, pytest.mark.usefixtures("assets_installed")]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,8 +37,8 @@ def _records(out: Path) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return write_reference_checkpoint(tmp_path_factory.mktemp("ckpt") / "reference", seed=0)
+def ckpt(reference_checkpoints) -> Path:
+    return reference_checkpoints["tokens"]
 
 
 @pytest.fixture(scope="module")

@@ -25,17 +25,13 @@ def configured(name: str, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def checkpoint_dir(tmp_path_factory) -> Path:
-    from evalharness.models.init import write_reference_checkpoint
-
-    return write_reference_checkpoint(tmp_path_factory.mktemp("ckpt") / "tokens", seed=0)
+def checkpoint_dir(reference_checkpoints) -> Path:
+    return reference_checkpoints["tokens"]
 
 
 @pytest.fixture(scope="module")
-def chunk_checkpoint_dir(tmp_path_factory) -> Path:
-    from evalharness.models.init import write_reference_checkpoint
-
-    return write_reference_checkpoint(tmp_path_factory.mktemp("ckpt") / "chunk", seed=1, output="chunk")
+def chunk_checkpoint_dir(reference_checkpoints) -> Path:
+    return reference_checkpoints["chunk"]
 
 
 def shipped(checkpoint_dir: Path, chunk_checkpoint_dir: Path) -> list[tuple[str, dict, dict]]:
@@ -170,8 +166,10 @@ class ActNeedsReset(ZeroPolicy):
 
 @pytest.mark.parametrize("policy, message", [
     (NotJson(), r"identity\(\) before acting is not JSON-serializable \(Object of type ndarray"),
-    (LeaksKeyByName(), r"identity\(\) before acting is not free of secrets: identity\['server'\]\['api_key'\] has a value under a secret-looking key"),
-    (LeaksEnvValue(), r"identity\(\) before acting is not free of secrets: it contains the value of the environment variable MINT_API_KEY"),
+    (LeaksKeyByName(), r"identity\(\) before acting is not free of secrets: identity\['server'\]\['api_key'\] has a "
+                       r"value under a secret-looking key"),
+    (LeaksEnvValue(), r"identity\(\) before acting is not free of secrets: it contains the value of the environment "
+                      r"variable MINT_API_KEY"),
     (UnstableIdentity(), r"identity\(\) changed between calls"),
     (SeededOnlyOnce(horizon=3), r"act\(\) after reset\(\) with the same seed and observation gave another chunk"),
     (GlobalRandom(), r"act_batch\(\) answer 0 differs from the same fork acting alone"),

@@ -68,7 +68,8 @@ def _check(args: argparse.Namespace) -> int:
     pipeline = policy.pipeline.describe() if isinstance(policy, PipelinedPolicy) else None
     check_policy(policy, args.protocol)
     spec = raw.files.spec
-    steps = " -> ".join(str((pipeline or {}).get(g, {}).get("name", "none")) for g in ("decoder", "normalize", "convert"))
+    steps = " -> ".join(str((pipeline or {}).get(group, {}).get("name", "none"))
+                        for group in ("decoder", "normalize", "convert"))
     print(f"checkpoint {raw.files.directory}: ok")
     print(f"  model: {spec.model['_target_']} ({parameters:,} parameters, {raw._shared.device}, {args.dtype})")
     print(f"  output: {spec.output.type} -> {steps}")

@@ -67,9 +67,9 @@ class InputTransform:
                 continue
             image = self.image_transform(np.asarray(given[camera]))
             if image.shape != (size, size, 3):
-                raise PolicyError(f"checkpoint input: camera {camera!r} is {image.shape} after inputs.image_transforms; "
-                                  f"the model takes ({size}, {size}, 3) (add {{resize: {size}}} to "
-                                  "inputs.image_transforms in policy.yaml)")
+                raise PolicyError(f"checkpoint input: camera {camera!r} is {image.shape} after "
+                                  f"inputs.image_transforms; the model takes ({size}, {size}, 3) (add "
+                                  f"{{resize: {size}}} to inputs.image_transforms in policy.yaml)")
             images[slot] = np.moveaxis(image, -1, 0).astype(np.float32) / 255.0
             mask[slot] = True
         return {"images": images, "image_mask": mask, "state": self._state(observation),

@@ -55,8 +55,9 @@ def _import_target(files: CheckpointFiles, target: str) -> None:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - any import failure of the user's module is reported
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise UserInputError(f"{files.where(SPEC_FILE)} model._target_ {target!r} cannot be imported "
-                             f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
+                             f"({type(exc).__name__}: {reason})") from None
     if not callable(getattr(module, attribute, None)):
         raise UserInputError(f"{files.where(SPEC_FILE)} model._target_ {target!r} cannot be imported: module "
                              f"{module_name!r} has no class {attribute!r}")

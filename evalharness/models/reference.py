@@ -42,7 +42,8 @@ class ReferenceVLA(nn.Module):
         self.camera_embedding = nn.Parameter(torch.randn(cameras, embed) * 0.02)
         self.state_proj = nn.Linear(state_dim, embed)
         self.words = nn.EmbeddingBag(prompt_vocab, embed, mode="mean", padding_idx=0)
-        self.trunk = nn.Sequential(nn.LayerNorm((cameras + 2) * embed), nn.Linear((cameras + 2) * embed, hidden), nn.GELU(),
+        joint = (cameras + 2) * embed
+        self.trunk = nn.Sequential(nn.LayerNorm(joint), nn.Linear(joint, hidden), nn.GELU(),
                                    nn.Linear(hidden, hidden), nn.GELU())
         self.queries = nn.Parameter(torch.randn(horizon * action_dim, hidden) * 0.1)
         self.head = nn.Linear(hidden, classes if output == "tokens" else 1)
