@@ -98,7 +98,8 @@ def test_pipeline_command_line_ignores_the_declaration_and_double_wrapping_is_re
     assert raw.identity()["pipeline"] == "command_line"
     wrapped = build_policy(cfg(ckpt), NONE)
     with pytest.raises(UserInputError, match="already runs through an action pipeline"):
-        PipelinedPolicy(wrapped, {**NONE, "normalize": {"name": "quantile", "stats_path": str(ckpt / "norm_stats.json")}})
+        quantile = {"name": "quantile", "stats_path": str(ckpt / "norm_stats.json")}
+        PipelinedPolicy(wrapped, {**NONE, "normalize": quantile})
     with pytest.raises(UserInputError, match="policy.pipeline='both' is not valid; allowed: declared, command_line"):
         CheckpointPolicy(str(ckpt), pipeline="both")
 
@@ -190,7 +191,8 @@ cfg = {json.dumps(cfg(ckpt))}
 none = {json.dumps(NONE)}
 identity = _policy_identity(cfg, none)
 weights = [mode for name, mode in opened if name.endswith('model.safetensors')]
-print(json.dumps({{"torch": "torch" in sys.modules, "safetensors": any(m.startswith("safetensors") for m in sys.modules),
+print(json.dumps({{"torch": "torch" in sys.modules,
+                   "safetensors": any(m.startswith("safetensors") for m in sys.modules),
                    "weights_opened": weights, "name": identity["name"]}}))
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
@@ -231,9 +233,10 @@ def _break(ckpt: Path, tmp_path: Path, how: str) -> Path:
 BAD = {
     "missing_weights": r"checkpoint '.*/missing_weights' has no model\.safetensors; a checkpoint holds policy\.yaml, "
                        r"model\.safetensors, norm_stats\.json",
-    "wrong_shape": r"model\.safetensors tensor 'head\.weight' has shape \[512, 128\]; "
-                   r"evalharness\.models\.reference\.ReferenceVLA with the arguments in policy\.yaml expects \[512, 96\]",
-    "unknown_module": r"policy\.yaml model\._target_ 'nosuch\.models\.Net' cannot be imported: no module 'nosuch\.models'",
+    "wrong_shape": r"model\.safetensors tensor 'head\.weight' has shape \[512, 128\]; evalharness\.models\.reference\."
+                   r"ReferenceVLA with the arguments in policy\.yaml expects \[512, 96\]",
+    "unknown_module": r"policy\.yaml model\._target_ 'nosuch\.models\.Net' cannot be imported: "
+                      r"no module 'nosuch\.models'",
     "unknown_class": r"policy\.yaml model\._target_ 'evalharness\.models\.reference\.BiggerVLA' cannot be imported: "
                      r"module 'evalharness\.models\.reference' has no class 'BiggerVLA'",
     "malformed_stats": r"norm_stats\.json is not valid JSON \(Expecting value",
@@ -273,3 +276,36 @@ def test_check_command_reports_the_model(ckpt):
     assert proc.returncode == 0, proc.stderr
     assert "ReferenceVLA" in proc.stdout and "tokens -> mint_uniform -> quantile -> none" in proc.stdout
     assert "check_policy passed under protocol openpi" in proc.stdout
+
+
+def test_trained_weights_of_the_class_load_the_same_way(ckpt, tmp_path):
+    """Weights saved from a module of the class (here: 'trained' by perturbing) are what the policy runs."""
+    import torch
+    from safetensors.torch import save_file
+
+    from evalharness.models.inputs import InputTransform
+    from evalharness.models.reference import ReferenceVLA
+
+    trained = tmp_path / "trained"
+    shutil.copytree(ckpt, trained)
+    spec = yaml.safe_load((trained / "policy.yaml").read_text())
+    module = ReferenceVLA(**{k: v for k, v in spec["model"].items() if k != "_target_"})
+    torch.manual_seed(123)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.1)
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(trained / "model.safetensors"))
+
+    policy = CheckpointPolicy(str(trained), device="cpu")
+    original = CheckpointPolicy(str(ckpt), device="cpu")
+    obs = observations(1, policy)[0]
+    policy.reset("x", seed=0)
+    original.reset("x", seed=0)
+    tokens = policy.act(obs)
+    inputs = InputTransform(policy.files)(obs)
+    with torch.inference_mode():
+        logits = module.eval()(**{k: torch.from_numpy(v[None]) for k, v in inputs.items()})
+    np.testing.assert_array_equal(tokens, logits[0].argmax(-1).numpy())
+    assert not np.array_equal(tokens, original.act(obs))
+    weights = "model.safetensors"
+    assert policy.identity()["files_sha256"][weights] != original.identity()["files_sha256"][weights]
