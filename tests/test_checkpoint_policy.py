@@ -309,3 +309,14 @@ def test_trained_weights_of_the_class_load_the_same_way(ckpt, tmp_path):
     assert not np.array_equal(tokens, original.act(obs))
     weights = "model.safetensors"
     assert policy.identity()["files_sha256"][weights] != original.identity()["files_sha256"][weights]
+
+
+def test_an_evaluation_of_a_bad_checkpoint_stops_in_the_parent_with_one_line(ckpt, tmp_path):
+    missing = _break(ckpt, tmp_path, "missing_weights")
+    argv = ["policy=checkpoint", f"policy.path={missing}", "suite=smoke", "video=none", f"output_dir={tmp_path / 'out'}"]
+    proc = subprocess.run([sys.executable, "-m", "evalharness", *argv], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert re.search(r"checkpoint '.*/missing_weights' has no model\.safetensors", lines[0]), lines[0]
+    assert not (tmp_path / "out").exists()  # validated before anything is written
