@@ -65,7 +65,7 @@ def test_baselines_pass_under_a_protocol_without_state():
 
 def test_a_checkpoint_that_needs_state_fails_under_a_protocol_without_it(checkpoint_dir):
     policy = build_policy(configured("checkpoint", path=str(checkpoint_dir)), NONE)
-    with pytest.raises(PolicyCheckError, match=r"check_policy\('checkpoint'\): act\(\) raised PolicyError: .*"
+    with pytest.raises(PolicyCheckError, match=r"check_policy\('checkpoint'\): act\(\) raised UserInputError: .*"
                                                r"takes the state .* but the observation has none"):
         check_policy(policy, "openvla")
 

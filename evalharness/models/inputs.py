@@ -15,6 +15,10 @@ inputs never depend on its batch-mates, and the parent never needs torch.
 - prompt: ``prompt.format`` with the instruction, lower-cased, ``_`` -> space, split into
   words ``[a-z0-9]+``; each word -> ``1 + crc32(word) % (vocab - 1)``; cut or zero-padded
   to ``max_words`` ids.
+
+An observation the checkpoint cannot take (no state under a protocol without state, an
+image that does not reach ``image_size``) is a configuration mistake, not an episode's
+fault: it raises :class:`~evalharness.errors.UserInputError`, which stops the run.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from evalharness.errors import PolicyError
+from evalharness.errors import UserInputError
 from evalharness.models.checkpoint_files import STATS_FILE, CheckpointFiles, InputSpec, PromptSpec
 from evalharness.transforms.images import build_image_transform
 
@@ -67,7 +71,7 @@ class InputTransform:
                 continue
             image = self.image_transform(np.asarray(given[camera]))
             if image.shape != (size, size, 3):
-                raise PolicyError(f"checkpoint input: camera {camera!r} is {image.shape} after "
+                raise UserInputError(f"checkpoint input: camera {camera!r} is {image.shape} after "
                                   f"inputs.image_transforms; the model takes ({size}, {size}, 3) (add "
                                   f"{{resize: {size}}} to inputs.image_transforms in policy.yaml)")
             images[slot] = np.moveaxis(image, -1, 0).astype(np.float32) / 255.0
@@ -80,11 +84,11 @@ class InputTransform:
             return np.zeros(self.spec.state_dim, dtype=np.float32)
         state = observation.get("state")
         if state is None:
-            raise PolicyError("checkpoint input: the model takes the state (policy.yaml inputs.state: "
+            raise UserInputError("checkpoint input: the model takes the state (policy.yaml inputs.state: "
                               f"{self.spec.state}) but the observation has none (protocol.state is false)")
         vector = np.asarray(state, dtype=np.float64).reshape(-1)
         if vector.size < self.spec.state_dim:
-            raise PolicyError(f"checkpoint input: state has {vector.size} values; the model takes "
+            raise UserInputError(f"checkpoint input: state has {vector.size} values; the model takes "
                               f"{self.spec.state_dim}")
         vector = vector[: self.spec.state_dim]
         if self._state_normalizer is not None:
