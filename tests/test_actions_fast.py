@@ -169,9 +169,21 @@ def test_length_mismatch_pad_truncate_as_lerobot_is_recorded(golden, horizon):
 MIN_TOKEN = -(math.ceil(math.sqrt(H) * SCALE) + 1)  # |coefficient| <= ||x||_2 <= sqrt(H) for |x| <= 1
 
 
+def coverage_chunks(low: int, high: int) -> np.ndarray:
+    """One chunk per coefficient value in low..high (all its coefficients equal to it).
+
+    A tokenizer fitted as the FAST processor fits can encode only the characters its data
+    produced (byte-level pre-tokenization remaps most of the initial alphabet), so the
+    training data must hold every value a round trip may meet.
+    """
+    return np.stack([scipy.fft.idct(np.full((H, D), v / SCALE), axis=0, norm="ortho") for v in range(low, high + 1)])
+
+
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    fit = fit_fast_tokenizer(smooth_chunks(200, seed=2), scale=SCALE, vocab_size=400, min_token=MIN_TOKEN)
+    data = np.concatenate([smooth_chunks(200, seed=2), coverage_chunks(MIN_TOKEN, -MIN_TOKEN)])
+    fit = fit_fast_tokenizer(data, scale=SCALE, vocab_size=400)
+    assert fit.min_token == MIN_TOKEN
     path = fit.save(tmp_path_factory.mktemp("fitted"))
     return fit, path
 

@@ -20,8 +20,17 @@ means following its steps exactly, including the ones that look accidental:
    characters never occur after byte-level pre-tokenization, but they take ids, so
    leaving them out would renumber every id.
 
-``min_token`` may be set lower than the data's minimum (room for more extreme chunks);
-the alphabet then starts at that value, as the processor's would if the data reached it.
+A consequence of the processor's recipe, kept here: the tokenizer encodes only
+characters it holds as symbols, and byte-level pre-tokenization turns the characters for
+coefficients ``min_token + 0..32`` (and every character past chr(126)) into other
+symbols, which are in the vocabulary only when the data produced them. So a coefficient
+that never occurred in the fitting data may be unencodable (the ``tokenizers`` encoder
+drops it silently; :func:`~evalharness.actions.decoders.fast.encode_chunk` raises).
+Fit on data that covers the range the model will emit.
+
+``min_token`` may be set lower than the data's minimum; the alphabet then starts at that
+value, as the processor's would if the data reached it (with the caveat above for values
+the data never produced).
 
 :meth:`FastFit.save` writes ``tokenizer.json`` and a ``processor_config.json`` with the
 same keys as the FAST processor's (``scale``, ``min_token``, ``vocab_size``,

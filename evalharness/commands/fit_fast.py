@@ -36,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "coefficient range max_token - min_token (default 1024)")
     parser.add_argument("--min-frequency", type=int, default=2, help="minimum pair count for a merge "
                         "(default 2, as the processor; another value departs from it)")
-    parser.add_argument("--min-token", type=int, default=None, help="smallest representable coefficient "
-                        "(default: the smallest in the data; lower leaves room for more extreme chunks)")
+    parser.add_argument("--min-token", type=int, default=None, help="smallest coefficient of the alphabet "
+                        "(default: the smallest in the data, as the processor; values the data never produced may "
+                        "still be unencodable: fit on data covering the range)")
 
 
 def run(args: argparse.Namespace) -> int:
