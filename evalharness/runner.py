@@ -26,16 +26,8 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from evalharness.errors import UserInputError, WorkerCrash
-from evalharness.worker import (
-    USER_ERROR_PREFIX,
-    WorkerConfig,
-    WorkItem,
-    _EnvCache,
-    build_policy,
-    make_record,
-    run_item,
-    worker_main,
-)
+from evalharness.worker import WorkerConfig, WorkItem, _EnvCache, build_policy, make_record, run_item, worker_main
+from evalharness.worker import USER_ERROR_PREFIX
 
 RecordSink = Callable[[dict[str, Any]], None]
 
