@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("gate", "regression gate: compare a candidate run to a baseline (exit 1 on a regression)"),
     "report": ("report", "self-contained HTML report of runs: table, charts, episodes, videos"),
     "serve": ("serve", "serve a policy over the MinT protocol (one model for many workers)"),
+    "checkpoint": ("checkpoint", "write a random reference checkpoint (init) or load and check one (check)"),
 }
 
 

@@ -7,7 +7,9 @@ at every step only when the episode is being recorded. Physics steps never rende
 Every way an episode can fail to reach a verdict (the policy raises, returns NaN or a
 wrongly shaped chunk, decoding fails, the simulator throws) ends that episode with an
 error *kind* and message instead of crashing the run, and is never counted as a policy
-failure.
+failure. A :class:`~evalharness.errors.UserInputError` from the policy is not an episode
+outcome but a configuration mistake found late (a checkpoint's weights load only where
+episodes run): it stops the run with its one line.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from envs.libero.env import CAMERAS, LiberoEnv
-from evalharness.errors import EnvError, EpisodeError, InvalidActionError, PolicyError
+from evalharness.errors import EnvError, EpisodeError, InvalidActionError, PolicyError, UserInputError
 from evalharness.plan import EpisodeSpec
-from evalharness.policies.base import Policy
+from evalharness.policies.base import Observation, Policy
 from evalharness.protocol import Protocol
 from evalharness.transforms.images import ImageTransform, build_image_transform
 
@@ -102,12 +104,12 @@ def policy_cameras(policy: Policy, settings: RolloutSettings) -> tuple[str, ...]
 
 def _observation(
     env: LiberoEnv, policy: Policy, settings: RolloutSettings, cameras: tuple[str, ...], blank: np.ndarray
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+) -> tuple[Observation, dict[str, np.ndarray]]:
     raw = env.render_images(cameras)
     # Cameras not rendered are all zeros: reuse one preprocessed blank instead of
     # preprocessing zeros at every query (the scripted policy queries every step).
     images = {cam: settings.image_transform(raw[cam]) if cam in cameras else blank for cam in CAMERAS}
-    obs: dict[str, Any] = {
+    obs: Observation = {
         "images": images,
         "image_mask": {cam: cam in cameras for cam in CAMERAS},
         "instruction": env.instruction,
@@ -166,8 +168,8 @@ def run_episode(
             physics(settings.settle_action)
         try:
             policy.reset(spec.instruction, seed=spec.episode_seed, init_state=spec.init_state)
-        except EpisodeError:
-            raise
+        except (EpisodeError, UserInputError):  # a configuration mistake (e.g. checkpoint weights that do
+            raise                               # not fit its model, found where they load) stops the run
         except Exception as exc:  # noqa: BLE001
             raise PolicyError(f"reset: {type(exc).__name__}: {exc}") from exc
 
@@ -183,7 +185,7 @@ def run_episode(
                 record_frame(np.ascontiguousarray(raw["base_0_rgb"][::-1]) if "base_0_rgb" in cameras else None)
             try:
                 chunk = timed("policy", lambda: policy.act(obs))
-            except EpisodeError:
+            except (EpisodeError, UserInputError):
                 raise
             except Exception as exc:  # noqa: BLE001
                 raise PolicyError(f"{type(exc).__name__}: {exc}") from exc

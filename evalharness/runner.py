@@ -27,6 +27,7 @@ from typing import Any
 
 from evalharness.errors import UserInputError, WorkerCrash
 from evalharness.worker import WorkerConfig, WorkItem, _EnvCache, build_policy, make_record, run_item, worker_main
+from evalharness.worker import USER_ERROR_PREFIX
 
 RecordSink = Callable[[dict[str, Any]], None]
 
@@ -136,6 +137,8 @@ class LocalRunner:
             for slot in slots:
                 self._stop(slot)
         if fatal is not None:
+            if fatal.startswith(USER_ERROR_PREFIX):  # e.g. a checkpoint whose tensors do not fit its model
+                raise UserInputError(fatal.removeprefix(USER_ERROR_PREFIX))
             raise RuntimeError(f"a worker failed: {fatal}")
 
     def _handle(self, slot: _Slot, message: tuple[str, Any], sink: RecordSink) -> str | None:

@@ -19,6 +19,10 @@ from typing import Any
 from evalharness.plan import EpisodeSpec
 
 
+#: A worker's fatal message that is a user's mistake (one line for the user, exit 2).
+USER_ERROR_PREFIX = "UserInputError: "
+
+
 @dataclass(frozen=True)
 class WorkItem:
     """One episode as sent to a worker: the spec and whether to film it."""
@@ -165,6 +169,8 @@ def worker_main(conn: Connection, config: WorkerConfig) -> None:
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops the run
         conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
         return
+    from evalharness.errors import UserInputError
+
     try:
         while True:
             items = conn.recv()
@@ -173,6 +179,9 @@ def worker_main(conn: Connection, config: WorkerConfig) -> None:
             for item in items:
                 try:
                     record = run_item(item, config, envs, policy, settings_cache)
+                except UserInputError as exc:  # a configuration mistake found late (checkpoint weights)
+                    conn.send(("fatal", f"{USER_ERROR_PREFIX}{exc}"))
+                    return
                 except Exception:  # noqa: BLE001 - a harness bug: report it, do not hang the run
                     conn.send(("fatal", traceback.format_exc()))
                     return

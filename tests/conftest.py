@@ -21,3 +21,13 @@ def assets_installed() -> None:
 
     if installed_assets() is None:
         pytest.fail("LIBERO assets are not installed: run 'make setup' (or 'evalharness setup --assets PATH') first")
+
+
+@pytest.fixture(scope="session")
+def reference_checkpoints(tmp_path_factory) -> dict:
+    """Random checkpoints of the reference network (``checkpoint init``): tokens (seed 0) and chunk (seed 1)."""
+    from evalharness.models.init import write_reference_checkpoint
+
+    root = tmp_path_factory.mktemp("reference_checkpoints")
+    return {"tokens": write_reference_checkpoint(root / "tokens", seed=0),
+            "chunk": write_reference_checkpoint(root / "chunk", seed=1, output="chunk")}

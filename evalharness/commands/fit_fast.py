@@ -1,10 +1,12 @@
 """Fit a FAST action tokenizer (byte-level BPE over DCT coefficients) on action chunks.
 
 Reads CHUNKS, a .npy array of shape (N, H, D) of action chunks already normalized the
-way the model sees them (about [-1, 1]), and fits FAST the way the FAST processor does:
-DCT over time (orthonormal), multiply by --scale and round, min_token = the smallest
+way the model sees them (about [-1, 1]), and fits FAST exactly as the FAST processor's
+fit does, so the result is interchangeable with the processor's on the same data: DCT
+over time (orthonormal), multiply by --scale and round, min_token = the smallest
 coefficient, chr(c - min_token) per coefficient with all dims' lowest frequencies first,
-then a byte-level BPE of --vocab-size tokens.
+then a byte-level BPE of --vocab-size tokens whose initial alphabet is chr(0) ..
+chr(max_token - min_token).
 
 Writes OUT/tokenizer.json and OUT/processor_config.json (scale, min_token, vocab_size,
 time_horizon, action_dim), reports the compression and the largest round-trip error over
@@ -30,10 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "processor_config.json (created if missing)")
     parser.add_argument("--scale", type=float, default=10.0, help="DCT coefficient scale (default 10, as the "
                         "universal tokenizer)")
-    parser.add_argument("--vocab-size", type=int, default=1024, help="BPE vocabulary size, >= 256 (default 1024)")
-    parser.add_argument("--min-frequency", type=int, default=2, help="minimum pair count for a merge (default 2)")
-    parser.add_argument("--min-token", type=int, default=None, help="smallest representable coefficient "
-                        "(default: the smallest in the data; lower leaves room for more extreme chunks)")
+    parser.add_argument("--vocab-size", type=int, default=1024, help="BPE vocabulary size, at least the "
+                        "coefficient range max_token - min_token (default 1024)")
+    parser.add_argument("--min-frequency", type=int, default=2, help="minimum pair count for a merge "
+                        "(default 2, as the processor; another value departs from it)")
+    parser.add_argument("--min-token", type=int, default=None, help="smallest coefficient of the alphabet "
+                        "(default: the smallest in the data, as the processor; values the data never produced may "
+                        "still be unencodable: fit on data covering the range)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     path = fit.save(args.out)
     n, h, d = chunks.shape
     print(f"fitted FAST tokenizer on {n} chunks of {h} x {d}")
-    print(f"  vocabulary: {fit.tokenizer.get_vocab_size()} tokens (byte-level BPE)")
+    print(f"  vocabulary: {fit.tokenizer.get_vocab_size()} tokens (byte-level BPE, initial alphabet of "
+          f"{fit.max_token - fit.min_token + 1} characters)")
     print(f"  coefficients: scale {fit.scale:g}, min_token {fit.min_token}, max_token {fit.max_token}")
     print(f"  tokens per chunk: {fit.mean_tokens_per_chunk:.1f} on average, vs {h * d} values "
           f"({h * d / max(fit.mean_tokens_per_chunk, 1e-9):.1f}x compression)")

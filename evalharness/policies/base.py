@@ -1,25 +1,24 @@
-"""The interface every policy implements, and what it receives.
+"""The interface every policy implements, what it receives and what it returns.
 
-A policy is queried with an observation and returns an *action chunk*: an array of shape
-(H, 7) of LIBERO robot actions (6 end-effector deltas in [-1, 1], gripper -1 open /
-+1 close). The rollout executes the first ``replan_steps`` of them (all of them when the
-chunk is shorter) and queries again. Policies whose model emits tokens or normalized
-values turn them into robot actions with an :mod:`evalharness.actions` pipeline before
-returning.
+**What a policy receives**: an :class:`Observation`, built by the rollout from
+:class:`envs.libero.env.LiberoEnv` after the protocol's image preprocessing.
 
-The observation (built by the rollout from :class:`envs.libero.env.LiberoEnv` after the
-protocol's image preprocessing) holds:
+**What ``act`` returns: its raw output, which the configured action pipeline turns into
+LIBERO actions.** One rule for every policy:
 
-- ``images``: ``base_0_rgb``, ``left_wrist_0_rgb``, ``right_wrist_0_rgb`` (uint8 HxWx3,
-  already in the orientation and size the protocol prescribes); cameras the protocol or
-  the policy's ``cameras`` leave out are zeros, and their ``image_mask`` is False;
-- ``image_mask``: camera -> bool (real camera or padding);
-- ``state``: float32[8] (eef position, eef axis-angle, gripper qpos), unnormalized;
-- ``instruction``: the task's language instruction;
-- ``robot``: raw proprioception (``robot0_eef_pos``, ``robot0_eef_quat`` x-y-z-w,
-  ``robot0_gripper_qpos``);
-- ``privileged``: every object's ``<name>_pos`` / ``<name>_quat`` from the simulator,
-  present only when the policy sets ``needs_privileged_state`` (scripted baselines).
+- a *model* policy returns what its network emits: token ids (a 1-D int sequence) or a
+  chunk of normalized values (H, D); the run's pipeline (Hydra groups ``decoder``,
+  ``normalize``, ``convert``, see :mod:`evalharness.actions`, or the pipeline a
+  checkpoint declares) decodes, unnormalizes and converts it;
+- a *baseline* that already emits robot actions (``zero``, ``random``, ``scripted``)
+  returns an (H, 7) chunk of LIBERO actions and runs with an all-``none`` pipeline, the
+  pipeline that changes nothing.
+
+Either way, what leaves the pipeline is an (H, 7) float chunk of LIBERO robot actions
+(6 end-effector deltas in [-1, 1], gripper -1 open / +1 close), H >= 1. The rollout
+executes the first ``replan_steps`` of them (all of them when the chunk is shorter) and
+queries again. :func:`evalharness.policies.checker.check_policy` checks a policy against
+this contract.
 """
 
 from __future__ import annotations
@@ -27,9 +26,34 @@ from __future__ import annotations
 import abc
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NotRequired, Required, TypedDict
 
 import numpy as np
+
+
+class Observation(TypedDict, total=False):
+    """What :meth:`Policy.act` receives at each query.
+
+    - ``images``: camera name -> uint8 (H, W, 3) image for each of ``base_0_rgb``
+      (agentview), ``left_wrist_0_rgb`` (eye in hand) and ``right_wrist_0_rgb`` (LIBERO
+      has no such camera), already in the orientation and size the protocol prescribes.
+      Cameras the protocol or the policy's ``cameras`` leave out are all zeros.
+    - ``image_mask``: camera name -> True for a real camera, False for zero padding.
+    - ``instruction``: the task's language instruction, as LIBERO words it.
+    - ``robot``: raw proprioception: ``robot0_eef_pos`` (3), ``robot0_eef_quat`` (4,
+      x-y-z-w), ``robot0_gripper_qpos`` (2).
+    - ``state``: float32 (8,): end-effector position (3), axis-angle (3), gripper qpos
+      (2), unnormalized; present only when the protocol gives state (``protocol.state``).
+    - ``privileged``: every object's ``<name>_pos`` / ``<name>_quat`` from the simulator;
+      present only when the policy sets ``needs_privileged_state`` (scripted baselines).
+    """
+
+    images: Required[dict[str, np.ndarray]]
+    image_mask: Required[dict[str, bool]]
+    instruction: Required[str]
+    robot: Required[dict[str, np.ndarray]]
+    state: NotRequired[np.ndarray]
+    privileged: NotRequired[dict[str, np.ndarray]]
 
 
 class Policy(abc.ABC):
@@ -52,6 +76,17 @@ class Policy(abc.ABC):
         """What determines this policy's outputs; JSON-serializable, without secrets."""
         return {"name": self.name}
 
+    def declared_pipeline(self) -> dict[str, dict[str, Any]] | None:
+        """The action pipeline this policy's output needs, when the policy itself knows it.
+
+        A checkpoint declares how its output becomes actions (``policy.yaml``): a dict with
+        some of the keys ``decoder``, ``normalize``, ``convert``, each a config dict of that
+        group. :func:`evalharness.policies.pipelined.resolve_pipeline` merges it with the
+        command line's groups. None (the default) = nothing declared: the command line's
+        groups run as given.
+        """
+        return None
+
     def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
         """Start a new episode.
 
@@ -61,8 +96,13 @@ class Policy(abc.ABC):
         """
 
     @abc.abstractmethod
-    def act(self, observation: dict[str, Any]) -> np.ndarray:
-        """Return an action chunk of shape (H, 7), H >= 1, in robot action units."""
+    def act(self, observation: Observation) -> Any:
+        """Return this policy's raw output for one query (see the module docstring).
+
+        Tokens or a normalized chunk for a model policy (the configured pipeline turns them
+        into actions); an (H, 7) chunk of LIBERO actions for a baseline with an all-``none``
+        pipeline.
+        """
 
     def drain_events(self) -> list[str]:
         """Notable events since the last call (e.g. an action-decoding fallback was used).
@@ -91,7 +131,7 @@ class Policy(abc.ABC):
         return copy.deepcopy(self)
 
     @classmethod
-    def act_batch(cls, policies: Sequence["Policy"], observations: Sequence[dict[str, Any]]) -> list[Any]:
+    def act_batch(cls, policies: Sequence["Policy"], observations: Sequence[Observation]) -> list[Any]:
         """``[p.act(o) for p, o in zip(policies, observations)]``, in one call.
 
         ``policies`` are forks of one policy (see :meth:`fork`). Model policies override

@@ -1,47 +1,100 @@
 """A policy whose raw output (tokens, normalized chunks) goes through the action pipeline.
 
-Model policies emit what their network emits; the configured decoder, unnormalizer and
-converters (Hydra groups ``decoder``, ``normalize``, ``convert``) turn it into robot
-actions. Keeping that outside the model wrapper means the same checkpoint can be
-evaluated under different decodings from the command line, and the choice is recorded.
+This is the one rule of :mod:`evalharness.policies.base`: a model policy's ``act`` returns
+what its network emits, and the configured decoder, unnormalizer and converters turn it
+into LIBERO actions. Keeping that outside the model wrapper means the same checkpoint can
+be evaluated under different decodings from the command line, and the choice is recorded
+in the identity. Baselines that emit robot actions run with an all-``none`` pipeline and
+are not wrapped at all.
+
+Where the pipeline comes from (:func:`resolve_pipeline`). The command line's groups
+(``decoder``, ``normalize``, ``convert``) are one source; a policy that knows its output
+format (a checkpoint's ``policy.yaml``) declares the other. Per stage: a group the command
+line sets to anything other than ``none`` replaces the declared stage; a group left at
+``none`` takes the declaration. Each stage is configured exactly once, so nothing is ever
+applied twice, and the identity records where each stage came from
+(``pipeline_source``). A policy that must ignore its declaration (to run a stage as
+``none``) says so itself (``policy.pipeline=command_line`` for checkpoints), and then
+declares nothing. Wrapping an already wrapped policy is refused.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from evalharness.errors import DecodeError, UserInputError
-from evalharness.policies.base import Policy
+from evalharness.policies.base import Observation, Policy
+
+PIPELINE_GROUPS = ("decoder", "normalize", "convert")
+
+
+def _is_none(group_cfg: dict[str, Any] | None) -> bool:
+    return (group_cfg or {}).get("name", "none") == "none"
 
 
 def pipeline_is_identity(pipeline_cfg: dict[str, Any]) -> bool:
-    return all((pipeline_cfg.get(part) or {}).get("name", "none") == "none" for part in ("decoder", "normalize", "convert"))
+    return all(_is_none(pipeline_cfg.get(part)) for part in PIPELINE_GROUPS)
+
+
+def resolve_pipeline(policy: Policy, pipeline_cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """The pipeline config to run for ``policy``, and per stage where it came from.
+
+    Returns ``(pipeline_cfg, None)`` when the policy declares nothing; otherwise the merged
+    config and ``{"decoder": "declared" | "command_line", ...}``.
+    """
+    declared = policy.declared_pipeline()
+    if declared is None:
+        return pipeline_cfg, None
+    unknown = sorted(set(declared) - set(PIPELINE_GROUPS))
+    if unknown:
+        raise UserInputError(f"policy {policy.name!r} declares pipeline stage {unknown[0]!r}; allowed: "
+                             f"{', '.join(PIPELINE_GROUPS)}")
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for group in PIPELINE_GROUPS:
+        given = pipeline_cfg.get(group)
+        if _is_none(given) and group in declared:
+            merged[group], sources[group] = dict(declared[group]), "declared"
+        else:
+            merged[group], sources[group] = given, "command_line"
+    return merged, sources
 
 
 class PipelinedPolicy(Policy):
     """Wraps ``inner``: ``act`` returns ``pipeline(inner.act(obs), state=obs.get('state'))``."""
 
-    def __init__(self, inner: Policy, pipeline_cfg: dict[str, Any]) -> None:
+    def __init__(self, inner: Policy, pipeline_cfg: dict[str, Any], sources: dict[str, str] | None = None) -> None:
         from evalharness.actions.pipeline import build_pipeline
 
+        if isinstance(inner, PipelinedPolicy):
+            raise UserInputError(f"policy {inner.name!r} already runs through an action pipeline; wrapping it "
+                                 "again would apply decode / unnormalize / convert twice")
         self.inner = inner
         self.name = inner.name
         self.needs_privileged_state = inner.needs_privileged_state
         self.cameras = inner.cameras
         self.pipeline = build_pipeline(pipeline_cfg["decoder"], pipeline_cfg["normalize"], pipeline_cfg["convert"])
+        self.sources = sources
         self._events: list[str] = []
 
     def identity(self) -> dict[str, Any]:
-        return {**self.inner.identity(), "action_pipeline": self.pipeline.describe()}
+        identity = {**self.inner.identity(), "action_pipeline": self.pipeline.describe()}
+        if self.sources is not None:
+            identity["pipeline_source"] = dict(self.sources)
+        return identity
 
     def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
         self._events.clear()
         self.inner.reset(instruction, seed=seed, init_state=init_state)
 
-    def act(self, observation: dict[str, Any]) -> np.ndarray:
-        output = self.inner.act(observation)
+    def act(self, observation: Observation) -> np.ndarray:
+        return self._to_actions(self.inner.act(observation), observation)
+
+    def _to_actions(self, output: Any, observation: Observation) -> np.ndarray:
         # Only some steps (delta_to_absolute) need the state; OpenVLA's pipeline runs without
         # it, under a protocol that gives none (protocol.state=false).
         try:
@@ -51,6 +104,23 @@ class PipelinedPolicy(Policy):
         self._events.extend(result.events)
         return result.actions
 
+    def fork(self) -> "PipelinedPolicy":
+        """A fork of the inner policy (sharing its model) behind the same, stateless pipeline."""
+        clone = copy.copy(self)
+        clone.inner = self.inner.fork()
+        clone._events = []
+        return clone
+
+    @classmethod
+    def act_batch(cls, policies: Sequence[Policy], observations: Sequence[Observation]) -> list[Any]:
+        """The inner policies' batched forward pass, then each output through the pipeline."""
+        wrapped = [p for p in policies if isinstance(p, PipelinedPolicy)]
+        if len(wrapped) != len(policies):
+            raise TypeError("PipelinedPolicy.act_batch takes forks of one PipelinedPolicy")
+        inners = [p.inner for p in wrapped]
+        outputs = type(inners[0]).act_batch(inners, observations) if inners else []
+        return [p._to_actions(out, obs) for p, out, obs in zip(wrapped, outputs, observations, strict=True)]
+
     def drain_events(self) -> list[str]:
         events = self.inner.drain_events() + self._events
         self._events = []
@@ -59,12 +129,16 @@ class PipelinedPolicy(Policy):
     def episode_stats(self) -> dict[str, float | int]:
         return self.inner.episode_stats()
 
+    def declared_pipeline(self) -> dict[str, dict[str, Any]] | None:
+        return None  # already resolved into this wrapper's pipeline
+
     def close(self) -> None:
         self.inner.close()
 
 
 def wrap_with_pipeline(policy: Policy, pipeline_cfg: dict[str, Any]) -> Policy:
-    """The policy itself when the pipeline is all ``none``, else a :class:`PipelinedPolicy`."""
-    if pipeline_is_identity(pipeline_cfg):
+    """``policy`` behind the pipeline :func:`resolve_pipeline` picks; itself when that is all ``none``."""
+    resolved, sources = resolve_pipeline(policy, pipeline_cfg)
+    if pipeline_is_identity(resolved):
         return policy
-    return PipelinedPolicy(policy, pipeline_cfg)
+    return PipelinedPolicy(policy, resolved, sources)

@@ -28,12 +28,24 @@ When the number of coefficients is not H * D, openpi returns a zero chunk and Le
 (with zero coefficients) or truncates. Both are available (``on_length_mismatch: zeros |
 pad_truncate``) and both add an event to the episode's record; the default is an error.
 
-Two differences from openpi's text round trip, both deliberate: openpi decodes the ids
-to text, splits on ``"Action: "`` / ``"|"`` and re-encodes, while this module cuts on the
-configured id sequences directly (same result for well-formed output, no dependency on the
-PaliGemma tokenizer); and a byte-level BPE decode that yields invalid UTF-8 (U+FFFD) is a
-DecodeError here, where openpi would turn the replacement character into a huge DCT
-coefficient.
+Where decoding deliberately departs from openpi. For well-formed output the result is the
+same; on malformed output this module refuses what openpi papers over, so a broken model
+shows up as decode errors in the record instead of as plausible-looking motions:
+
+- **Cutting the actions.** openpi decodes the ids to text, splits on ``"Action: "`` /
+  ``"|"`` and re-encodes; this module cuts on the configured id sequences directly (no
+  dependency on the PaliGemma tokenizer). A missing ``"Action: "`` is a DecodeError here,
+  a zero chunk in openpi.
+- **An out-of-vocabulary id inside the action span raises here** (a PaliGemma id outside
+  the FAST range, or a FAST id >= the tokenizer's vocabulary). openpi hands the ids to
+  the FAST processor, whose ``tokenizers`` decode *silently drops* ids it does not know:
+  the remaining coefficients then shift left, and the chunk is either wrong without any
+  sign (when the count still happens to be H * D) or replaced by zeros.
+- **Invalid UTF-8.** A byte-level BPE decode that yields U+FFFD is a DecodeError here;
+  openpi would turn the replacement character into a huge DCT coefficient.
+- **Wrong coefficient count.** openpi (the processor) returns zeros, LeRobot pads or
+  truncates; here it raises unless ``on_length_mismatch`` picks one of those, and then an
+  event records it.
 """
 
 from __future__ import annotations

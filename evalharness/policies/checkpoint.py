@@ -1,0 +1,199 @@
+"""``policy=checkpoint policy.path=DIR``: a trained network from a local checkpoint directory.
+
+The directory (``docs/checkpoints.md``) holds ``policy.yaml`` (the model class as a Hydra
+``_target_`` with its arguments, its inputs, its output and the pipeline that output
+needs), ``model.safetensors`` and ``norm_stats.json`` (openpi's format).
+
+Following the contract of :mod:`evalharness.policies.base`, ``act`` returns the model's
+raw output: token ids (``output.type: tokens``; greedy at ``temperature`` 0, else sampled
+per position from the fork's own generator) or a normalized chunk (``output.type:
+chunk``). The pipeline the checkpoint declares turns it into actions
+(:meth:`declared_pipeline`; how it combines with the command line's ``decoder`` /
+``normalize`` / ``convert`` groups is in :mod:`evalharness.policies.pipelined`).
+
+Where the weights are. Building this policy reads and validates the files but loads no
+weight and imports no torch (:mod:`evalharness.models.checkpoint_files`): the parent
+builds it once for the identity, which is the sha256 of the three files. The model loads
+on first use (``reset`` / ``act``) in the process that runs episodes. :meth:`fork` shares
+the loaded module (one copy per process, however many sessions a server holds), and
+:meth:`act_batch` runs one forward pass over the forks' observations. Each fork keeps its
+own ``torch.Generator``, seeded at ``reset``, and samples on the CPU from its own row of
+the batch, so its answer never depends on its batch-mates.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from evalharness.errors import PolicyError, UserInputError
+from evalharness.models.checkpoint_files import FORMAT_VERSION, CheckpointFiles
+from evalharness.models.loading import check_device, check_dtype
+from evalharness.policies.base import Observation, Policy
+
+PIPELINE_MODES = ("declared", "command_line")
+
+
+class _LoadedModel:
+    """The module, its device and input transform: loaded once, shared by every fork."""
+
+    def __init__(self) -> None:
+        self.model: Any = None
+        self.device: Any = None
+        self.inputs: Any = None
+
+
+class CheckpointPolicy(Policy):
+    """A ``torch.nn.Module`` described by ``policy.yaml`` in ``path``."""
+
+    name = "checkpoint"
+
+    def __init__(self, path: str | None = None, device: str = "auto", dtype: str = "float32",
+                 temperature: float = 0.0, pipeline: str = "declared", threads: int | None = 1) -> None:
+        self.files = CheckpointFiles(path)  # one-line errors for every file problem, no torch
+        self.device = check_device(device)
+        self.dtype = check_dtype(dtype)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature < 1e6:
+            raise UserInputError(f"policy.temperature={temperature!r} is not valid; allowed: a number >= 0 "
+                                 "(0 = greedy)")
+        self.temperature = float(temperature)
+        if pipeline not in PIPELINE_MODES:
+            raise UserInputError(f"policy.pipeline={pipeline!r} is not valid; allowed: {', '.join(PIPELINE_MODES)} "
+                                 "(declared: the checkpoint's pipeline, stages set on the command line replace "
+                                 "it; command_line: only the command line's decoder/normalize/convert)")
+        self.pipeline_mode = pipeline
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise UserInputError(f"policy.threads={threads!r} is not valid; allowed: an integer >= 1, or null "
+                                 "(torch's default: one per core)")
+        self.threads = threads
+        self.cameras = tuple(self.files.spec.inputs.cameras)
+        self._shared = _LoadedModel()
+        self._generator: Any = None
+        self._seed = 0
+        self._queries = 0
+
+    # --- identity and pipeline (no torch) ---------------------------------------------------
+
+    def identity(self) -> dict[str, Any]:
+        spec = self.files.spec
+        return {
+            "name": self.name,
+            "format": FORMAT_VERSION,
+            "files_sha256": dict(self.files.sha256),
+            "model": dict(spec.model),
+            "inputs": spec.inputs.model_dump(),
+            "output": {"type": spec.output.type, "horizon": spec.output.horizon,
+                       "action_dim": spec.output.action_dim},
+            "temperature": self.temperature,
+            "device": self.device,
+            "dtype": self.dtype,
+            "pipeline": self.pipeline_mode,
+            "threads": self.threads,
+        }
+
+    def declared_pipeline(self) -> dict[str, dict[str, Any]] | None:
+        if self.pipeline_mode == "command_line":
+            return None
+        return self.files.declared_pipeline()
+
+    # --- the model (loaded in the process that runs episodes) ---------------------------------
+
+    def load(self) -> None:
+        """Load the weights now (otherwise done on first use); shared with every fork."""
+        if self._shared.model is None:
+            from evalharness.models.inputs import InputTransform
+            from evalharness.models.loading import load_model
+
+            if self.threads is not None:
+                import torch
+
+                # Several workers each using every core slow each other down by 100x on a
+                # loaded CPU; the thread count can also change float sums in the last bits.
+                torch.set_num_threads(self.threads)
+            self._shared.inputs = InputTransform(self.files)
+            self._shared.model, self._shared.device = load_model(self.files, self.device, self.dtype)
+
+    @property
+    def loaded(self) -> bool:
+        return self._shared.model is not None
+
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
+        self.load()
+        self._seed = int(seed) % (2**63)
+        self._generator = None  # created (and seeded) on first sampling, only when temperature > 0
+        self._queries = 0
+
+    def act(self, observation: Observation) -> np.ndarray:
+        return type(self).act_batch([self], [observation])[0]
+
+    def fork(self) -> "CheckpointPolicy":
+        """Same loaded module (not copied), own generator and counters."""
+        clone = copy.copy(self)
+        clone._generator = None
+        clone._seed = 0
+        clone._queries = 0
+        return clone
+
+    @classmethod
+    def act_batch(cls, policies: Sequence[Policy], observations: Sequence[Observation]) -> list[Any]:
+        """One forward pass over all forks' observations; per-fork sampling from its own row."""
+        import torch
+
+        forks = list(policies)
+        if not forks:
+            return []
+        first = forks[0]
+        if not all(isinstance(p, CheckpointPolicy) and p._shared is first._shared for p in forks):
+            raise TypeError("CheckpointPolicy.act_batch takes forks of one CheckpointPolicy")
+        if len(observations) != len(forks):
+            raise ValueError(f"{len(forks)} policies but {len(observations)} observations")
+        first.load()
+        shared = first._shared
+        prepared = [shared.inputs(obs) for obs in observations]
+        dtype = getattr(torch, first.dtype)
+        batch = {
+            "images": torch.from_numpy(np.stack([p["images"] for p in prepared])).to(shared.device, dtype),
+            "image_mask": torch.from_numpy(np.stack([p["image_mask"] for p in prepared])).to(shared.device),
+            "state": torch.from_numpy(np.stack([p["state"] for p in prepared])).to(shared.device, dtype),
+            "prompt_ids": torch.from_numpy(np.stack([p["prompt_ids"] for p in prepared])).to(shared.device),
+        }
+        with torch.inference_mode():
+            out = shared.model(**batch)
+        out = out.detach().to("cpu", torch.float32)
+        return [fork._output(row) for fork, row in zip(forks, first._check_output(out, len(forks)), strict=True)]
+
+    def _check_output(self, out: Any, batch: int) -> Any:
+        spec = self.files.spec.output
+        if spec.type == "tokens":
+            ok = out.ndim == 3 and out.shape[0] == batch
+            wanted = "(batch, positions, classes) logits"
+        else:
+            ok = out.ndim == 3 and tuple(out.shape) == (batch, spec.horizon, spec.action_dim)
+            wanted = f"a (batch, {spec.horizon}, {spec.action_dim}) chunk"
+        if not ok:
+            raise PolicyError(f"checkpoint model returned shape {tuple(out.shape)}; policy.yaml output.type "
+                              f"{spec.type} needs {wanted}")
+        return out
+
+    def _output(self, row: Any) -> np.ndarray:
+        import torch
+
+        self._queries += 1
+        if self.files.spec.output.type == "chunk":
+            return row.numpy().astype(np.float64)
+        if self.temperature == 0.0:
+            return row.argmax(dim=-1).numpy().astype(np.int64)
+        if self._generator is None:
+            self._generator = torch.Generator().manual_seed(self._seed)
+        probs = torch.softmax(row / self.temperature, dim=-1)
+        return torch.multinomial(probs, 1, generator=self._generator).squeeze(-1).numpy().astype(np.int64)
+
+    def episode_stats(self) -> dict[str, float | int]:
+        return {"queries": self._queries}
+
+    def close(self) -> None:
+        """Forks share the module; it is freed with the last reference to it."""
+        self._generator = None
