@@ -15,6 +15,7 @@ import argparse
 
 from envs.libero.assets import ASSETS_ENV_VAR, install_assets
 from envs.libero.home import ensure_libero_config, harness_home
+from evalharness.metadata import KNOWN_ASSET_NOTES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"LIBERO config  {ensure_libero_config()}")
     print(f"assets         {info.path}")
     print(f"source         {info.source}" + (f" (sha256 {info.archive_sha256[:16]}...)" if info.archive_sha256 else ""))
+    note = KNOWN_ASSET_NOTES.get(info.archive_sha256 or "")
+    if note:
+        print(f"note           {note}")
     print(f"verified       {verification.checked} files LIBERO loads, against the manifest: {verification.provenance}")
     if verification.differ:
         print(f"warning        {verification.problem()}; results made with these assets say so")
