@@ -146,3 +146,12 @@ def test_setup_command_end_to_end(home, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("evalharness: error: cannot unpack") and "\n" not in err
     assert installed_assets().kind == "pypi"  # the failed setup left the previous choice in place
+
+
+def test_libero_assets_variable_overrides_the_wheels(home, tmp_path, monkeypatch):
+    farm = assets_farm(tmp_path / "f")
+    monkeypatch.setenv(assets_mod.ASSETS_ENV_VAR, str(farm))
+    info, _ = assets_mod.install_assets()
+    assert (info.kind, info.path) == ("folder", str(farm))
+    monkeypatch.delenv(assets_mod.ASSETS_ENV_VAR)
+    assert assets_mod.install_assets()[0].kind == "pypi"
