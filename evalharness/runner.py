@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
-import os
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -184,5 +183,7 @@ class LocalRunner:
 
 
 def default_workers() -> int:
-    """One worker per core."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    """``runner.workers=auto``: one worker per core, as many as memory holds."""
+    from evalharness.worker_budget import auto_workers
+
+    return auto_workers()

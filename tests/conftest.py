@@ -31,3 +31,11 @@ def reference_checkpoints(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("reference_checkpoints")
     return {"tokens": write_reference_checkpoint(root / "tokens", seed=0),
             "chunk": write_reference_checkpoint(root / "chunk", seed=1, output="chunk")}
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh, empty harness home (and no LIBERO_ASSETS override) for this test."""
+    from envs.libero.assets import ASSETS_ENV_VAR
+
+    monkeypatch.setenv("EVALHARNESS_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(ASSETS_ENV_VAR, raising=False)
+    return tmp_path / "home"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 from evalharness.results.records import EpisodeRecord
@@ -117,3 +118,38 @@ def write_run(run_dir: Any, records: list[EpisodeRecord], metadata: dict[str, An
         expected = expected_episodes if expected_episodes is not None else len(records)
         write_json_atomic(run_dir / "summary.json", build_summary(records, meta, expected_episodes=expected))
     return run_dir
+def assets_farm(dest: Path) -> Path:
+    """A copy of the installed PyPI assets tree as symlinks (cheap): ``dest/assets``.
+
+    Holds exactly the manifest's files, each a symlink to the wheel's original. To alter a
+    file, replace its symlink with a real file; to remove one, unlink it (the originals are
+    never touched).
+    """
+    import os
+
+    from envs.libero.assets import REQUIRED_SUBDIRS
+    from envs.libero.manifest import load_manifest
+    from envs.libero.pypi_assets import pypi_assets_root
+
+    wheels = pypi_assets_root()
+    root = Path(dest) / "assets"
+    for sub in REQUIRED_SUBDIRS:
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for rel in load_manifest():
+        link = root / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(wheels / rel, link)
+    return root
+
+
+def alter_png(path: Path) -> None:
+    """Replace a (symlinked) PNG by a real, still valid PNG with one pixel changed."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        changed = image.copy()
+    pixel = changed.getpixel((0, 0))
+    changed.putpixel((0, 0), tuple((c + 128) % 256 for c in pixel) if isinstance(pixel, tuple) else (pixel + 128) % 256)
+    path.unlink()
+    changed.save(path)

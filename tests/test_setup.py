@@ -1,4 +1,4 @@
-"""Non-interactive LIBERO setup: config file, atomic and idempotent asset install."""
+"""Non-interactive LIBERO setup: config file, the assets chosen (archive, folder, wheels), atomic install."""
 
 from __future__ import annotations
 
@@ -13,17 +13,12 @@ import pytest
 from envs.errors import UserInputError
 from envs.libero import assets as assets_mod
 from envs.libero.home import ASSETS_MARKER, assets_dir, installed_assets
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVALHARNESS_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv(assets_mod.ASSETS_ENV_VAR, raising=False)
-    return tmp_path / "home"
+from envs.libero.manifest import load_manifest
+from factories import assets_farm
 
 
 def make_fake_assets(root: Path) -> Path:
-    """A tiny folder with LIBERO's assets layout (the real archive is 125 MB)."""
+    """A tiny folder with LIBERO's assets layout but none of its files (fails verification)."""
     top = root / "assets"
     for sub in assets_mod.REQUIRED_SUBDIRS:
         (top / sub).mkdir(parents=True)
@@ -42,23 +37,45 @@ def make_archive(root: Path, with_checksum: bool = True) -> Path:
     return archive
 
 
-def test_install_from_archive_is_idempotent(home, tmp_path):
-    archive = make_archive(tmp_path)
-    first = assets_mod.install_assets(archive)
-    assert (assets_dir() / "scenes" / "file.txt").read_text() == "scenes"
-    assert first.files == len(assets_mod.REQUIRED_SUBDIRS)
+@pytest.fixture(scope="module")
+def real_archive(tmp_path_factory) -> Path:
+    """An uncompressed tar of the manifest's original files (what an offline archive holds)."""
+    root = tmp_path_factory.mktemp("archive")
+    farm = assets_farm(root / "farm")
+    archive = root / "libero-assets.tar"
+    with tarfile.open(archive, "w", dereference=True) as tar:
+        tar.add(farm, arcname="assets")
+    return archive
+
+
+def test_install_from_archive_is_idempotent(home, real_archive):
+    first, verification = assets_mod.install_assets(real_archive)
+    assert first.kind == "archive" and first.path == str(assets_dir()) == str(home / "libero-assets")
+    assert verification.provenance == "original" and verification.checked == len(load_manifest())
     marker_mtime = (assets_dir() / ASSETS_MARKER).stat().st_mtime_ns
-    second = assets_mod.install_assets(archive)
-    assert second == first
+    second, _ = assets_mod.install_assets(real_archive)
+    assert second == first == installed_assets()
     assert (assets_dir() / ASSETS_MARKER).stat().st_mtime_ns == marker_mtime  # not unpacked again
     assert not list(home.glob(".libero-assets.*"))
 
 
-def test_install_from_folder(home, tmp_path):
-    folder = make_fake_assets(tmp_path / "f")
-    info = assets_mod.install_assets(folder)
-    assert info.archive_sha256 is None
-    assert (assets_dir() / "textures" / "file.txt").exists()
+def test_folder_is_used_in_place(home, tmp_path):
+    farm = assets_farm(tmp_path / "f")
+    info, verification = assets_mod.install_assets(farm.parent)  # the folder holding assets/ works too
+    assert (info.kind, info.path, info.archive_sha256) == ("folder", str(farm), None)
+    assert verification.provenance == "original"
+    assert not (home / "libero-assets").exists()  # nothing copied
+
+
+def test_archive_missing_loaded_files_is_refused(home, tmp_path):
+    """A well-formed archive whose tree lacks LIBERO's files: refused, first file named, nothing installed."""
+    archive = make_archive(tmp_path)
+    with pytest.raises(UserInputError) as caught:
+        assets_mod.install_assets(archive)
+    first_missing = sorted(load_manifest())[0]
+    assert f"file(s) missing (first: {first_missing})" in str(caught.value)
+    assert installed_assets() is None
+    assert not list(home.glob(".libero-assets*"))
 
 
 def test_corrupt_archive_is_rejected_and_nothing_installed(home, tmp_path):
@@ -87,8 +104,6 @@ def test_folder_without_marker_is_not_installed(home):
 
 
 def test_missing_source_says_what_to_pass(home):
-    with pytest.raises(UserInputError, match="pass --assets PATH"):
-        assets_mod.install_assets(None)
     with pytest.raises(UserInputError, match="does not exist"):
         assets_mod.install_assets(home / "nope.tar.gz")
 
@@ -101,7 +116,7 @@ def test_wrong_layout_is_rejected(home, tmp_path):
 
 def test_importing_libero_never_prompts(home, tmp_path):
     """A fresh home: LIBERO must import with stdin closed (it calls input() without config)."""
-    assets_mod.install_assets(make_archive(tmp_path))
+    assets_mod.install_assets()  # the installed wheels
     code = (
         "from envs.libero.runtime import prepare_process; prepare_process();"
         "import libero.libero as l; print('ok', l.config_file)"
@@ -115,12 +130,21 @@ def test_importing_libero_never_prompts(home, tmp_path):
 def test_setup_command_end_to_end(home, tmp_path, capsys):
     from evalharness.cli import main
 
-    archive = make_archive(tmp_path)
-    assert main(["setup", "--assets", str(archive)]) == 0
-    assert "ready" in capsys.readouterr().out
-    assert main(["setup"]) == 0  # already installed: accepted without a path
+    assert main(["setup"]) == 0
+    out = capsys.readouterr().out
+    assert "ready" in out and "against the manifest: original" in out
     bad = tmp_path / "bad.tar.gz"
     bad.write_bytes(b"not a tarball")
     assert main(["setup", "--assets", str(bad), "--force"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("evalharness: error: cannot unpack") and "\n" not in err
+    assert installed_assets().kind == "pypi"  # the failed setup left the previous choice in place
+
+
+def test_libero_assets_variable_overrides_the_wheels(home, tmp_path, monkeypatch):
+    farm = assets_farm(tmp_path / "f")
+    monkeypatch.setenv(assets_mod.ASSETS_ENV_VAR, str(farm))
+    info, _ = assets_mod.install_assets()
+    assert (info.kind, info.path) == ("folder", str(farm))
+    monkeypatch.delenv(assets_mod.ASSETS_ENV_VAR)
+    assert assets_mod.install_assets()[0].kind == "pypi"

