@@ -8,7 +8,8 @@ Design:
 - Episodes are grouped by task so each worker builds a task's env once; tasks are split
   when there are fewer tasks than workers.
 - A worker that dies (segfault, OOM kill) has its in-flight episode retried on a fresh
-  worker, then recorded as a ``worker_crash`` error; the rest of its group is requeued.
+  worker, then recorded as a ``worker_crash`` error; the rest of its group is requeued
+  (:mod:`evalharness.attempts`, shared with the Ray runner).
 - Outcomes do not depend on which worker ran an episode or in what order (see
   :mod:`envs.libero.env` on determinism), so 1 and N workers give identical results.
 - ``workers=0`` runs everything in this process (for debugging and profiling).
@@ -25,8 +26,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
 
-from evalharness.errors import UserInputError, WorkerCrash
-from evalharness.worker import WorkerConfig, WorkItem, _EnvCache, build_policy, make_record, run_item, worker_main
+from evalharness.attempts import CrashAccounting, exit_cause
+from evalharness.errors import UserInputError
+from evalharness.worker import WorkerConfig, WorkItem, _EnvCache, build_policy, run_item, worker_main
 
 RecordSink = Callable[[dict[str, Any]], None]
 
@@ -42,16 +44,6 @@ def group_items(items: list[WorkItem], workers: int) -> list[list[WorkItem]]:
         size = max(1, math.ceil(len(task_items) / parts))
         groups.extend(task_items[i : i + size] for i in range(0, len(task_items), size))
     return groups
-
-
-def crash_record(item: WorkItem, attempts: int, exitcode: int | None) -> dict[str, Any]:
-    """The record of an episode whose worker died on every attempt."""
-    from evalharness.rollout import EpisodeOutcome
-
-    signal_text = f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
-    error = WorkerCrash(f"the worker process died ({signal_text}) on each of {attempts} attempts")
-    outcome = EpisodeOutcome.error_only(error)
-    return make_record(item.spec, outcome, attempts=attempts)
 
 
 @dataclass
@@ -71,7 +63,7 @@ class LocalRunner:
         self.config = config
         self.workers = workers
         self.max_attempts = max_attempts
-        self._attempts: dict[str, int] = {}
+        self.accounting = CrashAccounting(max_attempts)
 
     def run(self, items: list[WorkItem], sink: RecordSink) -> None:
         if not items:
@@ -103,7 +95,6 @@ class LocalRunner:
         ctx = mp.get_context("spawn")  # fork would copy EGL / torch state into children
         groups = group_items(items, self.workers)
         pending: deque[list[WorkItem]] = deque(groups)
-        attempts = self._attempts = {}
         slots = [self._start(ctx) for _ in range(min(self.workers, len(groups)))]
         fatal: str | None = None
         try:
@@ -128,7 +119,7 @@ class LocalRunner:
                             pass
                     if slot.process.sentinel in ready and not slot.process.is_alive():
                         slot.process.join()
-                        self._recover(slot, pending, attempts, sink)
+                        self._recover(slot, pending, sink)
                         slots.remove(slot)
                         if pending or any(s.group for s in slots):
                             slots.append(self._start(ctx))
@@ -141,7 +132,6 @@ class LocalRunner:
     def _handle(self, slot: _Slot, message: tuple[str, Any], sink: RecordSink) -> str | None:
         kind, payload = message
         if kind == "done":
-            payload["attempts"] = self._attempts.get(payload["key"], 1)
             sink(payload)
             slot.done += 1
         elif kind == "idle":
@@ -150,22 +140,15 @@ class LocalRunner:
             return payload
         return None
 
-    def _recover(self, slot: _Slot, pending: deque, attempts: dict[str, int], sink: RecordSink) -> None:
-        """A worker died: retry the episode it was on (or record the crash), requeue the rest."""
+    def _recover(self, slot: _Slot, pending: deque, sink: RecordSink) -> None:
+        """A worker died: the crash accounting retries its episode (or records the crash)."""
         if slot.group is None:
             return
-        remaining = slot.group[slot.done :]
-        # A worker runs its group in order, so it died on (or, dying while it started up or
-        # built the policy, before) the first unfinished episode: charge that one, or a
-        # worker that can never start would be respawned forever.
-        if remaining:
-            key = remaining[0].spec.key
-            attempts[key] = attempts.get(key, 1) + 1
-            if attempts[key] > self.max_attempts:
-                sink(crash_record(remaining[0], self.max_attempts, slot.process.exitcode))
-                remaining = remaining[1:]
-        if remaining:
-            pending.appendleft(remaining)
+        requeue, crash = self.accounting.worker_died(slot.group[slot.done :], exit_cause(slot.process.exitcode))
+        if crash is not None:
+            sink(crash)
+        if requeue:
+            pending.appendleft(requeue)
 
     @staticmethod
     def _stop(slot: _Slot) -> None:

@@ -26,6 +26,7 @@ class WorkItem:
     spec: EpisodeSpec
     video: str  # "no", "yes", or "if_failure"
     max_steps: int | None = None
+    attempt: int = 1  # numbered by the runner's crash accounting (evalharness.attempts)
 
 
 @dataclass
@@ -82,6 +83,15 @@ class _EnvCache:
         self.env, self.key = None, None
 
 
+_current_attempt = 1
+
+
+def current_attempt() -> int:
+    """Which attempt at its episode this process is running (1 = first), as the runner
+    numbered it. Lets a test policy fault on an episode's first attempt only."""
+    return _current_attempt
+
+
 def make_record(spec: EpisodeSpec, outcome: Any, video: str | None = None, attempts: int = 1) -> dict[str, Any]:
     """The stored record of an episode: its spec's coordinates plus what the rollout measured."""
     from evalharness.results.records import EpisodeRecord
@@ -118,7 +128,9 @@ def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, sett
     from evalharness.recording import EpisodeRecorder
     from evalharness.rollout import EpisodeOutcome, RolloutSettings, run_episode
 
+    global _current_attempt
     spec = item.spec
+    _current_attempt = item.attempt
     cache_key = (spec.suite, item.max_steps)
     if cache_key not in settings_cache:
         protocol = load_protocol(config.protocol)
@@ -136,7 +148,7 @@ def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, sett
         outcome = run_episode(env, policy, spec, settings, recorder.sink)
         if outcome.error_kind == "env_error":
             envs.close()  # do not reuse a simulator that threw
-    return make_record(spec, outcome, video=recorder.finish(outcome))
+    return make_record(spec, outcome, video=recorder.finish(outcome), attempts=item.attempt)
 
 
 def worker_main(conn: Connection, config: WorkerConfig) -> None:
