@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("mujoco", "robosuite", "hf-libero", "torch", "numpy", "gymnasium", "hydra-core", "evalharness")
+SIMULATOR_PACKAGES = ("mujoco", "robosuite", "hf-libero")  # what an episode's outcome depends on
 
 
 def package_versions() -> dict[str, str | None]:
@@ -75,6 +76,13 @@ def assets() -> dict[str, Any] | None:
         "files": info.files,
         "note": KNOWN_ASSET_NOTES.get(info.archive_sha256 or ""),
     }
+
+
+def simulator_identity() -> dict[str, Any]:
+    """The simulator versions and assets checksum: every process that runs episodes of one
+    run must have the same (the Ray runner checks each node against the driver)."""
+    versions = package_versions()
+    return {**{k: versions[k] for k in SIMULATOR_PACKAGES}, "assets": (assets() or {}).get("tree_sha256")}
 
 
 def run_metadata() -> dict[str, Any]:

@@ -13,6 +13,12 @@ Design:
 - Outcomes do not depend on which worker ran an episode or in what order (see
   :mod:`envs.libero.env` on determinism), so 1 and N workers give identical results.
 - ``workers=0`` runs everything in this process (for debugging and profiling).
+- A stop request (Ctrl-C, :mod:`evalharness.interrupt`) ends the workers with SIGTERM:
+  each abandons its episode, closes its env and policy, and exits; what they finished
+  before is kept. Workers ignore SIGINT, and die with the parent (``PR_SET_PDEATHSIG``).
+
+Every runner has the shape of :class:`Runner`; the one a run uses is named by
+``_target_`` in ``conf/runner/*.yaml`` (:mod:`evalharness.runner_settings`).
 """
 
 from __future__ import annotations
@@ -24,13 +30,27 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import wait
-from typing import Any
+from typing import Any, Protocol
 
 from evalharness.attempts import CrashAccounting, exit_cause
 from evalharness.errors import UserInputError
+from evalharness.interrupt import StopRequest
 from evalharness.worker import WorkerConfig, WorkItem, _EnvCache, build_policy, run_item, worker_main
 
 RecordSink = Callable[[dict[str, Any]], None]
+
+
+class Runner(Protocol):
+    """Runs work items and hands each finished episode's record to ``sink``.
+
+    ``sink`` is called in the caller's process only (the result store has one writer),
+    once per item, with a record that ran to the end (a verdict or an episode error) or a
+    ``worker_crash`` record from :class:`~evalharness.attempts.CrashAccounting`. A runner
+    returns early, without error, when its stop request is set (Ctrl-C); items it did not
+    report are simply not recorded and run on resume.
+    """
+
+    def run(self, items: list[WorkItem], sink: RecordSink) -> None: ...
 
 
 def group_items(items: list[WorkItem], workers: int) -> list[list[WorkItem]]:
@@ -57,13 +77,18 @@ class _Slot:
 class LocalRunner:
     """Runs work items on ``workers`` spawned processes and hands each record to ``sink``."""
 
-    def __init__(self, config: WorkerConfig, workers: int, max_attempts: int = 2) -> None:
-        if not isinstance(workers, int) or workers < 0:
-            raise UserInputError(f"runner.workers={workers!r} is not valid; allowed: 0 (in-process) or a positive integer")
+    def __init__(
+        self, config: WorkerConfig, workers: int | str = "auto", max_attempts: int = 2, stop: StopRequest | None = None,
+    ) -> None:
+        if workers == "auto":
+            workers = default_workers()
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise UserInputError(f"runner.workers={workers!r} is not valid; allowed: auto, 0 (in-process) or a positive integer")
         self.config = config
         self.workers = workers
         self.max_attempts = max_attempts
         self.accounting = CrashAccounting(max_attempts)
+        self.stop = stop or StopRequest()
 
     def run(self, items: list[WorkItem], sink: RecordSink) -> None:
         if not items:
@@ -79,6 +104,8 @@ class LocalRunner:
         settings: dict = {}
         try:
             for item in items:
+                if self.stop.requested:  # in-process: stop between episodes
+                    break
                 sink(run_item(item, self.config, envs, policy, settings))
         finally:
             envs.close()
@@ -88,6 +115,7 @@ class LocalRunner:
         parent_conn, child_conn = ctx.Pipe()
         process = ctx.Process(target=worker_main, args=(child_conn, self.config), daemon=True)
         process.start()
+        self.stop.track(process.pid)
         child_conn.close()
         return _Slot(process=process, conn=parent_conn)
 
@@ -98,7 +126,7 @@ class LocalRunner:
         slots = [self._start(ctx) for _ in range(min(self.workers, len(groups)))]
         fatal: str | None = None
         try:
-            while slots and fatal is None:
+            while slots and fatal is None and not self.stop.requested:
                 for slot in slots:
                     if slot.group is None and pending:
                         slot.group, slot.done = pending.popleft(), 0
@@ -109,7 +137,9 @@ class LocalRunner:
                         self._stop(slot)
                         slots.remove(slot)
                     continue
-                ready = wait([s.conn for s in slots] + [s.process.sentinel for s in slots])
+                ready = wait([s.conn for s in slots] + [s.process.sentinel for s in slots] + [self.stop])
+                if self.stop.requested:
+                    break
                 for slot in list(slots):
                     if slot.conn in ready:
                         try:
@@ -119,11 +149,14 @@ class LocalRunner:
                             pass
                     if slot.process.sentinel in ready and not slot.process.is_alive():
                         slot.process.join()
+                        self.stop.untrack(slot.process.pid)
                         self._recover(slot, pending, sink)
                         slots.remove(slot)
                         if pending or any(s.group for s in slots):
                             slots.append(self._start(ctx))
         finally:
+            if self.stop.requested:
+                self._end_now(slots, sink)
             for slot in slots:
                 self._stop(slot)
         if fatal is not None:
@@ -150,8 +183,27 @@ class LocalRunner:
         if requeue:
             pending.appendleft(requeue)
 
+    def _end_now(self, slots: list[_Slot], sink: RecordSink) -> None:
+        """Stop requested: every worker abandons its episode, closes its policy, and exits."""
+        for slot in slots:
+            if slot.process.is_alive():
+                slot.process.terminate()  # SIGTERM: the worker unwinds and closes (worker.py)
+        for slot in slots:
+            slot.process.join(timeout=30)
+            self._keep_finished(slot, sink)
+
     @staticmethod
-    def _stop(slot: _Slot) -> None:
+    def _keep_finished(slot: _Slot, sink: RecordSink) -> None:
+        """Store the records a worker sent before it ended."""
+        try:
+            while slot.conn.poll():
+                kind, payload = slot.conn.recv()
+                if kind == "done":
+                    sink(payload)
+        except (EOFError, OSError):
+            pass
+
+    def _stop(self, slot: _Slot) -> None:
         try:
             slot.conn.send(None)
         except (OSError, ValueError):
@@ -160,6 +212,7 @@ class LocalRunner:
         if slot.process.is_alive():
             slot.process.kill()
             slot.process.join()
+        self.stop.untrack(slot.process.pid)
         slot.conn.close()
 
 

@@ -4,6 +4,11 @@ A worker receives a *group* of episode specs of one task, builds that task's env
 (~7 s) and runs the episodes in order, sending ``("done", record)`` after each one and
 ``("idle", None)`` after the group. The parent owns the result store; a worker never
 writes results itself, so a worker dying mid-episode loses nothing already reported.
+
+Signals: a worker ignores SIGINT (the parent decides what a Ctrl-C means) and takes
+SIGTERM as "stop now": it abandons its episode, closes its env and policy (a remote
+policy deletes its session), and exits. SIGTERM is held back while a record is being sent,
+so the parent never reads half a message.
 """
 
 from __future__ import annotations
@@ -48,6 +53,29 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+class _Stopped(BaseException):
+    """SIGTERM from the parent: unwind whatever runs, through the ``finally`` that closes."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the closing finish
+    raise _Stopped
+
+
+def _handle_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _send(conn: Connection, message: tuple[str, Any]) -> None:
+    """Send a whole message: a SIGTERM arriving meanwhile is handled right after."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        conn.send(message)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def build_policy(policy_cfg: dict[str, Any], pipeline_cfg: dict[str, Any]):
@@ -154,17 +182,19 @@ def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, sett
 def worker_main(conn: Connection, config: WorkerConfig) -> None:
     """Entry point of a worker process (started with the 'spawn' method)."""
     _die_with_parent()
-    from envs.libero.runtime import prepare_process
-
-    prepare_process()
+    _handle_signals()
+    policy = None
     envs = _EnvCache(config.camera_size)
-    settings_cache: dict = {}
     try:
-        policy = build_policy(config.policy, config.pipeline)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops the run
-        conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
-        return
-    try:
+        from envs.libero.runtime import prepare_process
+
+        prepare_process()
+        settings_cache: dict = {}
+        try:
+            policy = build_policy(config.policy, config.pipeline)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops the run
+            _send(conn, ("fatal", f"{type(exc).__name__}: {exc}"))
+            return
         while True:
             items = conn.recv()
             if items is None:
@@ -173,12 +203,13 @@ def worker_main(conn: Connection, config: WorkerConfig) -> None:
                 try:
                     record = run_item(item, config, envs, policy, settings_cache)
                 except Exception:  # noqa: BLE001 - a harness bug: report it, do not hang the run
-                    conn.send(("fatal", traceback.format_exc()))
+                    _send(conn, ("fatal", traceback.format_exc()))
                     return
-                conn.send(("done", record))
-            conn.send(("idle", None))
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+                _send(conn, ("done", record))
+            _send(conn, ("idle", None))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt, _Stopped):
         pass
     finally:
         envs.close()
-        policy.close()
+        if policy is not None:
+            policy.close()
