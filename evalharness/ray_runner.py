@@ -219,6 +219,8 @@ class RayRunner:
                     try:
                         result = ray.get(ref)
                     except RayActorError as exc:
+                        if self.stop.requested:  # a terminal's Ctrl-C may reach Ray's processes: not a crash
+                            break
                         self._recover(slot, pending, sink, exc)
                         slots.remove(slot)
                         ray.kill(slot.actor)

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from evalharness.policies.baselines import ZeroPolicy
+from proctable import cmdline, descendants, gone_within
 
 pytestmark = [pytest.mark.sim, pytest.mark.usefixtures("assets_installed")]
 
@@ -57,49 +58,6 @@ def _start(args: list[str], tmp: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
-def _stat(pid: int) -> tuple[int, str, int] | None:
-    """(parent pid, state, start time) of a live process, from /proc/<pid>/stat."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return int(fields[1]), fields[0], int(fields[19])
-
-
-def _descendants(root: int) -> dict[int, int]:
-    """pid -> start time of every live descendant of ``root``."""
-    children: dict[int, list[int]] = {}
-    starts: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (stat := _stat(int(entry))) is not None:
-            children.setdefault(stat[0], []).append(int(entry))
-            starts[int(entry)] = stat[2]
-    found, todo = {}, [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found[child] = starts[child]
-            todo.append(child)
-    return found
-
-
-def _alive(processes: dict[int, int]) -> list[int]:
-    """The given processes (pid -> start time) that still run (same pid and start time, not a zombie)."""
-    alive = []
-    for pid, start in processes.items():
-        stat = _stat(pid)
-        if stat is not None and stat[2] == start and stat[1] != "Z":
-            alive.append(pid)
-    return alive
-
-
-def _gone_within(processes: dict[int, int], seconds: float) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while (alive := _alive(processes)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return alive
-
-
 def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
@@ -113,8 +71,8 @@ def _run_until_a_record(proc: subprocess.Popen, out: Path, workers: int) -> tupl
             break
         time.sleep(0.05)
     assert proc.poll() is None, f"the run ended before it could be interrupted:\n{proc.communicate()[1][-3000:]}"
-    processes = _descendants(proc.pid)
-    workers_seen = [pid for pid in processes if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]
+    processes = descendants(proc.pid)
+    workers_seen = [pid for pid in processes if "spawn_main" in cmdline(pid)]
     assert len(workers_seen) >= workers, "the run's workers are not in the process table"
     return processes, workers_seen
 
@@ -131,7 +89,7 @@ def test_first_sigint_stops_cleanly_and_the_printed_command_resumes(tmp_path: Pa
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr
-    assert _gone_within(processes, 10) == [], "a worker outlived the interrupted run"
+    assert gone_within(processes, 10) == [], "a worker outlived the interrupted run"
 
     kept = (out / "episodes.jsonl").read_bytes()
     records = [json.loads(line) for line in kept.splitlines()]
@@ -187,11 +145,11 @@ def test_a_second_sigint_stops_at_once(hard_stops) -> None:
     assert proc.returncode == 130, stderr[-3000:]
     assert "stopped at once" in stderr and "Traceback" not in stderr
     assert seconds < 10, "the second Ctrl-C did not stop the run at once"
-    assert _gone_within(processes, 10) == [], "a worker outlived the run"
+    assert gone_within(processes, 10) == [], "a worker outlived the run"
 
 
 def test_no_worker_outlives_a_killed_parent(hard_stops) -> None:
     proc, _, processes, _ = hard_stops["sigkill_parent"]
     assert proc.returncode == -signal.SIGKILL
     assert len(processes) >= 2  # the worker and multiprocessing's resource tracker at least
-    assert _gone_within(processes, 10) == [], "a worker outlived its killed parent"
+    assert gone_within(processes, 10) == [], "a worker outlived its killed parent"
