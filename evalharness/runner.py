@@ -155,8 +155,8 @@ class LocalRunner:
                         if pending or any(s.group for s in slots):
                             slots.append(self._start(ctx))
         finally:
-            if self.stop.requested:
-                self._end_now(slots, sink)
+            if slots:  # ended early (a stop request, a failed worker, the sink raised): do not wait for groups
+                self._end_now(slots, sink if self.stop.requested else None)
             for slot in slots:
                 self._stop(slot)
         if fatal is not None:
@@ -183,14 +183,16 @@ class LocalRunner:
         if requeue:
             pending.appendleft(requeue)
 
-    def _end_now(self, slots: list[_Slot], sink: RecordSink) -> None:
-        """Stop requested: every worker abandons its episode, closes its policy, and exits."""
+    def _end_now(self, slots: list[_Slot], sink: RecordSink | None) -> None:
+        """Every worker abandons its episode, closes its policy, and exits; with ``sink``,
+        the records they finished meanwhile are kept."""
         for slot in slots:
             if slot.process.is_alive():
                 slot.process.terminate()  # SIGTERM: the worker unwinds and closes (worker.py)
         for slot in slots:
             slot.process.join(timeout=30)
-            self._keep_finished(slot, sink)
+            if sink is not None:
+                self._keep_finished(slot, sink)
 
     @staticmethod
     def _keep_finished(slot: _Slot, sink: RecordSink) -> None:

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalharness.errors import UserInputError
 from evalharness.policies.baselines import RandomPolicy
 from proctable import cmdline, descendants
 
