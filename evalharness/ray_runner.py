@@ -162,7 +162,7 @@ class RayRunner:
 
         if ray.is_initialized():
             return False
-        kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": False}
+        kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
         if self.address is None:  # a local instance sized for this machine
             kwargs["num_cpus"] = self.num_cpus
             if self.object_store_mb is not None:
