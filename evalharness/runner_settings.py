@@ -7,7 +7,8 @@ what is allowed, before anything is written.
 
 Settings every runner shares: ``workers``, ``max_attempts`` (crash accounting) and
 ``retry_errors`` (what a resume reruns; used by :mod:`evalharness.evaluate`, not by the
-runner). The Ray runner adds where the cluster is and how big a local one may be.
+runner), and ``policy_server`` (also evaluate's). The Ray runner adds where the cluster
+is and how big a local one may be.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evalharness.errors import UserInputError
 
-# Settings that are not handed to the runner class.
-_NOT_RUNNER_ARGS = {"target", "retry_errors"}
+# Settings that are not handed to the runner class: evaluate.py acts on them
+# (policy_server: the mint helper's runner.policy_server, validated where it is used).
+_NOT_RUNNER_ARGS = {"target", "retry_errors", "policy_server"}
 
 
 def _int_at_least(value: Any, low: int) -> int:
@@ -38,6 +40,7 @@ class RunnerSettings(BaseModel):
     workers: int | str = "auto"
     max_attempts: int = 2
     retry_errors: bool = False
+    policy_server: Any = "none"  # runner.policy_server (conf/runner/local.yaml on main)
     # Ray only (conf/runner/ray.yaml)
     address: str | None = None  # null: start a local Ray instance
     num_cpus: int | None = None  # of a local instance; null: Ray's default (all cores)

@@ -45,6 +45,8 @@ def test_the_local_runner_is_built_from_its_yaml_by_target() -> None:
 
 def test_ray_only_settings_do_not_reach_the_local_runner() -> None:
     assert set(load_runner_settings(_yaml("local")).runner_kwargs()) == {"workers", "max_attempts"}
+    with_server = load_runner_settings({**_yaml("local"), "policy_server": "auto"})  # evaluate's, not the runner's
+    assert set(with_server.runner_kwargs()) == {"workers", "max_attempts"}
     assert {"address", "num_cpus", "object_store_mb"} <= set(load_runner_settings(_yaml("ray")).runner_kwargs())
 
 
