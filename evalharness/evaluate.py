@@ -7,10 +7,12 @@ overrides. ``evaluate(cfg)`` does the work for one resolved config (one job of a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import math
 import re
+import shlex
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -123,16 +125,6 @@ def _keys_at(path: str) -> list[str]:
     return sorted(str(k) for k in node.keys()) if isinstance(node, DictConfig) else []
 
 
-def _resolve_workers(value: Any) -> int:
-    from evalharness.runner import default_workers
-
-    if value in ("auto", None):
-        return default_workers()
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise UserInputError(f"runner.workers={value!r} is not valid; allowed: auto, 0 (in-process) or a positive integer")
-    return value
-
-
 def _int_setting(key: str, value: Any, *, low: int, high: int | None = None, nullable: bool = False) -> int | None:
     """An integer config value in low..high (or null when ``nullable``), else a one-line error."""
     if value is None and nullable:
@@ -206,6 +198,7 @@ class PreparedRun:
     camera_size: int
     max_steps: int | None
     pipeline_cfg: dict[str, Any]
+    runner: Any  # RunnerSettings: which runner class (_target_) and its validated settings
     workers: int
     max_attempts: int
     retry_errors: bool
@@ -222,10 +215,12 @@ class PreparedRun:
 def prepare(cfg: DictConfig) -> PreparedRun:
     """Validate every setting and plan the episodes; writes nothing."""
     from envs.libero.runtime import import_libero
-    from evalharness.metadata import run_metadata
+    from evalharness.metadata import SIMULATOR_PACKAGES, run_metadata
     from evalharness.protocol import load_protocol
     from evalharness.recording import video_decisions
     from evalharness.results.raw_outputs import record_settings
+    from evalharness.runner import default_workers
+    from evalharness.runner_settings import load_runner_settings
 
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
@@ -234,9 +229,7 @@ def prepare(cfg: DictConfig) -> PreparedRun:
     camera_size = _int_setting("camera_size", config["camera_size"], low=8, high=2048, nullable=True) or protocol.render_size
     max_steps = _int_setting("suite.max_steps", suite.get("max_steps"), low=1, nullable=True)
     pipeline_cfg = {part: config[part] for part in ("decoder", "normalize", "convert")}
-    retry_errors = config["runner"].get("retry_errors", False)
-    if not isinstance(retry_errors, bool):
-        raise UserInputError(f"runner.retry_errors={retry_errors!r} is not valid; allowed: true, false")
+    runner = load_runner_settings(config["runner"])
     video_cfg = config["video"]
     record = record_settings(config.get("record"))
 
@@ -250,7 +243,7 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         "policy": identity,
         "camera_size": camera_size,
         "max_steps_override": max_steps,
-        "simulator": {k: metadata["versions"][k] for k in ("mujoco", "robosuite", "hf-libero")},
+        "simulator": {k: metadata["versions"][k] for k in SIMULATOR_PACKAGES},
         "assets": metadata["assets"]["loaded_sha256"],
     }
     context = stable_hash(context_inputs)
@@ -264,9 +257,10 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         camera_size=camera_size,
         max_steps=max_steps,
         pipeline_cfg=pipeline_cfg,
-        workers=_resolve_workers(config["runner"]["workers"]),
-        max_attempts=_int_setting("runner.max_attempts", config["runner"].get("max_attempts", 2), low=1),
-        retry_errors=retry_errors,
+        runner=runner,
+        workers=default_workers() if runner.workers == "auto" else runner.workers,
+        max_attempts=runner.max_attempts,
+        retry_errors=runner.retry_errors,
         video_fps=_int_setting("video.fps", video_cfg.get("fps"), low=1, nullable=True) or protocol.video_fps,
         identity=identity,
         metadata=metadata,
@@ -289,11 +283,18 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     from evalharness.results.store import ResultStore
     from evalharness.results.summary import build_summary
     from evalharness.results.tables import render_markdown
-    from evalharness.runner import LocalRunner
+    from evalharness.interrupt import RunInterrupted, StopRequest, sigint_stops
+    from evalharness.runner_settings import build_runner
     from evalharness.worker import WorkerConfig, WorkItem
 
     config = run.config
     _check_run_dir(run_dir, run.context)
+    worker_config = WorkerConfig(
+        policy=config["policy"], pipeline=run.pipeline_cfg, protocol=config["protocol"], run_dir=str(run_dir),
+        video_fps=run.video_fps, camera_size=run.camera_size, raw_outputs=run.raw_outputs,
+    )
+    stop = StopRequest()
+    runner = build_runner(run.runner, config=worker_config, stop=stop)  # e.g. a missing extra: one line, nothing written
     recorded_config = _recordable(redact(config))
     write_json_atomic(run_dir / "run.json", {"context": run.context, "context_inputs": run.context_inputs, "config": recorded_config})
     remove_scratch(run_dir)  # videos of episodes a killed run did not finish
@@ -306,10 +307,9 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     items = [WorkItem(spec, run.video[spec.key], run.max_steps) for spec in todo]
     # runner.policy_server=auto: one serve process for the run, the workers query it (stopped below)
     policy_cfg, pipeline_cfg, stop_policy_server = policy_server.start_for_run(config, run.pipeline_cfg, bool(items))
-    worker_config = WorkerConfig(
-        policy=policy_cfg, pipeline=pipeline_cfg, protocol=config["protocol"], run_dir=str(run_dir),
-        video_fps=run.video_fps, camera_size=run.camera_size, raw_outputs=run.raw_outputs,
-    )
+    if (policy_cfg, pipeline_cfg) != (worker_config.policy, worker_config.pipeline):
+        worker_config = dataclasses.replace(worker_config, policy=policy_cfg, pipeline=pipeline_cfg)
+        runner = build_runner(run.runner, config=worker_config, stop=stop)  # constructors are cheap: nothing starts yet
     raw_log = RawOutputLog(run_dir, recorded) if run.raw_outputs else None
     resumed = [r.model_dump() for r in recorded if r.key in done]
     label = f"{config['suite']['name']} · {config['policy']['_target_'].rsplit('.', 1)[-1]}"
@@ -323,11 +323,16 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
         progress.update(record)
 
     try:
-        LocalRunner(worker_config, run.workers, run.max_attempts).run(items, sink)
+        with sigint_stops(stop):
+            runner.run(items, sink)
     finally:
         progress.close()
         stop_policy_server()
+        stop.close()
         remove_scratch(run_dir)  # workers are stopped by now; a killed one leaves its partial video
+    if stop.requested:
+        recorded_now = len({r.key for r in store.records()} & planned)
+        raise RunInterrupted(f"{recorded_now}/{len(run.plan)} episodes recorded in {run_dir}")
 
     records = [r for r in store.records() if r.key in planned]
     metadata = {
@@ -338,7 +343,7 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
         "policy": run.identity,
         "config": recorded_config,
         "camera_size": run.camera_size,
-        "workers": run.workers,
+        "workers": getattr(runner, "workers", run.workers),
     }
     summary = build_summary(records, metadata, expected_episodes=len(run.plan))
     write_json_atomic(run_dir / "summary.json", summary)
@@ -363,9 +368,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         return execute(run, run_dir)
 
 
+class _StopSweep(BaseException):
+    """Ends a Hydra sweep after an interrupted job (Hydra would go on to the next one)."""
+
+
 def run_hydra(argv: list[str]) -> int:
     """Run the Hydra app with ``argv`` as its command line; returns the exit status."""
     import hydra
+
+    from evalharness.interrupt import INTERRUPTED_EXIT, RunInterrupted
 
     check_group_choices(argv)
     check_overrides(argv)
@@ -380,11 +391,20 @@ def run_hydra(argv: list[str]) -> int:
         except UserInputError as exc:
             print(f"evalharness: error: {exc}", file=sys.stderr)
             _exit_code = 2
+        except RunInterrupted as exc:
+            print(f"evalharness: interrupted: {exc}; resume with: evalharness {shlex.join(argv)}", file=sys.stderr)
+            _exit_code = INTERRUPTED_EXIT
+            raise _StopSweep from None
 
     saved = sys.argv
     sys.argv = [saved[0] if saved else "evalharness", *argv]
     try:
         _app()
+    except _StopSweep:
+        pass
+    except KeyboardInterrupt:  # before any episode ran: nothing to keep
+        print("\nevalharness: interrupted before the run started", file=sys.stderr)
+        _exit_code = INTERRUPTED_EXIT
     finally:
         sys.argv = saved
     return _exit_code

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 PACKAGES = ("mujoco", "robosuite", "hf-libero", "torch", "numpy", "gymnasium", "hydra-core", "evalharness")
+SIMULATOR_PACKAGES = ("mujoco", "robosuite", "hf-libero")  # what an episode's outcome depends on
 
 
 def package_versions() -> dict[str, str | None]:
@@ -103,6 +104,13 @@ def assets_footnote(recorded: Mapping[str, Any] | None) -> str | None:
         f"{recorded['provenance']} from LIBERO's originals ({named}; all in summary.json); source: "
         f"{recorded['source']}. Images differ from original LIBERO, so vision-policy scores may too."
     )
+
+
+def simulator_identity() -> dict[str, Any]:
+    """The simulator versions and assets checksum: every process that runs episodes of one
+    run must have the same (the Ray runner checks each node against the driver)."""
+    versions = package_versions()
+    return {**{k: versions[k] for k in SIMULATOR_PACKAGES}, "assets": assets()["loaded_sha256"]}
 
 
 def run_metadata() -> dict[str, Any]:

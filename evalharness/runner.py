@@ -8,10 +8,17 @@ Design:
 - Episodes are grouped by task so each worker builds a task's env once; tasks are split
   when there are fewer tasks than workers.
 - A worker that dies (segfault, OOM kill) has its in-flight episode retried on a fresh
-  worker, then recorded as a ``worker_crash`` error; the rest of its group is requeued.
+  worker, then recorded as a ``worker_crash`` error; the rest of its group is requeued
+  (:mod:`evalharness.attempts`, shared with the Ray runner).
 - Outcomes do not depend on which worker ran an episode or in what order (see
   :mod:`envs.libero.env` on determinism), so 1 and N workers give identical results.
 - ``workers=0`` runs everything in this process (for debugging and profiling).
+- A stop request (Ctrl-C, :mod:`evalharness.interrupt`) ends the workers with SIGTERM:
+  each abandons its episode, closes its env and policy, and exits; what they finished
+  before is kept. Workers ignore SIGINT, and die with the parent (``PR_SET_PDEATHSIG``).
+
+Every runner has the shape of :class:`Runner`; the one a run uses is named by
+``_target_`` in ``conf/runner/*.yaml`` (:mod:`evalharness.runner_settings`).
 """
 
 from __future__ import annotations
@@ -22,13 +29,27 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import wait
-from typing import Any
+from typing import Any, Protocol
 
-from evalharness.errors import UserInputError, WorkerCrash
-from evalharness.worker import WorkerConfig, WorkItem, _EnvCache, build_policy, make_record, run_item, worker_main
-from evalharness.worker import USER_ERROR_PREFIX
+from evalharness.attempts import CrashAccounting, exit_cause
+from evalharness.errors import UserInputError
+from evalharness.interrupt import StopRequest
+from evalharness.worker import USER_ERROR_PREFIX, WorkerConfig, WorkItem, _EnvCache, build_policy, run_item, worker_main
 
 RecordSink = Callable[[dict[str, Any]], None]
+
+
+class Runner(Protocol):
+    """Runs work items and hands each finished episode's record to ``sink``.
+
+    ``sink`` is called in the caller's process only (the result store has one writer),
+    once per item, with a record that ran to the end (a verdict or an episode error) or a
+    ``worker_crash`` record from :class:`~evalharness.attempts.CrashAccounting`. A runner
+    returns early, without error, when its stop request is set (Ctrl-C); items it did not
+    report are simply not recorded and run on resume.
+    """
+
+    def run(self, items: list[WorkItem], sink: RecordSink) -> None: ...
 
 
 def group_items(items: list[WorkItem], workers: int) -> list[list[WorkItem]]:
@@ -44,16 +65,6 @@ def group_items(items: list[WorkItem], workers: int) -> list[list[WorkItem]]:
     return groups
 
 
-def crash_record(item: WorkItem, attempts: int, exitcode: int | None) -> dict[str, Any]:
-    """The record of an episode whose worker died on every attempt."""
-    from evalharness.rollout import EpisodeOutcome
-
-    signal_text = f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
-    error = WorkerCrash(f"the worker process died ({signal_text}) on each of {attempts} attempts")
-    outcome = EpisodeOutcome.error_only(error)
-    return make_record(item.spec, outcome, attempts=attempts)
-
-
 @dataclass
 class _Slot:
     process: Any
@@ -65,13 +76,18 @@ class _Slot:
 class LocalRunner:
     """Runs work items on ``workers`` spawned processes and hands each record to ``sink``."""
 
-    def __init__(self, config: WorkerConfig, workers: int, max_attempts: int = 2) -> None:
-        if not isinstance(workers, int) or workers < 0:
-            raise UserInputError(f"runner.workers={workers!r} is not valid; allowed: 0 (in-process) or a positive integer")
+    def __init__(
+        self, config: WorkerConfig, workers: int | str = "auto", max_attempts: int = 2, stop: StopRequest | None = None,
+    ) -> None:
+        if workers == "auto":
+            workers = default_workers()
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise UserInputError(f"runner.workers={workers!r} is not valid; allowed: auto, 0 (in-process) or a positive integer")
         self.config = config
         self.workers = workers
         self.max_attempts = max_attempts
-        self._attempts: dict[str, int] = {}
+        self.accounting = CrashAccounting(max_attempts)
+        self.stop = stop or StopRequest()
 
     def run(self, items: list[WorkItem], sink: RecordSink) -> None:
         if not items:
@@ -87,6 +103,8 @@ class LocalRunner:
         settings: dict = {}
         try:
             for item in items:
+                if self.stop.requested:  # in-process: stop between episodes
+                    break
                 sink(run_item(item, self.config, envs, policy, settings))
         finally:
             envs.close()
@@ -96,6 +114,7 @@ class LocalRunner:
         parent_conn, child_conn = ctx.Pipe()
         process = ctx.Process(target=worker_main, args=(child_conn, self.config), daemon=True)
         process.start()
+        self.stop.track(process.pid)
         child_conn.close()
         return _Slot(process=process, conn=parent_conn)
 
@@ -103,11 +122,10 @@ class LocalRunner:
         ctx = mp.get_context("spawn")  # fork would copy EGL / torch state into children
         groups = group_items(items, self.workers)
         pending: deque[list[WorkItem]] = deque(groups)
-        attempts = self._attempts = {}
         slots = [self._start(ctx) for _ in range(min(self.workers, len(groups)))]
         fatal: str | None = None
         try:
-            while slots and fatal is None:
+            while slots and fatal is None and not self.stop.requested:
                 for slot in slots:
                     if slot.group is None and pending:
                         slot.group, slot.done = pending.popleft(), 0
@@ -118,7 +136,9 @@ class LocalRunner:
                         self._stop(slot)
                         slots.remove(slot)
                     continue
-                ready = wait([s.conn for s in slots] + [s.process.sentinel for s in slots])
+                ready = wait([s.conn for s in slots] + [s.process.sentinel for s in slots] + [self.stop])
+                if self.stop.requested:
+                    break
                 for slot in list(slots):
                     if slot.conn in ready:
                         try:
@@ -128,11 +148,14 @@ class LocalRunner:
                             pass
                     if slot.process.sentinel in ready and not slot.process.is_alive():
                         slot.process.join()
-                        self._recover(slot, pending, attempts, sink)
+                        self.stop.untrack(slot.process.pid)
+                        self._recover(slot, pending, sink)
                         slots.remove(slot)
                         if pending or any(s.group for s in slots):
                             slots.append(self._start(ctx))
         finally:
+            if slots:  # ended early (a stop request, a failed worker, the sink raised): do not wait for groups
+                self._end_now(slots, sink if self.stop.requested else None)
             for slot in slots:
                 self._stop(slot)
         if fatal is not None:
@@ -143,7 +166,6 @@ class LocalRunner:
     def _handle(self, slot: _Slot, message: tuple[str, Any], sink: RecordSink) -> str | None:
         kind, payload = message
         if kind == "done":
-            payload["attempts"] = self._attempts.get(payload["key"], 1)
             sink(payload)
             slot.done += 1
         elif kind == "idle":
@@ -152,25 +174,39 @@ class LocalRunner:
             return payload
         return None
 
-    def _recover(self, slot: _Slot, pending: deque, attempts: dict[str, int], sink: RecordSink) -> None:
-        """A worker died: retry the episode it was on (or record the crash), requeue the rest."""
+    def _recover(self, slot: _Slot, pending: deque, sink: RecordSink) -> None:
+        """A worker died: the crash accounting retries its episode (or records the crash)."""
         if slot.group is None:
             return
-        remaining = slot.group[slot.done :]
-        # A worker runs its group in order, so it died on (or, dying while it started up or
-        # built the policy, before) the first unfinished episode: charge that one, or a
-        # worker that can never start would be respawned forever.
-        if remaining:
-            key = remaining[0].spec.key
-            attempts[key] = attempts.get(key, 1) + 1
-            if attempts[key] > self.max_attempts:
-                sink(crash_record(remaining[0], self.max_attempts, slot.process.exitcode))
-                remaining = remaining[1:]
-        if remaining:
-            pending.appendleft(remaining)
+        requeue, crash = self.accounting.worker_died(slot.group[slot.done :], exit_cause(slot.process.exitcode))
+        if crash is not None:
+            sink(crash)
+        if requeue:
+            pending.appendleft(requeue)
+
+    def _end_now(self, slots: list[_Slot], sink: RecordSink | None) -> None:
+        """Every worker abandons its episode, closes its policy, and exits; with ``sink``,
+        the records they finished meanwhile are kept."""
+        for slot in slots:
+            if slot.process.is_alive():
+                slot.process.terminate()  # SIGTERM: the worker unwinds and closes (worker.py)
+        for slot in slots:
+            slot.process.join(timeout=30)
+            if sink is not None:
+                self._keep_finished(slot, sink)
 
     @staticmethod
-    def _stop(slot: _Slot) -> None:
+    def _keep_finished(slot: _Slot, sink: RecordSink) -> None:
+        """Store the records a worker sent before it ended."""
+        try:
+            while slot.conn.poll():
+                kind, payload = slot.conn.recv()
+                if kind == "done":
+                    sink(payload)
+        except (EOFError, OSError):
+            pass
+
+    def _stop(self, slot: _Slot) -> None:
         try:
             slot.conn.send(None)
         except (OSError, ValueError):
@@ -179,6 +215,7 @@ class LocalRunner:
         if slot.process.is_alive():
             slot.process.kill()
             slot.process.join()
+        self.stop.untrack(slot.process.pid)
         slot.conn.close()
 
 

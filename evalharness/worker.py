@@ -4,6 +4,11 @@ A worker receives a *group* of episode specs of one task, builds that task's env
 (~7 s) and runs the episodes in order, sending ``("done", record)`` after each one and
 ``("idle", None)`` after the group. The parent owns the result store; a worker never
 writes results itself, so a worker dying mid-episode loses nothing already reported.
+
+Signals: a worker ignores SIGINT (the parent decides what a Ctrl-C means) and takes
+SIGTERM as "stop now": it abandons its episode, closes its env and policy (a remote
+policy deletes its session), and exits. SIGTERM is held back while a record is being sent,
+so the parent never reads half a message.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from evalharness.errors import UserInputError
 from evalharness.plan import EpisodeSpec
 
 
@@ -30,6 +36,7 @@ class WorkItem:
     spec: EpisodeSpec
     video: str  # "no", "yes", or "if_failure"
     max_steps: int | None = None
+    attempt: int = 1  # numbered by the runner's crash accounting (evalharness.attempts)
 
 
 @dataclass
@@ -52,6 +59,29 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+class _Stopped(BaseException):
+    """SIGTERM from the parent: unwind whatever runs, through the ``finally`` that closes."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the closing finish
+    raise _Stopped
+
+
+def _handle_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _send(conn: Connection, message: tuple[str, Any]) -> None:
+    """Send a whole message: a SIGTERM arriving meanwhile is handled right after."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        conn.send(message)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def build_policy(policy_cfg: dict[str, Any], pipeline_cfg: dict[str, Any], *, record_raw: bool = False):
@@ -94,6 +124,15 @@ class _EnvCache:
         self.env, self.key = None, None
 
 
+_current_attempt = 1
+
+
+def current_attempt() -> int:
+    """Which attempt at its episode this process is running (1 = first), as the runner
+    numbered it. Lets a test policy fault on an episode's first attempt only."""
+    return _current_attempt
+
+
 def make_record(spec: EpisodeSpec, outcome: Any, video: str | None = None, attempts: int = 1) -> dict[str, Any]:
     """The stored record of an episode: its spec's coordinates plus what the rollout measured."""
     from evalharness.results.records import EpisodeRecord
@@ -131,7 +170,9 @@ def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, sett
     from evalharness.recording import EpisodeRecorder
     from evalharness.rollout import EpisodeOutcome, RolloutSettings, run_episode
 
+    global _current_attempt
     spec = item.spec
+    _current_attempt = item.attempt
     cache_key = (spec.suite, item.max_steps)
     if cache_key not in settings_cache:
         protocol = load_protocol(config.protocol)
@@ -149,7 +190,7 @@ def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, sett
         outcome = run_episode(env, policy, spec, settings, recorder.sink)
         if outcome.error_kind == "env_error":
             envs.close()  # do not reuse a simulator that threw
-    record = make_record(spec, outcome, video=recorder.finish(outcome))
+    record = make_record(spec, outcome, video=recorder.finish(outcome), attempts=item.attempt)
     raw_outputs = take_raw_outputs(policy)
     if raw_outputs is not None:
         record["raw_outputs"] = raw_outputs  # the parent writes them to the sidecar, then the record
@@ -159,19 +200,19 @@ def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, sett
 def worker_main(conn: Connection, config: WorkerConfig) -> None:
     """Entry point of a worker process (started with the 'spawn' method)."""
     _die_with_parent()
-    from envs.libero.runtime import prepare_process
-
-    prepare_process()
+    _handle_signals()
+    policy = None
     envs = _EnvCache(config.camera_size)
-    settings_cache: dict = {}
     try:
-        policy = build_policy(config.policy, config.pipeline, record_raw=config.raw_outputs)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops the run
-        conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
-        return
-    from evalharness.errors import UserInputError
+        from envs.libero.runtime import prepare_process
 
-    try:
+        prepare_process()
+        settings_cache: dict = {}
+        try:
+            policy = build_policy(config.policy, config.pipeline, record_raw=config.raw_outputs)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops the run
+            _send(conn, ("fatal", f"{type(exc).__name__}: {exc}"))
+            return
         while True:
             items = conn.recv()
             if items is None:
@@ -180,15 +221,16 @@ def worker_main(conn: Connection, config: WorkerConfig) -> None:
                 try:
                     record = run_item(item, config, envs, policy, settings_cache)
                 except UserInputError as exc:  # a configuration mistake found late (checkpoint weights)
-                    conn.send(("fatal", f"{USER_ERROR_PREFIX}{exc}"))
+                    _send(conn, ("fatal", f"{USER_ERROR_PREFIX}{exc}"))
                     return
                 except Exception:  # noqa: BLE001 - a harness bug: report it, do not hang the run
-                    conn.send(("fatal", traceback.format_exc()))
+                    _send(conn, ("fatal", traceback.format_exc()))
                     return
-                conn.send(("done", record))
-            conn.send(("idle", None))
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+                _send(conn, ("done", record))
+            _send(conn, ("idle", None))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt, _Stopped):
         pass
     finally:
         envs.close()
-        policy.close()
+        if policy is not None:
+            policy.close()

@@ -3,7 +3,9 @@
 Each mode reproduces a failure seen with real policies: an exception inside the model,
 NaN actions, a chunk of the wrong shape, or the process dying outright (segfault, OOM
 kill). ``on_init_states`` limits the fault to some episodes, so a test can check that the
-rest of the run is unaffected.
+rest of the run is unaffected. ``first_attempt_only`` faults only on an episode's first
+attempt (as numbered by the runner), so a transient crash can be shown to be retried and
+then to succeed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class FaultyPolicy(Policy):
         after_queries: int = 0,
         on_init_states: list[int] | None = None,
         while_file_exists: str | None = None,
+        first_attempt_only: bool = False,
     ) -> None:
         if isinstance(mode, float) and math.isnan(mode):
             mode = "nan"  # Hydra's override grammar reads a bare `policy.mode=nan` as a float NaN
@@ -42,6 +45,10 @@ class FaultyPolicy(Policy):
         self.on_init_states = None if on_init_states is None else {int(k) for k in on_init_states}
         # A transient fault (a server that was down): only while this file exists.
         self.while_file_exists = while_file_exists
+        if not isinstance(first_attempt_only, bool):
+            raise UserInputError(f"policy.first_attempt_only={first_attempt_only!r} is not valid; allowed: true, false")
+        # A transient crash: only on the first attempt at an episode.
+        self.first_attempt_only = first_attempt_only
         self._queries = 0
         self._armed = True
 
@@ -53,6 +60,7 @@ class FaultyPolicy(Policy):
             "after_queries": self.after_queries,
             "on_init_states": states,
             "while_file_exists": self.while_file_exists,
+            "first_attempt_only": self.first_attempt_only,
         }
 
     def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
@@ -60,6 +68,10 @@ class FaultyPolicy(Policy):
         self._armed = self.on_init_states is None or init_state in self.on_init_states
         if self.while_file_exists is not None and not os.path.exists(self.while_file_exists):
             self._armed = False
+        if self.first_attempt_only:
+            from evalharness.worker import current_attempt
+
+            self._armed = self._armed and current_attempt() == 1
 
     def act(self, observation: dict[str, Any]) -> np.ndarray:
         self._queries += 1
