@@ -9,6 +9,7 @@ writes results itself, so a worker dying mid-episode loses nothing already repor
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import signal
 import traceback
 from dataclasses import dataclass
@@ -136,7 +137,10 @@ def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, sett
         outcome = run_episode(env, policy, spec, settings, recorder.sink)
         if outcome.error_kind == "env_error":
             envs.close()  # do not reuse a simulator that threw
-    return make_record(spec, outcome, video=recorder.finish(outcome))
+    video = recorder.finish(outcome)
+    if recorder.events:  # the video could not be written: say so in the record
+        outcome = dataclasses.replace(outcome, events=[*outcome.events, *recorder.events])
+    return make_record(spec, outcome, video=video)
 
 
 def worker_main(conn: Connection, config: WorkerConfig) -> None:

@@ -5,7 +5,8 @@ Why a JSON-lines file and these rules:
 - A run can take hours and can be killed at any moment. Each finished episode is one
   line written with a single ``os.write`` on an ``O_APPEND`` descriptor and fsynced, so
   a crash loses at most the episode being written, never an earlier one.
-- A crash (or a full disk) can still leave a *torn* final line without its newline.
+- A crash can still leave a *torn* final line without its newline (a full disk cannot:
+  :meth:`ResultStore.append` removes its own partial line and raises the ``OSError``).
   Readers ignore it with a warning; a writer opening the store truncates it away so that
   the next line does not glue onto the fragment and corrupt a good record.
 - Resume reads :meth:`ResultStore.completed_keys` and skips those episodes. Should a key
@@ -95,15 +96,18 @@ class ResultStore:
             fcntl.flock(fd, fcntl.LOCK_EX)
             # Another process may have crashed mid-line since we opened the store.
             size = self._repair_torn_tail(fd)
-            written = os.write(fd, data)
-            if written != len(data):
-                # Short write (disk full): remove the fragment so the file stays clean.
+            try:
+                view = memoryview(data)
+                while view:
+                    # A short write means the disk (or a size limit) is full; writing the
+                    # rest raises with the cause (ENOSPC, EFBIG) instead of guessing it.
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError as exc:
+                # Remove the fragment so the file stays clean and the next line starts
+                # on a line of its own (shrinking a file needs no space).
                 os.ftruncate(fd, size)
-                raise OSError(
-                    f"short write to {self.path}: {written} of {len(data)} bytes; "
-                    "the partial line was removed"
-                )
-            os.fsync(fd)
+                raise OSError(exc.errno, f"{exc.strerror}: appending to {self.path}; the partial line was removed") from exc
         finally:
             os.close(fd)
 
