@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from evalharness.bench import chaos
 from evalharness.errors import UserInputError
 
 
@@ -27,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=100, help="control steps per mode")
     parser.add_argument("--replan", type=int, default=5, help="steps between policy queries (openpi: 5)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    chaos.add_arguments(parser)  # --chaos [quick|full] and its options (evalharness/bench/chaos.py)
 
 
 def _rate(env, actions: np.ndarray, render_every: int | None, cameras=None) -> float:
@@ -40,6 +42,8 @@ def _rate(env, actions: np.ndarray, render_every: int | None, cameras=None) -> f
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.chaos:
+        return chaos.run(args)
     if args.steps < 10 or args.replan < 1:
         raise UserInputError(f"--steps {args.steps} / --replan {args.replan} not valid; allowed: steps >= 10, replan >= 1")
     from envs.libero.env import LiberoEnv

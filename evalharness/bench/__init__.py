@@ -1,0 +1,1 @@
+"""Benchmark modes of ``evalharness bench``, one module each (the command only dispatches)."""
