@@ -16,9 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from evalharness.bench.chaos import ChaosFigures, compare_runs, find_workers
+from evalharness.video import EpisodeVideo
 from tests.factories import record_fields
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +85,12 @@ def test_a_missing_or_partial_video_fails(tmp_path: Path) -> None:
     figures = _compare(tmp_path, chaos)
     assert figures.bad_videos == ["videos/a.mp4"] and not figures.ok
     (tmp_path / "chaos" / "videos").mkdir()
-    (tmp_path / "chaos" / "videos" / "a.mp4").write_bytes(b"x")
+    (tmp_path / "chaos" / "videos" / "a.mp4").write_bytes(b"not an mp4")
+    half = compare_runs(tmp_path / "clean", tmp_path / "chaos", ChaosFigures(mode="t", runner="local", seed=0, kills=1, sigints=1))
+    assert half.bad_videos == ["videos/a.mp4"]
+    with EpisodeVideo(tmp_path / "chaos" / "videos" / "a.mp4", fps=10) as video:
+        video.add_frame(np.zeros((16, 16, 3), dtype=np.uint8))
+        video.finish(keep=True)
     (tmp_path / "chaos" / "videos" / ".b.partial.mp4").write_bytes(b"x")
     again = compare_runs(tmp_path / "clean", tmp_path / "chaos", ChaosFigures(mode="t", runner="local", seed=0, kills=1, sigints=1))
     assert again.bad_videos == ["videos/.b.partial.mp4"]

@@ -453,11 +453,13 @@ def compare_runs(clean_dir: Path, chaos_dir: Path, figures: ChaosFigures) -> Cha
 
 
 def _check_videos(run_dir: Path, records, figures: ChaosFigures) -> None:
-    """Every recorded video exists; no partial or scratch file is left in the run folder."""
+    """Every recorded video is a whole mp4; no partial or scratch file is left in the run folder."""
+    from evalharness.video import mp4_is_complete
+
     for record in records:
         if record.get("video"):
             figures.videos += 1
-            if not (run_dir / record["video"]).is_file():
+            if not mp4_is_complete(run_dir / record["video"]):
                 figures.bad_videos.append(record["video"])
     videos = run_dir / "videos"
     if videos.is_dir():
