@@ -135,7 +135,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--runner", default="local", help="runner config group for both runs (local, ray, ...)")
     group.add_argument("--chaos-seed", type=int, default=0, help="seed of the supervisor's kill times and victims")
     group.add_argument("--chaos-dir", metavar="PATH", default=None,
-                       help="folder for the two runs (default: results/bench-chaos-<mode>); its clean/ and chaos/ are replaced")
+                       help="folder for the two runs (default: results/bench-chaos-<mode>); its clean/, chaos/ and logs are replaced")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -180,6 +180,8 @@ def chaos_run(mode: ChaosMode, mode_name: str, runner: str, seed: int, root: Pat
     for folder in (clean_dir, chaos_dir):
         shutil.rmtree(folder, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
+    for log in ("clean.log", "chaos.log"):  # the runs' output, for when a figure is wrong
+        (root / log).write_bytes(b"")
     figures = ChaosFigures(mode=mode_name, runner=runner, seed=seed)
 
     print(f"chaos [{mode_name}]: clean run -> {clean_dir}", flush=True)
@@ -193,7 +195,8 @@ def chaos_run(mode: ChaosMode, mode_name: str, runner: str, seed: int, root: Pat
     print(f"chaos [{mode_name}]: chaos run -> {chaos_dir} (seed {seed})", flush=True)
     supervisor = Supervisor(mode, runner, random.Random(seed), root / "chaos.log")
     start = time.monotonic()
-    supervisor.drive(run_command(mode, runner, chaos_dir, max_attempts=1000), chaos_dir, planned=_count_lines(clean_dir / "episodes.jsonl"))
+    planned = _count_lines(clean_dir / "episodes.jsonl")
+    supervisor.drive(run_command(mode, runner, chaos_dir, max_attempts=1000), chaos_dir, planned)
     figures.chaos_wall_s = time.monotonic() - start
     for name in ("kills", "sigints", "launches", "exit_codes", "interrupt_exit_s", "orphans"):
         setattr(figures, name, getattr(supervisor, name))
@@ -264,6 +267,18 @@ def _descendants(pid: int, table: dict[int, tuple[int, str]]) -> set[int]:
     return found
 
 
+def _like_a_terminal_job() -> None:
+    """In the run's child process before exec: a session of its own, SIGINT as a shell gives it.
+
+    The own session means the run sees only the signals sent here, never a Ctrl-C meant
+    for this supervisor. SIGINT is reset to its default because a job started in the
+    background of a non-interactive shell (CI, ``cmd &``) inherits it *ignored*, and
+    Python then installs no KeyboardInterrupt handler: the interrupt would be a no-op.
+    """
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
@@ -295,21 +310,19 @@ class Supervisor:
         self._sigint_at = max(1, min(planned - 1, round(planned * self.rng.uniform(low, high))))
         while self.launches < MAX_LAUNCHES:
             self.launches += 1
-            code = self._one_launch(cmd, run_dir)
+            code = self._one_launch(cmd, run_dir, planned)
             self.exit_codes.append(code)
             if code == 0:
                 return
             print(f"  launch {self.launches} ended with exit {code}; resuming", flush=True)
         self.problems.append(f"the chaos run did not complete in {MAX_LAUNCHES} launches")
 
-    def _one_launch(self, cmd: list[str], run_dir: Path) -> int:
+    def _one_launch(self, cmd: list[str], run_dir: Path, planned: int) -> int:
         store = run_dir / "episodes.jsonl"
         with open(self.log_path, "ab") as log:
             log.write(f"\n--- launch {self.launches}: {' '.join(cmd)}\n".encode())
             log.flush()
-            # A session of its own: the run sees only the signals sent here, never a
-            # Ctrl-C meant for this supervisor.
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_like_a_terminal_job)
         seen_workers: set[int] = set()
         interrupted_at: float | None = None
         second_sent = forced = False
@@ -331,7 +344,8 @@ class Supervisor:
                         os.killpg(proc.pid, signal.SIGKILL)
                         forced = True
                     continue
-                if self.sigints == 0 and self._sigint_at is not None and records >= self._sigint_at:
+                # Only mid-run: a SIGINT as the run exits would prove nothing.
+                if self.sigints == 0 and self._sigint_at is not None and self._sigint_at <= records < planned:
                     self._signal(proc.pid, signal.SIGINT)
                     self.sigints += 1
                     interrupted_at = now
@@ -351,6 +365,8 @@ class Supervisor:
             code = proc.wait()
         if interrupted_at is not None and self.interrupt_exit_s is None:
             self.interrupt_exit_s = time.monotonic() - interrupted_at
+            if code == 0:  # it had episodes left when the SIGINT came, and ran them anyway
+                self.problems.append("the SIGINT did not stop the run: it went on to complete")
         self._reap_orphans(seen_workers)
         return code
 
