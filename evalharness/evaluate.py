@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from evalharness.errors import UserInputError, choices_error
 from evalharness.mint import policy_server
 from evalharness.plan import EpisodeSpec, build_plan, stable_hash
+from evalharness.results.disk_full import check_record, stop_when_disk_full
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ("suite", "protocol", "policy", "decoder", "normalize", "convert", "runner", "video")
@@ -296,10 +297,12 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     stop = StopRequest()
     runner = build_runner(run.runner, config=worker_config, stop=stop)  # e.g. a missing extra: one line, nothing written
     recorded_config = _recordable(redact(config))
-    write_json_atomic(run_dir / "run.json", {"context": run.context, "context_inputs": run.context_inputs, "config": recorded_config})
+    with stop_when_disk_full(run_dir, "writing run.json"):
+        write_json_atomic(run_dir / "run.json", {"context": run.context, "context_inputs": run.context_inputs, "config": recorded_config})
     remove_scratch(run_dir)  # videos of episodes a killed run did not finish
 
-    store = ResultStore(run_dir)
+    with stop_when_disk_full(run_dir, "opening episodes.jsonl"):
+        store = ResultStore(run_dir)
     planned = {spec.key for spec in run.plan}
     recorded = store.records()
     todo = episodes_to_run(run.plan, recorded, run.retry_errors)
@@ -317,10 +320,12 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
 
     def sink(record: dict[str, Any]) -> None:
         raw_outputs = record.pop("raw_outputs", None)
-        if raw_log is not None and raw_outputs is not None:
-            raw_log.append(record, raw_outputs)  # before the record: a kill in between reruns the episode
-        store.append(EpisodeRecord(**record))
+        with stop_when_disk_full(run_dir, "appending to raw_outputs.jsonl / episodes.jsonl"):
+            if raw_log is not None and raw_outputs is not None:
+                raw_log.append(record, raw_outputs)  # before the record: a kill in between reruns the episode
+            store.append(EpisodeRecord(**record))
         progress.update(record)
+        check_record(run_dir, record)  # its video failed for lack of space: stop here too
 
     try:
         with sigint_stops(stop):
@@ -346,12 +351,13 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
         "workers": getattr(runner, "workers", run.workers),
     }
     summary = build_summary(records, metadata, expected_episodes=len(run.plan))
-    write_json_atomic(run_dir / "summary.json", summary)
     table = render_markdown(summary)
     assets_note = assets_footnote(metadata["assets"])
     if assets_note:
         table += f"\n- Assets: {assets_note}\n"
-    write_text_atomic(run_dir / "summary.md", table)
+    with stop_when_disk_full(run_dir, "writing summary.json and summary.md"):
+        write_json_atomic(run_dir / "summary.json", summary)
+        write_text_atomic(run_dir / "summary.md", table)
     print(table)
     if not summary["complete"]:
         print(f"evalharness: run incomplete: {'; '.join(summary['incomplete_reasons'])}", file=sys.stderr)
@@ -363,7 +369,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run (or resume) one evaluation and return its summary."""
     run = prepare(cfg)  # every value is checked before anything is written
     run_dir = Path(run.config["output_dir"]).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with stop_when_disk_full(run_dir, "creating the run folder"):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / ".lock").touch()
     with _run_dir_lock(run_dir):
         return execute(run, run_dir)
 

@@ -4,6 +4,10 @@ Modes: ``none``; ``all``; ``first_n`` (the first N episodes of each task); ``fai
 (every episode is filmed to a scratch file, kept only when it did not succeed, since the
 outcome is known only at the end). Frames are upright agentview frames at render size.
 
+A video that cannot be written (a full disk, ffmpeg failing) never costs the episode: the
+file is deleted, the episode goes on unfilmed and its record says ``video: null`` with a
+``video_not_written: <cause>`` event (:attr:`EpisodeRecorder.events`).
+
 Videos are written under ``<run>/.scratch/`` and moved into ``videos/`` when kept. The run
 removes that folder before and after its episodes (:func:`remove_scratch`), which is what
 keeps half-written files out of a run folder even though the ffmpeg process filming an
@@ -63,17 +67,36 @@ class EpisodeRecorder:
         self.spec = spec
         self.decision = decision
         self._video = None
+        self.events: list[str] = []  # a video that could not be written, for the record
         if decision != "no":
-            self._video = EpisodeVideo(run_dir / SCRATCH_DIR / f"{spec.key}.mp4", fps=fps)
-            self._video.__enter__()
+            try:
+                self._video = EpisodeVideo(run_dir / SCRATCH_DIR / f"{spec.key}.mp4", fps=fps)
+            except OSError as exc:  # the scratch folder cannot be created (full disk)
+                self._fail(exc)
+            else:
+                self._video.__enter__()
 
     @property
     def sink(self):
         return None if self._video is None else self._add
 
     def _add(self, frame: np.ndarray) -> None:
-        assert self._video is not None
-        self._video.add_frame(frame)
+        if self._video is None:
+            return  # filming failed earlier in this episode: the episode goes on without it
+        try:
+            self._video.add_frame(frame)
+        except (OSError, RuntimeError) as exc:  # ffmpeg could not write (imageio raises these)
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """Drop this episode's video (never keep a partial file) and say why in the record."""
+        from evalharness.results.disk_full import video_event
+
+        video, self._video = self._video, None
+        if not self.events:  # judged before the partial file is deleted (that frees space)
+            self.events.append(video_event(exc, video.temp_path if video is not None else self.run_dir))
+        if video is not None:
+            video.abort()  # closes ffmpeg and deletes the partial file
 
     def finish(self, outcome) -> str | None:
         """Close the file; return its path relative to the run dir, or None if dropped."""
@@ -83,11 +106,17 @@ class EpisodeRecorder:
             return None
         result = "error" if outcome.error_kind else ("success" if outcome.success else "failure")
         keep = self.decision == "yes" or (self.decision == "if_failure" and result != "success")
-        path = self._video.finish(keep=keep)
-        if path is None:
+        video, self._video = self._video, None
+        try:
+            path = video.finish(keep=keep)  # deletes the partial file itself when it fails
+            if path is None:
+                return None
+            name = video_filename(self.spec.suite, self.spec.task_index, self.spec.task_name, self.spec.init_state, result)
+            final = self.run_dir / "videos" / name
+            final.parent.mkdir(parents=True, exist_ok=True)
+            Path(path).replace(final)
+        except (OSError, RuntimeError) as exc:  # no space to finish the file, or ffmpeg failed
+            self._fail(exc)
+            Path(video.path).unlink(missing_ok=True)  # a finished file that could not be moved
             return None
-        name = video_filename(self.spec.suite, self.spec.task_index, self.spec.task_name, self.spec.init_state, result)
-        final = self.run_dir / "videos" / name
-        final.parent.mkdir(parents=True, exist_ok=True)
-        Path(path).replace(final)
         return final.relative_to(self.run_dir).as_posix()

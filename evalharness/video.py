@@ -34,6 +34,7 @@ import numpy as np
 
 __all__ = [
     "EpisodeVideo",
+    "mp4_is_complete",
     "video_filename",
 ]
 
@@ -187,9 +188,18 @@ class EpisodeVideo:
         if writer is None:
             return None
         try:
-            writer.close()  # waits for ffmpeg to finish encoding
+            try:
+                writer.close()  # waits for ffmpeg to finish encoding
+            except OSError as exc:
+                self._raise_if_out_of_space(exc)
+                raise
             if not self.temp_path.exists() or self.temp_path.stat().st_size == 0:
                 raise RuntimeError(f"ffmpeg produced no output for {self.path}")
+            if not mp4_is_complete(self.temp_path):
+                # imageio does not check ffmpeg's exit status: one that died writing the
+                # index (a full disk) leaves a file that will not play. Never keep it.
+                self._raise_if_out_of_space(None)
+                raise RuntimeError(f"ffmpeg left an incomplete mp4 for {self.path}")
             fd = os.open(self.temp_path, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -200,6 +210,15 @@ class EpisodeVideo:
             self.temp_path.unlink(missing_ok=True)
             raise
         return self.path
+
+    def _raise_if_out_of_space(self, exc: BaseException | None) -> None:
+        """Say so when a write failed for lack of space (judged before the file is deleted)."""
+        from evalharness.results.disk_full import DISK_FULL_ERRNOS, disk_full_cause, space_cause
+
+        cause = (disk_full_cause(exc) if exc is not None else None) or space_cause(self.temp_path)
+        if cause is not None:
+            code = next(c for c, text in DISK_FULL_ERRNOS.items() if cause.startswith(text))
+            raise OSError(code, f"{cause}: writing {self.path}") from exc
 
     def abort(self) -> None:
         """Discard the video (same as ``finish(keep=False)``)."""
@@ -224,6 +243,41 @@ class EpisodeVideo:
                     stacklevel=2,
                 )
             self.finish(keep=False)
+
+
+# -- integrity --------------------------------------------------------------------------------
+
+
+def mp4_is_complete(path: str | os.PathLike[str]) -> bool:
+    """Whether the file is a whole MP4: top-level boxes that tile it exactly, with an index.
+
+    A truncated file (the encoder died, the disk filled) breaks the tiling or lacks the
+    ``moov`` index. Reads only the box headers, so it costs nothing next to encoding.
+    """
+    seen: set[bytes] = set()
+    try:
+        with open(path, "rb") as handle:
+            end = os.fstat(handle.fileno()).st_size
+            offset = 0
+            while offset < end:
+                handle.seek(offset)
+                header = handle.read(16)
+                if len(header) < 8:
+                    return False
+                size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                if size == 1:  # 64-bit size follows
+                    if len(header) < 16:
+                        return False
+                    size = int.from_bytes(header[8:16], "big")
+                elif size == 0:  # the box runs to the end of the file
+                    size = end - offset
+                if size < 8 or offset + size > end:
+                    return False
+                seen.add(kind)
+                offset += size
+    except OSError:
+        return False
+    return {b"ftyp", b"moov", b"mdat"} <= seen
 
 
 # -- file names ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ so the parent never reads half a message.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import signal
 import traceback
 from dataclasses import dataclass
@@ -190,7 +191,10 @@ def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, sett
         outcome = run_episode(env, policy, spec, settings, recorder.sink)
         if outcome.error_kind == "env_error":
             envs.close()  # do not reuse a simulator that threw
-    record = make_record(spec, outcome, video=recorder.finish(outcome), attempts=item.attempt)
+    video = recorder.finish(outcome)
+    if recorder.events:  # the video could not be written: say so in the record
+        outcome = dataclasses.replace(outcome, events=[*outcome.events, *recorder.events])
+    record = make_record(spec, outcome, video=video, attempts=item.attempt)
     raw_outputs = take_raw_outputs(policy)
     if raw_outputs is not None:
         record["raw_outputs"] = raw_outputs  # the parent writes them to the sidecar, then the record

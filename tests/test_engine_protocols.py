@@ -15,6 +15,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from envs.libero.env import LIBERO_CAMERAS, STATE_DIM
 from evalharness.errors import UserInputError
 from evalharness.evaluate import CONF_DIR
 from evalharness.protocol import Protocol, load_protocol
@@ -51,15 +52,32 @@ OPENVLA: dict[str, Any] = {
     "seed": 0,
     "video_fps": 30,
 }
-# protocols.md, "LeRobot (lerobot-eval with the libero env)": spatial 280 (not 220),
-# n_action_steps 10, 360 px renders. It gives neither a seed nor a video fps, so those
-# are not asserted; settle steps run inside reset there (same effect as openpi's 10).
+# The lerobot preset follows LeRobot's own source (huggingface/lerobot at commit
+# 7427f318), one citation per field, and protocols.md "LeRobot (lerobot-eval with the
+# libero env)" for the step counts. Each value below was read there, not from the preset.
 LEROBOT: dict[str, Any] = {
+    # src/lerobot/envs/libero.py LiberoEnv.reset: num_steps_wait=10 no-op steps of
+    # get_libero_dummy_action() = [0, 0, 0, 0, 0, 0, -1] before the policy acts.
     "settle_steps": 10,
     "settle_action": SETTLE_ACTION,
+    # src/lerobot/envs/libero.py TASK_SUITE_MAX_STEPS; protocols.md: spatial 280 (not 220).
     "max_steps": {"libero_spatial": 280, "libero_object": 280, "libero_goal": 300, "libero_10": 520, "libero_90": 400},
+    # docs/source/libero.mdx, "Reproducing published results": --policy.n_action_steps=10.
     "replan_steps": 10,
+    # src/lerobot/envs/configs.py LiberoEnv: observation_height = observation_width = 360.
     "render_size": 360,
+    # src/lerobot/processor/env_processor.py LiberoProcessorStep: torch.flip(img, dims=[2, 3])
+    # on (B, C, H, W), i.e. H and W both flipped, and no resize.
+    "image_transforms": ["rotate180"],
+    # src/lerobot/envs/configs.py LiberoEnv.camera_name: "agentview_image,robot0_eye_in_hand_image".
+    "cameras": ["base_0_rgb", "left_wrist_0_rgb"],
+    # LiberoProcessorStep: state = eef pos (3) + axis-angle of eef quat (3) + gripper qpos (2).
+    "state": True,
+    # src/lerobot/configs/eval.py EvalPipelineConfig.seed = 1000 (lerobot-eval's --seed).
+    "seed": 1000,
+    # src/lerobot/scripts/lerobot_eval.py writes videos at env.metadata["render_fps"];
+    # src/lerobot/envs/libero.py LiberoEnv.metadata["render_fps"] = 80.
+    "video_fps": 80,
 }
 EXPECTED = {"openpi": OPENPI, "openvla": OPENVLA, "lerobot": LEROBOT}
 
@@ -100,6 +118,28 @@ def test_openpi_preprocessing_turns_a_256_render_into_the_rotated_224_image() ->
     out = build_image_transform(protocol.image_transforms)(image)
     assert out.shape == (224, 224, 3)
     np.testing.assert_array_equal(out, resize_with_pad(224)(np.rot90(image, 2)))
+
+
+def test_every_field_of_every_preset_is_pinned() -> None:
+    """A field added to Protocol must get a reference value here, for each preset."""
+    fields = set(Protocol.model_fields) - {"name"}
+    for name, expected in EXPECTED.items():
+        assert set(expected) == fields, f"{name}: not pinned: {sorted(fields - set(expected))}"
+
+
+def test_lerobot_preprocessing_flips_both_axes_at_360_px() -> None:
+    # LiberoProcessorStep flips H and W of the raw LIBERO frame and does not resize it.
+    protocol = _load("lerobot")
+    image = np.random.default_rng(2).integers(0, 256, size=(360, 360, 3), dtype=np.uint8)
+    out = build_image_transform(protocol.image_transforms)(image)
+    np.testing.assert_array_equal(out, image[::-1, ::-1])
+
+
+def test_lerobot_cameras_are_agentview_and_the_wrist_camera() -> None:
+    # LeRobot's camera_name default: agentview_image (-> image), robot0_eye_in_hand_image (-> image2).
+    protocol = _load("lerobot")
+    assert [LIBERO_CAMERAS[c] for c in protocol.cameras] == ["agentview", "robot0_eye_in_hand"]
+    assert STATE_DIM == 8  # LiberoProcessorStep's observation.state shape (8,)
 
 
 def test_openvla_preprocessing_gives_224() -> None:

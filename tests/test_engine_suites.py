@@ -41,7 +41,7 @@ RUNS: dict[str, dict[str, Any]] = {
     "libero_goal": {"overrides": ["video=none"], "episodes": 1, "size": 32},
     "libero_10": {"overrides": ["protocol=openvla", "video=all", "camera_size=48"], "episodes": 1, "size": 48, "fps": 30},
     "libero_90": {"overrides": ["protocol=lerobot", "video=all", f"+extra.api_key={SECRET}", f"+extra.nested.hf_token={SECRET}"],
-                  "episodes": 1, "size": 32, "fps": 10},
+                  "episodes": 1, "size": 32, "fps": 80},  # lerobot: LiberoEnv.metadata["render_fps"]
 }
 
 

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from evalharness.bench import chaos
 from evalharness.errors import UserInputError
 
 
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="serve.max_wait_ms")
     serve.add_argument("overrides", nargs="*", help="--serve: Hydra overrides choosing the served policy "
                        "(default: policy=random policy.horizon=10)")
+    chaos.add_arguments(parser)  # --chaos [quick|full] and its options (evalharness/bench/chaos.py)
 
 
 def _rate(env, actions: np.ndarray, render_every: int | None, cameras=None) -> float:
@@ -54,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         return serve.run(args)
     if args.overrides:
         raise UserInputError(f"{args.overrides[0]!r} is not valid here; Hydra overrides choose the policy of --serve only")
+    if args.chaos:
+        return chaos.run(args)
     if args.steps < 10 or args.replan < 1:
         raise UserInputError(f"--steps {args.steps} / --replan {args.replan} not valid; allowed: steps >= 10, replan >= 1")
     from envs.libero.env import LiberoEnv

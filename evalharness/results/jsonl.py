@@ -73,12 +73,18 @@ def append_line(path: Path, data: bytes) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)
         # Another process may have crashed mid-line since the file was opened.
         size = _repair_torn_tail(fd, path, stacklevel=4)
-        written = os.write(fd, data)
-        if written != len(data):
-            # Short write (disk full): remove the fragment so the file stays clean.
+        try:
+            view = memoryview(data)
+            while view:
+                # A short write means the disk (or a size limit) is full; writing the rest
+                # raises with the cause (ENOSPC, EFBIG) instead of guessing it.
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError as exc:
+            # Remove the fragment so the file stays clean and the next line starts on a
+            # line of its own (shrinking a file needs no space).
             os.ftruncate(fd, size)
-            raise OSError(f"short write to {path}: {written} of {len(data)} bytes; the partial line was removed")
-        os.fsync(fd)
+            raise OSError(exc.errno, f"{exc.strerror}: appending to {path}; the partial line was removed") from exc
     finally:
         os.close(fd)
 

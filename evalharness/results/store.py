@@ -5,7 +5,8 @@ Why a JSON-lines file and these rules:
 - A run can take hours and can be killed at any moment. Each finished episode is one
   line written with a single ``os.write`` on an ``O_APPEND`` descriptor and fsynced, so
   a crash loses at most the episode being written, never an earlier one.
-- A crash (or a full disk) can still leave a *torn* final line without its newline.
+- A crash can still leave a *torn* final line without its newline (a full disk cannot:
+  :meth:`ResultStore.append` removes its own partial line and raises the ``OSError``).
   Readers ignore it with a warning; a writer opening the store truncates it away so that
   the next line does not glue onto the fragment and corrupt a good record.
 - Resume reads :meth:`ResultStore.completed_keys` and skips those episodes. Should a key
