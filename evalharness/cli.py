@@ -25,6 +25,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "decode": ("decode", "decode policy tokens / chunks into robot actions, for debugging"),
     "fit-fast": ("fit_fast", "fit a FAST action tokenizer (BPE) on action chunks from a file"),
     "bench": ("bench", "measure simulation and rendering throughput on this machine"),
+    "table": ("table", "paper-style table of one or more runs (Markdown, LaTeX, CSV)"),
+    "gate": ("gate", "regression gate: compare a candidate run to a baseline (exit 1 on a regression)"),
+    "report": ("report", "self-contained HTML report of runs: table, charts, episodes, videos"),
 }
 
 
@@ -33,10 +36,18 @@ def _fail(message: str) -> int:
     return 2
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (not usage + error), exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"evalharness: error: {self.prog}: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def run_subcommand(name: str, argv: list[str]) -> int:
     module_name, help_text = SUBCOMMANDS[name]
     module = importlib.import_module(f"evalharness.commands.{module_name}")
-    parser = argparse.ArgumentParser(prog=f"evalharness {name}", description=module.__doc__ or help_text,
+    parser = _OneLineParser(prog=f"evalharness {name}", description=module.__doc__ or help_text,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(parser)
     args = parser.parse_args(argv)

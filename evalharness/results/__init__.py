@@ -1,4 +1,5 @@
-"""The results layer: episode records, their store, statistics, summaries and tables.
+"""The results layer: episode records, their store, statistics, summaries and tables,
+and the readers built on them (cross-run tables, the regression gate, the HTML report).
 
 Data flows one way: the rollout produces an :class:`EpisodeRecord`, the
 :class:`ResultStore` appends it to ``episodes.jsonl``, and everything else (summary,
@@ -8,6 +9,8 @@ exactly what was recorded.
 
 from evalharness.results.atomic import write_json_atomic, write_text_atomic
 from evalharness.results.records import EpisodeRecord
+from evalharness.results.runs import LoadedRun, load_run, load_runs
+from evalharness.results.schema import SCHEMA_VERSION, Summary
 from evalharness.results.stats import RateSummary, holm, mcnemar_exact, rate_summary, wilson_interval
 from evalharness.results.store import ResultStore, StoreScan, StoreWarning
 from evalharness.results.summary import build_summary
@@ -15,6 +18,11 @@ from evalharness.results.tables import render_csv, render_latex, render_markdown
 
 __all__ = [
     "EpisodeRecord",
+    "LoadedRun",
+    "SCHEMA_VERSION",
+    "Summary",
+    "load_run",
+    "load_runs",
     "ResultStore",
     "StoreScan",
     "StoreWarning",

@@ -18,7 +18,18 @@ from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any
 
-__all__ = ["wilson_interval", "RateSummary", "rate_summary", "mcnemar_exact", "holm"]
+__all__ = [
+    "wilson_interval",
+    "RateSummary",
+    "rate_summary",
+    "mcnemar_exact",
+    "holm",
+    "unpaired_exact",
+    "difference_interval",
+    "UNPAIRED_TESTS",
+]
+
+UNPAIRED_TESTS = ("boschloo", "fisher")
 
 
 def _check_counts(k: int, n: int) -> None:
@@ -130,3 +141,69 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * float(pvalues[i])))
         adjusted[i] = running
     return adjusted
+
+
+def unpaired_exact(k1: int, n1: int, k2: int, n2: int, alternative: str, test: str = "boschloo") -> float:
+    """Exact p-value comparing two independent binomial samples (run 1 vs run 2).
+
+    ``alternative="greater"`` tests whether run 1's success rate exceeds run 2's (a drop
+    from run 1 to run 2), ``"less"`` the reverse. ``test`` is ``"boschloo"`` (the
+    unconditional test, uniformly more powerful than Fisher's) or ``"fisher"``, both from
+    scipy.stats on the 2x2 table [[k1, n1-k1], [k2, n2-k2]].
+    """
+    _check_counts(k1, n1)
+    _check_counts(k2, n2)
+    if test not in UNPAIRED_TESTS:
+        raise ValueError(f"test must be one of {UNPAIRED_TESTS}, got {test!r}")
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    from scipy.stats import boschloo_exact, fisher_exact
+
+    table = [[k1, n1 - k1], [k2, n2 - k2]]
+    if test == "fisher":
+        return float(fisher_exact(table, alternative=alternative).pvalue)
+    if (k1 + k2) in (0, n1 + n2):
+        return 1.0  # all outcomes equal: scipy's Boschloo returns NaN for a degenerate table
+    return float(min(1.0, boschloo_exact(table, alternative=alternative).pvalue))
+
+
+def difference_interval(
+    base_k: int, base_n: int, cand_k: int, cand_n: int, *, discordant: tuple[int, int] | None = None,
+    confidence: float = 0.95,
+) -> tuple[float, float, float]:
+    """(difference, low, high) for the candidate's rate minus the baseline's.
+
+    Newcombe's hybrid score interval (Newcombe 1998, "method 10" for independent samples,
+    "method 10" of the paired paper for paired ones): it combines the two Wilson intervals
+    and so, unlike the Wald interval, stays inside [-1, 1] and is not degenerate at 0% or
+    100%. For paired episodes pass ``discordant=(b, c)`` with b = baseline success /
+    candidate failure and c = the reverse (then ``base_n == cand_n`` is the pair count); the
+    correlation of the pairs then narrows the interval, which is why comparing checkpoints
+    on the same episodes is more sensitive than comparing independent runs.
+    """
+    if base_n == 0 or cand_n == 0:
+        return (math.nan, -1.0, 1.0)
+    p1, p2 = base_k / base_n, cand_k / cand_n
+    l1, u1 = wilson_interval(base_k, base_n, confidence)
+    l2, u2 = wilson_interval(cand_k, cand_n, confidence)
+    phi = 0.0
+    if discordant is not None:
+        b, c = discordant
+        if base_n != cand_n:
+            raise ValueError("paired samples must have the same number of pairs")
+        n = base_n
+        a = base_k - b  # both succeeded
+        d = n - a - b - c  # both failed
+        if min(a, d) < 0:
+            raise ValueError(f"discordant counts {discordant} do not fit k={base_k}, {cand_k} of n={n}")
+        denom = (a + b) * (c + d) * (a + c) * (b + d)
+        # Newcombe's correlation estimate, shrunk towards 0 by n/2 when positive (his
+        # correction; Altman et al., "Statistics with confidence", 2000, ch. 6).
+        cross = a * d - b * c
+        shrunk = cross - n / 2 if cross > n / 2 else (cross if cross < 0 else 0.0)
+        phi = shrunk / math.sqrt(denom) if denom else 0.0
+    diff = p2 - p1
+    # Newcombe's bounds for p1 - p2, mirrored for p2 - p1.
+    delta = math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    epsilon = math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    return (diff, max(-1.0, diff - epsilon), min(1.0, diff + delta))

@@ -12,7 +12,10 @@ project's reporting rules:
 - a run with errors, or with fewer recorded episodes than planned, says it is
   incomplete, and why.
 
-Schema (``schema_version`` 1)::
+The typed form of this content, with every field documented, is
+:class:`evalharness.results.schema.Summary`; the result is validated against it before
+it is returned, so a writer bug fails here rather than in a reader. Shape
+(``schema_version`` 1)::
 
     {
       "schema_version": 1,
@@ -46,11 +49,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from evalharness.results.records import EpisodeRecord
+from evalharness.results.schema import SCHEMA_VERSION, Summary
 from evalharness.results.stats import rate_summary
 
 __all__ = ["SCHEMA_VERSION", "build_summary"]
-
-SCHEMA_VERSION = 1
 
 
 def _mean(values: list[int]) -> float | None:
@@ -168,7 +170,7 @@ def build_summary(
         (r for r in recs if r.outcome == "error"),
         key=lambda r: (r.suite, r.task_index, r.init_state, r.seed, r.key),
     )
-    return {
+    summary = {
         "schema_version": SCHEMA_VERSION,
         "confidence": confidence,
         "metadata": copy.deepcopy(dict(metadata)),
@@ -192,3 +194,5 @@ def build_summary(
             for r in errored
         ],
     }
+    Summary.model_validate(summary)  # the typed schema is the contract with every reader
+    return summary

@@ -1,0 +1,47 @@
+"""Paper-style table of one or more runs: one row per run, one column per suite.
+
+Each cell is the success rate with its 95% Wilson interval (or k/n with --cells count);
+the best value of a column is bold only where its interval overlaps no other run's
+(--mark); footnotes state the protocol and everything non-standard (fewer than 50
+episodes per task, modified assets, another MuJoCo / robosuite version, errors, a run
+still in progress). Runs under different protocols are refused unless --force.
+
+examples:
+  evalharness table results/libero_object-scripted-openpi results/libero_object-zero-openpi
+  evalharness table results/*/summary.json --format latex --label "pi0 10k" --label "pi0 20k"
+  evalharness table results/run-a results/run-b --per-task --cells count --format csv -o table.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from evalharness.results.atomic import write_text_atomic
+from evalharness.results.run_table import CELL_MODES, FORMATS, MARK_MODES, build_table, render
+from evalharness.results.runs import load_runs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders (results/<run>/) or summary.json files")
+    parser.add_argument("--format", default="md", choices=FORMATS, help="md (default), latex (booktabs) or csv")
+    parser.add_argument("--cells", default="rate", choices=CELL_MODES,
+                        help="rate: percent with 95%% interval (default); count: successes/episodes")
+    parser.add_argument("--mark", default="overlap", choices=MARK_MODES,
+                        help="overlap: bold the best only where its interval overlaps no other (default); "
+                             "best: bold the best; none")
+    parser.add_argument("--per-task", action="store_true", help="one row per task, one column per run")
+    parser.add_argument("--label", action="append", metavar="NAME",
+                        help="row name for each run, in order (default: the policy identity)")
+    parser.add_argument("--force", action="store_true", help="tabulate runs made under different protocols (marked)")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the table here (atomically) instead of stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    runs = load_runs(args.runs, args.label)
+    table = build_table(runs, cells=args.cells, mark=args.mark, per_task=args.per_task, force=args.force)
+    text = render(table, args.format)
+    if args.output:
+        write_text_atomic(args.output, text)
+    else:
+        print(text, end="")
+    return 0
