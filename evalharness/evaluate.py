@@ -23,7 +23,7 @@ from evalharness.errors import UserInputError, choices_error
 from evalharness.plan import EpisodeSpec, build_plan, stable_hash
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ("suite", "protocol", "policy", "decoder", "normalize", "convert", "runner", "video")
+GROUPS = ("suite", "protocol", "policy", "decoder", "normalize", "convert", "runner", "video", "perturb")
 # Keys whose value is a secret whatever its type (a YAML ``password: 123456`` is an int).
 SECRET_KEY = re.compile(r"api_?key|secret|passw(or)?d|credential", re.IGNORECASE)
 # ``token`` / ``hf_token`` / ``access_tokens`` hold credentials when they are text; numbers
@@ -77,7 +77,7 @@ def check_group_choices(argv: list[str]) -> None:
         key = key.lstrip("+~")
         if key in GROUPS:
             allowed = sorted(p.stem for p in (CONF_DIR / key).glob("*.yaml"))
-            for choice in value.split(","):  # multirun sweeps: a,b,c
+            for choice in value.strip("[]").split(","):  # multirun sweeps a,b,c; lists [a,b]
                 if choice not in allowed:
                     raise choices_error(key, choice, allowed)
 
@@ -222,6 +222,8 @@ def prepare(cfg: DictConfig) -> PreparedRun:
     """Validate every setting and plan the episodes; writes nothing."""
     from envs.libero.runtime import import_libero
     from evalharness.metadata import run_metadata
+    from evalharness.perturb.plan import perturb_plan
+    from evalharness.perturb.settings import load_perturb_config
     from evalharness.protocol import load_protocol
     from evalharness.recording import video_decisions
     from evalharness.results.raw_outputs import record_settings
@@ -255,6 +257,8 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         suite["name"], suite.get("tasks", "all"), suite.get("episodes_per_task"), suite.get("init_states"),
         protocol.seed, context,
     )
+    # perturb: each episode's parameters are drawn here, from its seed, into its key.
+    plan = perturb_plan(plan, load_perturb_config(config.get("perturb")))
     return PreparedRun(
         config=config,
         protocol=protocol,
