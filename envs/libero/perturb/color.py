@@ -33,7 +33,11 @@ def _surface_geoms(env) -> list[int]:
 
 
 def _targets(env) -> dict[str, list[int]]:
-    return {"object": body_geoms(env, target_object(env), visual=True), "surface": _surface_geoms(env)}
+    try:
+        target = target_object(env)
+    except LookupError:  # e.g. "open the drawer": the object of interest is a fixture
+        target = env._env.env.obj_of_interest[0]
+    return {"object": body_geoms(env, target, visual=True), "surface": _surface_geoms(env)}
 
 
 def _rgba(hue: float, level: int, value: float) -> list[float]:

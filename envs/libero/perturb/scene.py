@@ -56,6 +56,16 @@ def object_positions(env: "LiberoEnv") -> dict[str, np.ndarray]:
     return {name: np.array(qpos[adr : adr + 3]) for name, adr in free_objects(env).items()}
 
 
+def object_speeds(env: "LiberoEnv") -> dict[str, float]:
+    """Each free object's linear speed (m/s)."""
+    model, qvel = env._sim.model, env._sim.data.qvel
+    speeds = {}
+    for name in free_objects(env):
+        dof = int(model.jnt_dofadr[model.joint_name2id(f"{name}_joint0")])
+        speeds[name] = float(np.linalg.norm(qvel[dof : dof + 3]))
+    return speeds
+
+
 def target_object(env: "LiberoEnv") -> str:
     """The task's first object of interest with a free joint (the one to manipulate)."""
     movable = free_objects(env)
@@ -143,6 +153,6 @@ def place_object(
     )
 
 
-def _free_dof(env: "LiberoEnv", name: str) -> int:
+def _free_dof(env: "LiberoEnv", name: str) -> int:  # noqa: D401
     model = env._sim.model
     return int(model.jnt_dofadr[model.joint_name2id(f"{name}_joint0")])
