@@ -286,6 +286,7 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     from evalharness.results.atomic import write_json_atomic, write_text_atomic
     from evalharness.results.raw_outputs import RawOutputLog
     from evalharness.results.records import EpisodeRecord
+    from evalharness.results.robustness import render_robustness_markdown
     from evalharness.results.store import ResultStore
     from evalharness.results.summary import build_summary
     from evalharness.results.tables import render_markdown
@@ -339,7 +340,7 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     }
     summary = build_summary(records, metadata, expected_episodes=len(run.plan))
     write_json_atomic(run_dir / "summary.json", summary)
-    table = render_markdown(summary)
+    table = render_markdown(summary) + render_robustness_markdown(summary.get("robustness") or [])
     assets_note = (metadata["assets"] or {}).get("note")
     if assets_note:
         table += f"\n- Assets: {assets_note}\n"
