@@ -4,7 +4,8 @@
   policy's actions and outcome identical to the clean control on three suites, while the
   agentview image differs (and the wrist image does not, under camera and default image);
 - physical dimensions change the start: robot_init by the requested joint norm, position
-  by the requested distance without contacts; runtime_move fires once at its trigger;
+  by the requested distance without contacts, scale resizes the target (undone at the next
+  reset); runtime_move fires once at its trigger;
 - an impossible placement ends as invalid_perturbation after the bounded resamples;
 - the parameters an episode record holds replay the episode exactly;
 - a language perturbation reaches the policy (reset and every observation).
@@ -46,6 +47,7 @@ TARGETS = {
     "position": "envs.libero.perturb.position.ShiftObject",
     "runtime_move": "envs.libero.perturb.runtime_move.RuntimeMove",
     "language": "envs.libero.perturb.language.Paraphrase",
+    "scale": "envs.libero.perturb.scale.ScaleObject",
 }
 
 
@@ -262,3 +264,32 @@ def test_the_policy_receives_the_paraphrased_instruction(envs) -> None:
     assert policy.seen[0]["reset"] == text
     assert {s["instruction"] for s in policy.seen[1:]} == {text}
     assert out.error_kind is None  # the scripted policy still finds "alphabet soup" in it
+
+
+def test_scale_resizes_the_target_and_is_undone_at_the_next_reset(envs) -> None:
+    from envs.libero.perturb.scale import _lowest_point
+    from envs.libero.perturb.scene import body_geoms
+
+    env = envs("libero_spatial")
+    _, clean = _specs("libero_spatial", 0, {"scale": {}})
+    spec, _ = _specs("libero_spatial", 0, {"scale": {"factor": 1.4}})
+    env.reset_to(0, layout_seed=7)
+    model = env._sim.model
+    name = target_object(env)
+    boxes = [g for g in body_geoms(env, name, visual=False) if model.geom_type[g] == 6]
+    [mesh_geom] = [g for g in body_geoms(env, name, visual=True) if model.geom_type[g] == 7]
+    mesh = int(model.geom_dataid[mesh_geom])
+    rows = slice(int(model.mesh_vertadr[mesh]), int(model.mesh_vertadr[mesh] + model.mesh_vertnum[mesh]))
+    verts, sizes, low = np.array(model.mesh_vert[rows]), np.array(model.geom_size[boxes]), _lowest_point(env, boxes)
+    image = env.render_images(("base_0_rgb",))["base_0_rgb"]
+
+    active = active_perturbation(spec)
+    env.reset_to(0, layout_seed=7, perturbation=active)
+    assert np.allclose(model.mesh_vert[rows], 1.4 * verts) and np.allclose(model.geom_size[boxes], 1.4 * sizes)
+    assert _lowest_point(env, boxes) == pytest.approx(low, abs=1e-9)  # still standing where it stood
+    assert active.record()["applied"]["scale"]["factor"] == 1.4
+    assert not np.array_equal(env.render_images(("base_0_rgb",))["base_0_rgb"], image)
+
+    env.reset_to(0, layout_seed=7)
+    assert np.array_equal(model.mesh_vert[rows], verts) and np.array_equal(model.geom_size[boxes], sizes)
+    assert np.array_equal(env.render_images(("base_0_rgb",))["base_0_rgb"], image)

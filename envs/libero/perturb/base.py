@@ -41,6 +41,7 @@ class ModelPatch:
 
     def __init__(self) -> None:
         self._saved: list[tuple[np.ndarray, Any, np.ndarray]] = []
+        self._callbacks: list[Any] = []
 
     def set(self, array: np.ndarray, index: Any, value: Any) -> None:
         self._saved.append((array, index, np.array(array[index], copy=True)))
@@ -50,6 +51,10 @@ class ModelPatch:
         """Remember a Python attribute (e.g. the controller's null-space target)."""
         self._saved.append((obj, name, np.array(getattr(obj, name), copy=True)))  # type: ignore[arg-type]
 
+    def after_undo(self, callback: Any) -> None:
+        """Run ``callback()`` once the values are restored (e.g. re-upload a mesh to the GPU)."""
+        self._callbacks.append(callback)
+
     def undo(self) -> None:
         for target, index, original in reversed(self._saved):
             if isinstance(index, str):
@@ -57,6 +62,9 @@ class ModelPatch:
             else:
                 target[index] = original
         self._saved.clear()
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
 
 
 class Perturbation:
