@@ -162,7 +162,8 @@ def run_episode(
 
     def reset() -> None:
         try:
-            timed("env", lambda: env.reset_to(spec.init_state, layout_seed=spec.seed, perturbation=active))
+            extra = {} if active is None else {"perturbation": active}  # unperturbed: the call as before
+            timed("env", lambda: env.reset_to(spec.init_state, layout_seed=spec.seed, **extra))
         except PlacementImpossible:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -177,8 +178,7 @@ def run_episode(
         active = active_perturbation(spec)
         start_episode(env, spec, active, reset, settle)
         try:
-            # The env's instruction: a language perturbation's paraphrase when one is active.
-            policy.reset(env.instruction, seed=spec.episode_seed, init_state=spec.init_state)
+            policy.reset(spec.instruction, seed=spec.episode_seed, init_state=spec.init_state)
         except EpisodeError:
             raise
         except Exception as exc:  # noqa: BLE001

@@ -29,10 +29,19 @@ def _stream(spec: EpisodeSpec, name: str) -> np.random.Generator:
 
 
 def draw_candidates(spec: EpisodeSpec, parts: list[Any], attempts: int) -> list[dict[str, dict[str, Any]]]:
-    """``attempts`` parameter sets (the first is used unless the scene is invalid)."""
+    """``attempts`` parameter sets (the first is used unless the scene is invalid).
+
+    Only physical dimensions are redrawn for a resample (only they can make a scene
+    invalid); the others keep their first draw, so e.g. the planned instruction is the
+    one the episode runs with whichever candidate is used.
+    """
     task = get_task(spec.suite, spec.task_index)
     streams = {p.name: _stream(spec, p.name) for p in parts}
-    return [{p.name: p.draw(streams[p.name], task) for p in parts} for _ in range(attempts)]
+    first = {p.name: p.draw(streams[p.name], task) for p in parts}
+    return [first] + [
+        {p.name: p.draw(streams[p.name], task) if p.physical else first[p.name] for p in parts}
+        for _ in range(attempts - 1)
+    ]
 
 
 def perturbation_json(parts_cfg: dict[str, dict[str, Any]], candidates: list[dict[str, Any]]) -> str:
