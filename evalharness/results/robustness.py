@@ -40,9 +40,7 @@ def level_of(record: EpisodeRecord) -> int | None:
 def _rate(records: list[EpisodeRecord], confidence: float) -> dict[str, Any]:
     k = sum(r.outcome == "success" for r in records)
     n = sum(r.outcome != "error" for r in records)
-    rs = rate_summary(k, n, len(records) - n, confidence)
-    return {"successes": rs.successes, "episodes": rs.episodes, "errors": rs.errors, "rate": rs.rate,
-            "ci_low": rs.ci_low, "ci_high": rs.ci_high}
+    return rate_summary(k, n, len(records) - n, confidence).as_dict()
 
 
 def robustness_groups(

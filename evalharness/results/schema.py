@@ -187,6 +187,8 @@ class RunMetadata(_Open):
 
 
 class RobustnessRate(_Strict):
+    """:class:`evalharness.results.stats.RateSummary` as stored (Wilson interval, errors apart)."""
+
     successes: int
     episodes: int
     errors: int
