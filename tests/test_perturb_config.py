@@ -200,3 +200,24 @@ def test_robustness_table_has_the_overall_mean_and_footnote() -> None:
     assert "**55.0**" in text and "¹ Overall = unweighted mean" in text
     pooled = robustness_table(records)
     assert "| camera | " in pooled and "n=14" in pooled
+
+
+def test_a_partial_perturbed_run_is_read_with_its_perturbed_episodes(tmp_path: Path) -> None:
+    """Readers rebuild the planned keys from run.json; the perturbed twins' keys are among them."""
+    from evalharness.results.runs import load_run
+
+    node = _node("perturb=[camera,light]")
+    plan = perturb_plan(build_plan("libero_spatial", [0], None, [0, 1], 7, "ctx"), load_perturb_config(node))
+    config = {"suite": {"name": "libero_spatial", "tasks": [0], "init_states": [0, 1]}, "perturb": node}
+    (tmp_path / "run.json").write_text(json.dumps({"context": "ctx", "context_inputs": {"protocol": {"seed": 7}}, "config": config}))
+    lines = [
+        EpisodeRecord(**record_fields(key=s.key, suite=s.suite, task_index=s.task_index, task_name=s.task_name,
+                                      init_state=s.init_state, seed=7, control_key=s.control_key,
+                                      perturbation={"dimensions": {"camera": {"level": 3}, "light": {"level": 3}}} if s.perturbation else None))
+        for s in plan[:3]
+    ]
+    (tmp_path / "episodes.jsonl").write_text("".join(r.to_json_line() + "\n" for r in lines))
+    run = load_run(tmp_path)
+    assert run.partial and "3 of 4 episodes recorded" in run.partial
+    assert [r.key for r in run.records] == [s.key for s in plan[:3]]
+    assert run.summary.robustness[0].dimension == "camera+light" and run.summary.robustness[0].pairs == 1
