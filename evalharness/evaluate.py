@@ -20,7 +20,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from evalharness.errors import UserInputError, choices_error
+from evalharness.perturb.settings import register_resolvers
 from evalharness.plan import EpisodeSpec, build_plan, stable_hash
+
+register_resolvers()  # conf/config.yaml's run_name uses ${perturb_suffix:...}
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ("suite", "protocol", "policy", "decoder", "normalize", "convert", "runner", "video", "perturb")

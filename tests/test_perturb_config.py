@@ -221,3 +221,10 @@ def test_a_partial_perturbed_run_is_read_with_its_perturbed_episodes(tmp_path: P
     assert run.partial and "3 of 4 episodes recorded" in run.partial
     assert [r.key for r in run.records] == [s.key for s in plan[:3]]
     assert run.summary.robustness[0].dimension == "camera+light" and run.summary.robustness[0].pairs == 1
+
+
+def test_perturbed_runs_get_their_own_folder_name_and_plain_runs_keep_theirs() -> None:
+    from evalharness.perturb.settings import run_name_suffix
+
+    assert run_name_suffix(_node()) == ""
+    assert run_name_suffix(_node("perturb=[light,camera]", "perturb.level=4")) == "-camera+light-L4"

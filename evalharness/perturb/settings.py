@@ -80,3 +80,25 @@ def build_parts(parts: dict[str, dict[str, Any]]) -> list[Any]:
             raise UserInputError(f"perturb.{name}: its _target_ is the {part.name!r} dimension; allowed: a {name} dimension")
         built.append(part)
     return built
+
+
+def run_name_suffix(node: Any) -> str:
+    """``-camera+light-L3`` for a perturbed run, ``""`` for perturb=none (names unchanged).
+
+    Used by conf/config.yaml's ``run_name`` (resolver ``perturb_suffix``), so a perturbed
+    run (and each level) gets its own results folder by default.
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    parts = sorted(k for k, v in (node or {}).items() if k not in SHARED and isinstance(v, dict))
+    if not parts:
+        return ""
+    return f"-{'+'.join(parts)}-L{(node or {}).get('level')}"
+
+
+def register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("perturb_suffix", run_name_suffix, replace=True)
