@@ -25,6 +25,7 @@ __all__ = [
     "EnvError",
     "WorkerCrash",
     "PolicyUnavailable",
+    "InvalidPerturbation",
 ]
 
 
@@ -73,3 +74,11 @@ class PolicyUnavailable(EpisodeError):
     """
 
     kind = "policy_unavailable"
+
+
+class InvalidPerturbation(EpisodeError):
+    """A perturbed scene stayed invalid (new contacts, goal already met, unstable, no
+    collision-free placement) after the bounded deterministic resamples. Says nothing
+    about the policy: counted apart, never as a failure."""
+
+    kind = "invalid_perturbation"

@@ -23,11 +23,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from evalharness.errors import UserInputError, choices_error
 from evalharness.mint import policy_server
+from evalharness.perturb.settings import register_resolvers
 from evalharness.plan import EpisodeSpec, build_plan, stable_hash
 from evalharness.results.disk_full import check_record, stop_when_disk_full
 
+register_resolvers()  # conf/config.yaml's run_name uses ${perturb_suffix:...}
+
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ("suite", "protocol", "policy", "decoder", "normalize", "convert", "runner", "video")
+GROUPS = ("suite", "protocol", "policy", "decoder", "normalize", "convert", "runner", "video", "perturb")
 # Keys whose value is a secret whatever its type (a YAML ``password: 123456`` is an int).
 SECRET_KEY = re.compile(r"api_?key|secret|passw(or)?d|credential", re.IGNORECASE)
 # ``token`` / ``hf_token`` / ``access_tokens`` hold credentials when they are text; numbers
@@ -81,7 +84,7 @@ def check_group_choices(argv: list[str]) -> None:
         key = key.lstrip("+~")
         if key in GROUPS:
             allowed = sorted(p.stem for p in (CONF_DIR / key).glob("*.yaml"))
-            for choice in value.split(","):  # multirun sweeps: a,b,c
+            for choice in value.strip("[]").split(","):  # multirun sweeps a,b,c; lists [a,b]
                 if choice not in allowed:
                     raise choices_error(key, choice, allowed)
 
@@ -217,6 +220,8 @@ def prepare(cfg: DictConfig) -> PreparedRun:
     """Validate every setting and plan the episodes; writes nothing."""
     from envs.libero.runtime import import_libero
     from evalharness.metadata import SIMULATOR_PACKAGES, run_metadata
+    from evalharness.perturb.plan import perturb_plan
+    from evalharness.perturb.settings import load_perturb_config
     from evalharness.protocol import load_protocol
     from evalharness.recording import video_decisions
     from evalharness.results.raw_outputs import record_settings
@@ -252,6 +257,8 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         suite["name"], suite.get("tasks", "all"), suite.get("episodes_per_task"), suite.get("init_states"),
         protocol.seed, context,
     )
+    # perturb: each episode's parameters are drawn here, from its seed, into its key.
+    plan = perturb_plan(plan, load_perturb_config(config.get("perturb")))
     return PreparedRun(
         config=config,
         protocol=protocol,
@@ -281,6 +288,7 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     from evalharness.results.atomic import write_json_atomic, write_text_atomic
     from evalharness.results.raw_outputs import RawOutputLog
     from evalharness.results.records import EpisodeRecord
+    from evalharness.results.robustness import render_robustness_markdown
     from evalharness.results.store import ResultStore
     from evalharness.results.summary import build_summary
     from evalharness.results.tables import render_markdown
@@ -351,7 +359,7 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
         "workers": getattr(runner, "workers", run.workers),
     }
     summary = build_summary(records, metadata, expected_episodes=len(run.plan))
-    table = render_markdown(summary)
+    table = render_markdown(summary) + render_robustness_markdown(summary.get("robustness") or [])
     assets_note = assets_footnote(metadata["assets"])
     if assets_note:
         table += f"\n- Assets: {assets_note}\n"

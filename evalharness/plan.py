@@ -38,10 +38,17 @@ class EpisodeSpec:
     init_state: int
     seed: int
     context: str  # hash of the run context shared by every episode of the run
+    # perturb group (evalharness.perturb.plan): the dimensions' configs and the parameter
+    # candidates drawn from the seed, as canonical JSON; None for an unperturbed episode.
+    perturbation: str | None = None
+    control_key: str | None = None  # the key of this perturbed episode's clean twin
 
     @property
     def key(self) -> str:
-        return stable_hash([self.context, self.suite, self.task_name, self.init_state, self.seed])[:32]
+        coordinates: list = [self.context, self.suite, self.task_name, self.init_state, self.seed]
+        if self.perturbation is not None:  # unperturbed keys stay what they always were
+            coordinates.append(self.perturbation)
+        return stable_hash(coordinates)[:32]
 
     @property
     def episode_seed(self) -> int:

@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from envs.libero.env import CAMERAS, LiberoEnv
+from envs.libero.perturb import PlacementImpossible
 from evalharness.errors import EnvError, EpisodeError, InvalidActionError, PolicyError, UserInputError
+from evalharness.perturb.episode import active_perturbation, perturbation_record, start_episode
 from evalharness.plan import EpisodeSpec
 from evalharness.policies.base import Observation, Policy
 from evalharness.protocol import Protocol
@@ -72,6 +74,7 @@ class EpisodeOutcome:
     action_fingerprint: str
     events: list[str]
     policy_stats: dict[str, float] = field(default_factory=dict)
+    perturbation: dict[str, Any] | None = None  # what the perturb group applied (None: unperturbed)
 
     @classmethod
     def error_only(cls, error: EpisodeError) -> "EpisodeOutcome":
@@ -159,13 +162,23 @@ def run_episode(
             frame = upright if upright is not None else simulator("render", env.render_upright, "render failed: ")
             frame_sink(frame)
 
-    try:
+    def reset() -> None:
         try:
-            timed("env", lambda: env.reset_to(spec.init_state, layout_seed=spec.seed))
+            extra = {} if active is None else {"perturbation": active}  # unperturbed: the call as before
+            timed("env", lambda: env.reset_to(spec.init_state, layout_seed=spec.seed, **extra))
+        except PlacementImpossible:
+            raise
         except Exception as exc:  # noqa: BLE001
             raise EnvError(f"reset failed: {type(exc).__name__}: {exc}") from exc
+
+    def settle() -> None:
         for _ in range(settings.settle_steps):
             physics(settings.settle_action)
+
+    active = None
+    try:
+        active = active_perturbation(spec)
+        start_episode(env, spec, active, reset, settle)
         try:
             policy.reset(spec.instruction, seed=spec.episode_seed, init_state=spec.init_state)
         except (EpisodeError, UserInputError):  # a configuration mistake (e.g. checkpoint weights that do
@@ -223,4 +236,5 @@ def run_episode(
         action_fingerprint=fingerprint.hexdigest(),
         events=events,
         policy_stats=policy_stats,
+        perturbation=perturbation_record(active),
     )

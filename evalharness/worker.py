@@ -159,6 +159,8 @@ def make_record(spec: EpisodeSpec, outcome: Any, video: str | None = None, attem
         events=outcome.events,
         policy_stats=outcome.policy_stats,
         attempts=attempts,
+        perturbation=getattr(outcome, "perturbation", None),
+        control_key=spec.control_key,
     )
     return record.model_dump()
 

@@ -44,7 +44,7 @@ import atexit
 import gc
 import string
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -54,6 +54,9 @@ from envs.errors import UserInputError
 from envs.libero.catalog import INIT_STATES_PER_TASK, TaskInfo, check_init_state, get_task, load_init_states
 from envs.libero.geometry import quat_xyzw_to_axis_angle
 from envs.libero.runtime import import_libero
+
+if TYPE_CHECKING:
+    from envs.libero.perturb import ActivePerturbation
 
 CAMERAS: tuple[str, ...] = ("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb")
 LIBERO_CAMERAS: dict[str, str] = {"base_0_rgb": "agentview", "left_wrist_0_rgb": "robot0_eye_in_hand"}
@@ -139,6 +142,7 @@ class LiberoEnv(gym.Env):
         self._raw_obs: dict[str, Any] = {}
         self._success = False
         self._init_state: int | None = None
+        self._perturbation: "ActivePerturbation | None" = None  # see envs.libero.perturb
         self._closed = False
 
         image = spaces.Box(0, 255, shape=(self.height, self.width, 3), dtype=np.uint8)
@@ -155,12 +159,17 @@ class LiberoEnv(gym.Env):
 
     # ----- lower-level interface used by the rollout loop -------------------------------
 
-    def reset_to(self, init_state: int, layout_seed: int = 0) -> None:
+    def reset_to(self, init_state: int, layout_seed: int = 0, perturbation: "ActivePerturbation | None" = None) -> None:
         """Put the scene in the task's fixed initial state ``init_state`` (no rendering).
 
         ``layout_seed`` (with the init state) fixes where LIBERO places jointless fixtures.
+        ``perturbation`` is applied after the init state is set and stays active (images,
+        instruction, runtime moves) until the next reset, which undoes its model edits.
         """
         k = check_init_state(init_state)
+        if self._perturbation is not None:
+            self._perturbation.undo()
+            self._perturbation = None
         saved = np.random.get_state()
         np.random.seed(np.random.SeedSequence([int(layout_seed), k]).generate_state(1)[0])
         try:
@@ -172,8 +181,11 @@ class LiberoEnv(gym.Env):
         gripper = self._robot.gripper
         gripper.current_action = np.zeros(gripper.dof)
         self._sim.data.qacc_warmstart[:] = 0.0
-        self._success = bool(self._env.check_success())
         self._init_state = k
+        if perturbation is not None:
+            self._perturbation = perturbation
+            perturbation.apply(self)
+        self._success = bool(self._env.check_success())
 
     def step_physics(self, action: np.ndarray) -> bool:
         """Apply one 7-D action (one 20 Hz control step) without rendering; returns success."""
@@ -186,6 +198,8 @@ class LiberoEnv(gym.Env):
             raise RuntimeError("call reset() or reset_to() before stepping")
         self._raw_obs, _, done, _ = self._env.step(action)
         self._success = bool(done)
+        if self._perturbation is not None and self._perturbation.after_step(self):
+            self._success = bool(self._env.check_success())
         return self._success
 
     def render_images(self, cameras: "tuple[str, ...] | None" = None) -> dict[str, np.ndarray]:
@@ -202,6 +216,8 @@ class LiberoEnv(gym.Env):
                 images[cam] = self._render_camera(libero_cam)
             else:
                 images[cam] = np.zeros((self.height, self.width, 3), dtype=np.uint8)
+        if self._perturbation is not None:
+            images = self._perturbation.corrupt(images)
         return images
 
     def render_upright(self) -> np.ndarray:
@@ -249,7 +265,9 @@ class LiberoEnv(gym.Env):
 
     @property
     def instruction(self) -> str:
-        return self.task.instruction
+        """The task's instruction, or the active perturbation's paraphrase of it."""
+        text = self._perturbation.instruction() if self._perturbation is not None else None
+        return text if text is not None else self.task.instruction
 
     def observe(self) -> dict[str, Any]:
         """The full observation at the current state (renders the cameras)."""
@@ -257,7 +275,7 @@ class LiberoEnv(gym.Env):
             "images": self.render_images(),
             "image_mask": {cam: np.array(cam in LIBERO_CAMERAS) for cam in CAMERAS},
             "state": self.proprio_state(),
-            "instruction": self.task.instruction,
+            "instruction": self.instruction,
         }
 
     # ----- Gymnasium interface ------------------------------------------------------------

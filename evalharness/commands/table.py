@@ -10,12 +10,14 @@ examples:
   evalharness table results/libero_object-scripted-openpi results/libero_object-zero-openpi
   evalharness table results/*/summary.json --format latex --label "pi0 10k" --label "pi0 20k"
   evalharness table results/run-a results/run-b --per-task --cells count --format csv -o table.csv
+  evalharness table --robustness --per-level results/robust/*
 """
 
 from __future__ import annotations
 
 import argparse
 
+from evalharness.errors import UserInputError
 from evalharness.results.atomic import write_text_atomic
 from evalharness.results.run_table import CELL_MODES, FORMATS, MARK_MODES, build_table, render
 from evalharness.results.runs import load_runs
@@ -33,13 +35,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", action="append", metavar="NAME",
                         help="row name for each run, in order (default: the policy identity)")
     parser.add_argument("--force", action="store_true", help="tabulate runs made under different protocols (marked)")
+    parser.add_argument("--robustness", action="store_true",
+                        help="perturbed runs (perturb=...): success per dimension x suite with the drop from the clean control")
+    parser.add_argument("--per-level", action="store_true", help="with --robustness: one row per dimension and level")
     parser.add_argument("-o", "--output", metavar="FILE", help="write the table here (atomically) instead of stdout")
+
+
+def _robustness(runs, args: argparse.Namespace) -> str:
+    from evalharness.results.robustness import robustness_table
+
+    if args.format != "md":
+        raise UserInputError(f"--format {args.format} is not valid with --robustness; allowed: md")
+    missing = [run.source for run in runs if run.records is None]
+    if missing:
+        raise UserInputError(f"{missing[0]} has no episodes.jsonl; --robustness pairs episodes, so give run folders")
+    return robustness_table([r for run in runs for r in run.records or []], per_level=args.per_level)
 
 
 def run(args: argparse.Namespace) -> int:
     runs = load_runs(args.runs, args.label)
-    table = build_table(runs, cells=args.cells, mark=args.mark, per_task=args.per_task, force=args.force)
-    text = render(table, args.format)
+    if args.robustness:
+        text = _robustness(runs, args)
+    else:
+        if args.per_level:
+            raise UserInputError("--per-level is not valid without --robustness; allowed: --robustness --per-level")
+        table = build_table(runs, cells=args.cells, mark=args.mark, per_task=args.per_task, force=args.force)
+        text = render(table, args.format)
     if args.output:
         write_text_atomic(args.output, text)
     else:

@@ -9,13 +9,15 @@ writer should fail loudly at write time rather than silently vanish from a summa
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["EpisodeRecord", "Outcome"]
 
 Outcome = Literal["success", "failure", "error"]
+
+_OPTIONAL_WHEN_NONE = ("perturbation", "control_key")
 
 _Seconds = Field(ge=0.0, allow_inf_nan=False)
 
@@ -56,6 +58,11 @@ class EpisodeRecord(BaseModel):
         default_factory=dict, description="What the policy reported about the episode (Policy.episode_stats)."
     )
     attempts: int = Field(default=1, ge=1)
+    perturbation: dict[str, Any] | None = Field(
+        default=None,
+        description="perturb group: the dimensions' configs, levels and parameters applied (None: unperturbed).",
+    )
+    control_key: str | None = Field(default=None, description="Key of this perturbed episode's clean twin.")
 
     @model_validator(mode="after")
     def _errors_are_not_verdicts(self) -> "EpisodeRecord":
@@ -77,7 +84,9 @@ class EpisodeRecord(BaseModel):
 
     def to_json_line(self) -> str:
         """Compact one-line JSON (no trailing newline), the store's on-disk form."""
-        return self.model_dump_json()
+        # The perturb fields are left out when unset, so unperturbed runs write the same
+        # lines as before the perturb group existed.
+        return self.model_dump_json(exclude={k for k in _OPTIONAL_WHEN_NONE if getattr(self, k) is None})
 
     @classmethod
     def from_json_line(cls, line: str | bytes) -> "EpisodeRecord":

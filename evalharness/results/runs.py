@@ -95,6 +95,11 @@ def _planned(run_info: dict[str, Any]) -> set[str] | None:
             suite["name"], suite.get("tasks", "all"), suite.get("episodes_per_task"), suite.get("init_states"),
             protocol.get("seed", 0), run_info["context"],
         )
+        # perturb: the perturbed twins' keys are drawn the way the run drew them.
+        from evalharness.perturb.plan import perturb_plan
+        from evalharness.perturb.settings import load_perturb_config
+
+        plan = perturb_plan(plan, load_perturb_config((run_info.get("config") or {}).get("perturb")))
     except (KeyError, TypeError, UserInputError):
         return None
     return {spec.key for spec in plan}

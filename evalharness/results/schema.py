@@ -186,6 +186,35 @@ class RunMetadata(_Open):
     machine: dict[str, Any] | None = None
 
 
+class RobustnessRate(_Strict):
+    """:class:`evalharness.results.stats.RateSummary` as stored (Wilson interval, errors apart)."""
+
+    successes: int
+    episodes: int
+    errors: int
+    rate: float | None
+    ci_low: float
+    ci_high: float
+
+
+class RobustnessGroup(_Strict):
+    """Perturbed episodes of one (dimension, level, suite) against their clean twins."""
+
+    dimension: str = Field(description="The composed dimensions, '+'-joined (e.g. 'camera+light').")
+    level: int | None = Field(description="The level, None when the dimensions' levels differ.")
+    suite: str
+    perturbed: RobustnessRate
+    control: RobustnessRate | None = Field(description="The clean twins' rate; None without perturb.control.")
+    invalid_perturbation: int = Field(ge=0, description="Perturbed episodes with no valid perturbed scene.")
+    pairs: int = Field(ge=0, description="Pairs where both episodes reached a verdict.")
+    discordant: list[int] = Field(description="[control solved & perturbed failed, the reverse].")
+    diff: float | None = Field(description="Perturbed minus control rate over the pairs.")
+    diff_ci_low: float | None
+    diff_ci_high: float | None
+    p_value: float | None = Field(description="Exact two-sided McNemar p-value of the discordant pairs.")
+    within_noise: bool | None = Field(description="True when p_value > 0.05.")
+
+
 class Summary(_Strict):
     """The content of ``summary.json`` (built by :func:`evalharness.results.summary.build_summary`)."""
 
@@ -205,6 +234,9 @@ class Summary(_Strict):
     tasks: list[TaskSummary] = Field(description="Sorted by (suite, task_index).")
     totals: Totals
     errored_episodes: list[ErroredEpisode] = Field(description="Sorted by (suite, task_index, init_state, seed, key).")
+    robustness: list[RobustnessGroup] | None = Field(
+        default=None, description="perturb group: perturbed vs clean control per (dimension, level, suite); absent when unperturbed."
+    )
 
 
 def check_schema_version(data: Any, source: str) -> None:

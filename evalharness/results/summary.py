@@ -49,6 +49,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from evalharness.results.records import EpisodeRecord
+from evalharness.results.robustness import robustness_groups
 from evalharness.results.schema import SCHEMA_VERSION, Summary
 from evalharness.results.stats import rate_summary
 
@@ -194,5 +195,8 @@ def build_summary(
             for r in errored
         ],
     }
+    robustness = robustness_groups(recs, confidence=confidence)
+    if robustness:  # only runs with perturbed episodes (perturb=...) have the block
+        summary["robustness"] = robustness
     Summary.model_validate(summary)  # the typed schema is the contract with every reader
     return summary
