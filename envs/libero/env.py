@@ -104,6 +104,7 @@ class LiberoEnv(gym.Env):
         task: int | str,
         camera_size: int | tuple[int, int] = 128,
         render_mode: str | None = None,
+        fast_physics: bool = True,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise UserInputError(f"render_mode {render_mode!r} is not valid; allowed: None, 'rgb_array'")
@@ -136,6 +137,9 @@ class LiberoEnv(gym.Env):
             and key != "object-state"
             and "_to_robot0_eef_" not in key
         )
+        self._read_observables = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", *self._object_keys)
+        self._stepper = None
+        self.fast_physics = fast_physics
         self._raw_obs: dict[str, Any] = {}
         self._success = False
         self._init_state: int | None = None
@@ -152,6 +156,30 @@ class LiberoEnv(gym.Env):
         )
         self.action_space = spaces.Box(-1.0, 1.0, shape=(ACTION_DIM,), dtype=np.float32)
         _track(self)
+
+    @property
+    def fast_physics(self) -> bool:
+        """Whether :meth:`step_physics` uses :class:`envs.libero.fast_step.FastStepper`.
+
+        Same trajectories, observations and success flags as robosuite's ``env.step``
+        (tested on all five suites), less repeated work. Switching is meant between
+        episodes (the bench and the identity test switch it on one env).
+        """
+        return self._stepper is not None
+
+    @fast_physics.setter
+    def fast_physics(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise UserInputError(f"fast_physics={value!r} is not valid; allowed: true, false")
+        if not value:
+            self._stepper = None
+        elif self._stepper is None:
+            from envs.libero.fast_step import FastStepper
+
+            try:
+                self._stepper = FastStepper(self._env.env, self._read_observables)
+            except RuntimeError as exc:
+                raise UserInputError(f"fast_physics=true is not available: {exc}; set fast_physics=false") from None
 
     # ----- lower-level interface used by the rollout loop -------------------------------
 
@@ -184,7 +212,10 @@ class LiberoEnv(gym.Env):
             raise ValueError(f"action contains non-finite values: {action.tolist()}")
         if self._init_state is None:
             raise RuntimeError("call reset() or reset_to() before stepping")
-        self._raw_obs, _, done, _ = self._env.step(action)
+        if self._stepper is not None:
+            self._raw_obs, done = self._stepper.step(action)
+        else:
+            self._raw_obs, _, done, _ = self._env.step(action)
         self._success = bool(done)
         return self._success
 
@@ -295,6 +326,7 @@ class LiberoEnv(gym.Env):
         finally:
             self._sim = None
             self._env = None
+            self._stepper = None
             gc.collect()
 
     def _free_render_context(self) -> None:
