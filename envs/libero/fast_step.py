@@ -221,15 +221,17 @@ class FastStepper:
         from robosuite.controllers.osc import OperationalSpaceController
 
         reason = unavailable_reason()
-        if reason is None and len(env.robots) != 1:
-            reason = f"it supports one robot; this env has {len(env.robots)}"
+        if reason is not None:
+            raise RuntimeError(reason)
+        if len(env.robots) != 1:
+            raise RuntimeError(f"it supports one robot; this env has {len(env.robots)}")
         robot = env.robots[0]
         controller = robot.controller
-        if reason is None and env.action_dim != 7:
+        if env.action_dim != 7:
             reason = f"it supports the 7-D OSC_POSE action; this env takes {env.action_dim}"
-        if reason is None and type(controller) is not OperationalSpaceController:
+        elif type(controller) is not OperationalSpaceController:
             reason = f"it supports robosuite's OSC controller; this env uses {type(controller).__name__}"
-        if reason is None and (controller.interpolator_pos is not None or controller.interpolator_ori is not None):
+        elif controller.interpolator_pos is not None or controller.interpolator_ori is not None:
             reason = "it supports the OSC controller without interpolators"
         self._mujoco = mujoco
         self._model = env.sim.model._model
@@ -252,19 +254,20 @@ class FastStepper:
             raise ValueError(f"unknown observables: {unknown}")
         self._observables = [(name, env._observables[name]) for name in read_observables]
         self._substeps = int(env.control_timestep / env.model_timestep)
-        self._nv = self._model.nv
 
     def step(self, action: np.ndarray) -> tuple[dict[str, Any], bool]:
         """One control step; returns (the read observations, LIBERO's success flag)."""
         env = self.env
-        mujoco, model, data = self._mujoco, self._model, self._data
+        mujoco = self._mujoco
+        model, data = env.sim.model._model, env.sim.data._data  # a hard reset builds a new sim
         if env.done:
             raise ValueError("executing action in terminated episode")
         env.timestep += 1
         controller = self._robot.controller  # robosuite rebuilds it on reset: look it up per step
         site_id = model.site(controller.eef_name).id
         qvel_index = controller.qvel_index
-        jac_shape = (3, self._nv)
+        nv = model.nv
+        jac_shape = (3, nv)
         timestep = env.model_timestep
         cache = env._obs_cache
         for substep in range(self._substeps):
@@ -274,7 +277,7 @@ class FastStepper:
             # read when the controller was built).
             if controller.new_update:
                 _controller_pass(mujoco, model, data)
-                _fill_controller(mujoco, controller, model, data, site_id, jac_shape, qvel_index, self._nv)
+                _fill_controller(mujoco, controller, model, data, site_id, jac_shape, qvel_index, nv)
             env._pre_action(action, substep == 0)
             _physics_substep_tail(mujoco, model, data)
             for _, observable in self._observables:
