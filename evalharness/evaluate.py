@@ -203,6 +203,7 @@ class PreparedRun:
     config: dict[str, Any]
     protocol: Any
     camera_size: int
+    fast_physics: bool
     max_steps: int | None
     pipeline_cfg: dict[str, Any]
     workers: int
@@ -229,6 +230,9 @@ def prepare(cfg: DictConfig) -> PreparedRun:
     protocol = load_protocol(config["protocol"])
     suite = config["suite"]
     camera_size = _int_setting("camera_size", config["camera_size"], low=8, high=2048, nullable=True) or protocol.render_size
+    fast_physics = config.get("fast_physics", True)
+    if not isinstance(fast_physics, bool):
+        raise UserInputError(f"fast_physics={fast_physics!r} is not valid; allowed: true, false")
     max_steps = _int_setting("suite.max_steps", suite.get("max_steps"), low=1, nullable=True)
     pipeline_cfg = {part: config[part] for part in ("decoder", "normalize", "convert")}
     retry_errors = config["runner"].get("retry_errors", False)
@@ -237,6 +241,12 @@ def prepare(cfg: DictConfig) -> PreparedRun:
     video_cfg = config["video"]
 
     import_libero()  # fails with one line when assets are missing, before any worker starts
+    if fast_physics:
+        from envs.libero.fast_step import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason is not None:
+            raise UserInputError(f"fast_physics=true is not available: {reason}; set fast_physics=false")
     identity = _policy_identity(config["policy"], pipeline_cfg)
     metadata = run_metadata()
     context_inputs = {
@@ -256,6 +266,7 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         config=config,
         protocol=protocol,
         camera_size=camera_size,
+        fast_physics=fast_physics,
         max_steps=max_steps,
         pipeline_cfg=pipeline_cfg,
         workers=_resolve_workers(config["runner"]["workers"]),
@@ -297,7 +308,7 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     items = [WorkItem(spec, run.video[spec.key], run.max_steps) for spec in todo]
     worker_config = WorkerConfig(
         policy=config["policy"], pipeline=run.pipeline_cfg, protocol=config["protocol"], run_dir=str(run_dir),
-        video_fps=run.video_fps, camera_size=run.camera_size,
+        video_fps=run.video_fps, camera_size=run.camera_size, fast_physics=run.fast_physics,
     )
     resumed = [r.model_dump() for r in recorded if r.key in done]
     label = f"{config['suite']['name']} · {config['policy']['_target_'].rsplit('.', 1)[-1]}"
