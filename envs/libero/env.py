@@ -53,6 +53,7 @@ from gymnasium import spaces
 from envs.errors import UserInputError
 from envs.libero.catalog import INIT_STATES_PER_TASK, TaskInfo, check_init_state, get_task, load_init_states
 from envs.libero.geometry import quat_xyzw_to_axis_angle
+from envs.libero.render import FrameRenderer, free_render_context
 from envs.libero.runtime import import_libero
 
 CAMERAS: tuple[str, ...] = ("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb")
@@ -128,6 +129,7 @@ class LiberoEnv(gym.Env):
         for observable in ("agentview_image", "robot0_eye_in_hand_image"):
             inner.modify_observable(observable, "enabled", False)
         self._sim = inner.sim
+        self._renderer = FrameRenderer(self._sim, self.height, self.width, tuple(LIBERO_CAMERAS.values()))
         self._robot = inner.robots[0]
         self._object_keys = sorted(
             key
@@ -226,27 +228,16 @@ class LiberoEnv(gym.Env):
         the others come back as zeros, like the padded right wrist camera.
         """
         wanted = CAMERAS if cameras is None else cameras
-        images = {}
-        for cam in CAMERAS:
-            libero_cam = LIBERO_CAMERAS.get(cam)
-            if libero_cam is not None and cam in wanted:
-                images[cam] = self._render_camera(libero_cam)
-            else:
-                images[cam] = np.zeros((self.height, self.width, 3), dtype=np.uint8)
-        return images
+        real = [cam for cam in CAMERAS if cam in LIBERO_CAMERAS and cam in wanted]
+        frames = self._renderer.render([LIBERO_CAMERAS[cam] for cam in real])
+        return {
+            cam: frames[LIBERO_CAMERAS[cam]] if cam in real else np.zeros((self.height, self.width, 3), dtype=np.uint8)
+            for cam in CAMERAS
+        }
 
     def render_upright(self) -> np.ndarray:
         """The agentview frame turned right side up (rows top-down), for videos and humans."""
-        return np.ascontiguousarray(self._render_camera("agentview")[::-1])
-
-    def _render_camera(self, camera: str) -> np.ndarray:
-        # robosuite renders into whatever GL context is current; with two envs in one
-        # process (or after another env was closed) that is not this env's. Make ours
-        # current first, or frames silently come out wrong.
-        context = self._sim._render_context_offscreen
-        if context is not None:
-            context.gl_ctx.make_current()
-        return self._sim.render(camera_name=camera, width=self.width, height=self.height)
+        return np.ascontiguousarray(self._renderer.render(["agentview"])["agentview"][::-1])
 
     def proprio_state(self) -> np.ndarray:
         """``float32[8]``: eef position, eef axis-angle, gripper qpos."""
@@ -321,28 +312,13 @@ class LiberoEnv(gym.Env):
         self._closed = True
         _live_envs.discard(self)
         try:
-            self._free_render_context()
+            free_render_context(self._sim)
             self._env.close()
         finally:
             self._sim = None
             self._env = None
             self._stepper = None
             gc.collect()
-
-    def _free_render_context(self) -> None:
-        """Free this env's GL resources while its own GL context is current.
-
-        robosuite frees a render context in ``__del__`` without making it current, so the
-        GL objects it deletes by id belong to whichever context is current then, typically
-        another live env's, whose frames then come out as garbage. Freed here, the later
-        ``__del__`` finds nothing left to free.
-        """
-        context = getattr(self._sim, "_render_context_offscreen", None)
-        if context is None:
-            return
-        context.gl_ctx.make_current()
-        context.con.free()
-        context.gl_ctx.free()
 
     def _info(self) -> dict[str, Any]:
         return {

@@ -82,6 +82,7 @@ PINNED_SOURCES: dict[str, str] = {
     "Observable.update": "c4bf0658c7e87b7b947d5e70f6fb97a447760f54bedc20cc2c822fe5b24f0e71",
     "BDDLBaseDomain.step": "d63c61a9002801d2b6ae7b5dad450b3b003461ac884597e4b747bc1798f6687a",
     "BDDLBaseDomain._post_action": "c66770c0be3d0bcadabe2129854d85f9abe5934db20d31e45349b6273654ef1f",
+    "BDDLBaseDomain._pre_action": "402e79a8355b92eab4a33094a3ca98aae64c065f03fb4d6ec2ad523151bed3ca",
 }
 
 
@@ -107,6 +108,7 @@ def _source_targets() -> dict[str, Any]:
         "Observable.update": Observable.update,
         "BDDLBaseDomain.step": BDDLBaseDomain.step,
         "BDDLBaseDomain._post_action": BDDLBaseDomain._post_action,
+        "BDDLBaseDomain._pre_action": BDDLBaseDomain._pre_action,
     }
 
 
@@ -188,7 +190,20 @@ def check_substep(model, data, samples: int = 3, seed: int = 0) -> str | None:
     return None
 
 
-def _fill_controller(mujoco, controller, model, data, site_id: int, jac_shape: tuple[int, int], qvel_index, nv: int) -> None:
+def mass_matrix_index(mujoco, model, qvel_index) -> np.ndarray:
+    """Where each entry of ``mj_fullM(qM)[qvel_index][:, qvel_index]`` sits in ``qM`` (+1; 0 = zero).
+
+    ``mj_fullM`` only scatters ``qM``'s entries into a dense matrix (zeros elsewhere), so
+    gathering them through this map gives the same numbers without the nv x nv matrix.
+    """
+    full = np.zeros((model.nv, model.nv))
+    mujoco.mj_fullM(model, full, np.arange(1, model.nM + 1, dtype=np.float64))
+    return full[np.ix_(qvel_index, qvel_index)].astype(np.intp)
+
+
+def _fill_controller(
+    mujoco, controller, model, data, site_id: int, jac_shape: tuple[int, int], qvel_index, mass_index: np.ndarray
+) -> None:
     """``Controller.update`` of robosuite 1.4.0 without its ``sim.forward()``, same arithmetic."""
     controller.ee_pos = np.array(data.site_xpos[site_id])
     controller.ee_ori_mat = np.array(data.site_xmat[site_id].reshape([3, 3]))
@@ -202,9 +217,10 @@ def _fill_controller(mujoco, controller, model, data, site_id: int, jac_shape: t
     controller.J_pos = np.array(jacp.reshape((3, -1))[:, qvel_index])
     controller.J_ori = np.array(jacr.reshape((3, -1))[:, qvel_index])
     controller.J_full = np.array(np.vstack([controller.J_pos, controller.J_ori]))
-    mass_matrix = np.ndarray(shape=(nv, nv), dtype=np.float64, order="C")
-    mujoco.mj_fullM(model, mass_matrix, data.qM)
-    controller.mass_matrix = mass_matrix[qvel_index, :][:, qvel_index]
+    # robosuite's two fancy indexings leave the block in Fortran order; the OSC law's
+    # linear algebra takes another path (other rounding) for another memory layout.
+    qm = np.concatenate(([0.0], data.qM))
+    controller.mass_matrix = np.asfortranarray(qm[mass_index])
     controller.new_update = False  # what update() leaves behind: run_controller's call is a no-op
 
 
@@ -227,6 +243,12 @@ class FastStepper:
             raise RuntimeError(f"it supports one robot; this env has {len(env.robots)}")
         robot = env.robots[0]
         controller = robot.controller
+        from libero.libero.envs.bddl_base_domain import BDDLBaseDomain
+
+        overridden = [name for name in ("step", "_pre_action", "_post_action", "_update_observables")
+                      if getattr(type(env), name) is not getattr(BDDLBaseDomain, name)]
+        if overridden:
+            raise RuntimeError(f"{type(env).__name__} overrides {', '.join(overridden)}")
         if env.action_dim != 7:
             reason = f"it supports the 7-D OSC_POSE action; this env takes {env.action_dim}"
         elif type(controller) is not OperationalSpaceController:
@@ -254,6 +276,8 @@ class FastStepper:
             raise ValueError(f"unknown observables: {unknown}")
         self._observables = [(name, env._observables[name]) for name in read_observables]
         self._substeps = int(env.control_timestep / env.model_timestep)
+        self._mass_index_key: tuple | None = None
+        self._mass_index = np.zeros((0, 0), dtype=np.intp)
 
     def step(self, action: np.ndarray) -> tuple[dict[str, Any], bool]:
         """One control step; returns (the read observations, LIBERO's success flag)."""
@@ -266,8 +290,10 @@ class FastStepper:
         controller = self._robot.controller  # robosuite rebuilds it on reset: look it up per step
         site_id = model.site(controller.eef_name).id
         qvel_index = controller.qvel_index
-        nv = model.nv
-        jac_shape = (3, nv)
+        jac_shape = (3, model.nv)
+        if self._mass_index_key != (id(model), tuple(qvel_index)):
+            self._mass_index = mass_matrix_index(mujoco, model, qvel_index)
+            self._mass_index_key = (id(model), tuple(qvel_index))
         timestep = env.model_timestep
         cache = env._obs_cache
         for substep in range(self._substeps):
@@ -277,8 +303,10 @@ class FastStepper:
             # read when the controller was built).
             if controller.new_update:
                 _controller_pass(mujoco, model, data)
-                _fill_controller(mujoco, controller, model, data, site_id, jac_shape, qvel_index, nv)
-            env._pre_action(action, substep == 0)
+                _fill_controller(mujoco, controller, model, data, site_id, jac_shape, qvel_index, self._mass_index)
+            # BDDLBaseDomain._pre_action -> RobotEnv._pre_action with one robot whose
+            # action is the whole action: robot.control(action, policy_step).
+            self._robot.control(action, policy_step=substep == 0)
             _physics_substep_tail(mujoco, model, data)
             for _, observable in self._observables:
                 observable.update(timestep=timestep, obs_cache=cache)

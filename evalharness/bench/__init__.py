@@ -1,0 +1,1 @@
+"""``evalharness bench`` modes, one module each; :mod:`evalharness.commands.bench` dispatches."""
