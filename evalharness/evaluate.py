@@ -291,6 +291,7 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     from evalharness.results.store import ResultStore
     from evalharness.results.summary import build_summary
     from evalharness.results.tables import render_markdown
+    from envs.libero.runtime import render_threads_per_worker
     from evalharness.runner import LocalRunner
     from evalharness.worker import WorkerConfig, WorkItem
 
@@ -309,6 +310,7 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     worker_config = WorkerConfig(
         policy=config["policy"], pipeline=run.pipeline_cfg, protocol=config["protocol"], run_dir=str(run_dir),
         video_fps=run.video_fps, camera_size=run.camera_size, fast_physics=run.fast_physics,
+        render_threads=render_threads_per_worker(run.workers),
     )
     resumed = [r.model_dump() for r in recorded if r.key in done]
     label = f"{config['suite']['name']} · {config['policy']['_target_'].rsplit('.', 1)[-1]}"

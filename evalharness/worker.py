@@ -39,6 +39,7 @@ class WorkerConfig:
     video_fps: int
     camera_size: int
     fast_physics: bool = True  # envs.libero.fast_step: same trajectories, less repeated work
+    render_threads: int | None = None  # LP_NUM_THREADS for the worker (envs.libero.runtime)
 
 
 def _die_with_parent() -> None:
@@ -147,8 +148,9 @@ def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, sett
 def worker_main(conn: Connection, config: WorkerConfig) -> None:
     """Entry point of a worker process (started with the 'spawn' method)."""
     _die_with_parent()
-    from envs.libero.runtime import prepare_process
+    from envs.libero.runtime import limit_render_threads, prepare_process
 
+    limit_render_threads(config.render_threads)
     prepare_process()
     envs = _EnvCache(config.camera_size)
     settings_cache: dict = {}

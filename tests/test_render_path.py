@@ -1,4 +1,5 @@
-"""Frames from the env's render path are byte for byte robosuite's ``MjSim.render``.
+"""Frames from the env's render path are byte for byte robosuite's ``MjSim.render``,
+whatever number of render threads a worker gives llvmpipe.
 
 The env renders both cameras with one scene rebuild (``envs.libero.render``); robosuite
 rebuilds the scene per camera. Compared at several states (after reset, after arm motion
@@ -10,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.sim
 
-
+@pytest.mark.sim
 def test_frames_equal_robosuite_render(assets_installed):
     from envs.libero.env import LiberoEnv
 
@@ -44,3 +44,52 @@ def test_frames_equal_robosuite_render(assets_installed):
         assert checked == 6
     finally:
         env.close()
+
+
+_FRAME_SCRIPT = """
+import hashlib, numpy as np
+from envs.libero.env import LiberoEnv
+env = LiberoEnv("libero_object", 2, camera_size=64)
+env.reset_to(1)
+for action in np.random.default_rng(0).uniform(-1, 1, (4, 7)):
+    env.step_physics(action)
+frames = env.render_images()
+print(hashlib.sha256(frames["base_0_rgb"].tobytes() + frames["left_wrist_0_rgb"].tobytes()).hexdigest())
+env.close()
+"""
+
+
+@pytest.mark.sim
+def test_frames_do_not_depend_on_render_threads(assets_installed):
+    """Workers cap llvmpipe's threads (LP_NUM_THREADS); the pixels must not change."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    digests = {}
+    for threads in ("1", "2"):
+        env = {**os.environ, "PYTHONPATH": str(root), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "LP_NUM_THREADS": threads}
+        result = subprocess.run([sys.executable, "-c", _FRAME_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        digests[threads] = result.stdout.strip().splitlines()[-1]
+    assert len(digests["1"]) == 64
+    assert digests["1"] == digests["2"]
+
+
+def test_render_threads_split_the_cores_between_workers(monkeypatch):
+    import os
+
+    from envs.libero import runtime
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert runtime.render_threads_per_worker(1) is None
+    assert runtime.render_threads_per_worker(2) == 4
+    assert runtime.render_threads_per_worker(8) == 1
+    assert runtime.render_threads_per_worker(16) == 1
+    monkeypatch.delenv("LP_NUM_THREADS", raising=False)
+    runtime.limit_render_threads(3)
+    assert os.environ["LP_NUM_THREADS"] == "3"
+    runtime.limit_render_threads(5)  # a value already set (by the user) wins
+    assert os.environ["LP_NUM_THREADS"] == "3"
