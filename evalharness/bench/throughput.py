@@ -15,7 +15,9 @@ Sections, all on the same tasks and init states:
    are compared.
 4. **A frame**: robosuite's ``MjSim.render`` per camera vs the env's render path
    (:mod:`envs.libero.render`), byte-compared.
-5. **Parallel efficiency**: the harness path with 1..N workers, end to end.
+5. **Parallel efficiency**: the harness path with 1..N workers, end to end and inside
+   episodes. Use enough episodes per worker (``--episodes``, ``--tasks``) that env builds
+   do not dominate: with fewer tasks than workers, each worker builds the task's env.
 6. **Harness overhead with cameras off**: the harness path with a policy that declares no
    camera; inside its episodes, the time outside env calls (``reset_to``,
    ``step_physics``) over the time in them. A bare ``step_physics`` loop in the bench
@@ -473,11 +475,15 @@ def measure(setup: BenchSetup, work_dir: Path) -> dict[str, Any]:
     runs = [harness_run(setup, n, both, work_dir / f"harness-{n}") for n in range(1, setup.workers + 1)]
     figures["harness"] = runs[0]
     base = runs[0]["steps_per_s_end_to_end"]
+    # Two readings: end to end (worker start, env builds and an uneven last round count),
+    # and inside episodes (each worker's stepping rate against one worker alone: what
+    # the workers cost each other, e.g. render threads competing for the cores).
     figures["parallel"] = [
         {
             "workers": run["workers"],
             "steps_per_s_end_to_end": run["steps_per_s_end_to_end"],
             "efficiency": run["steps_per_s_end_to_end"] / (run["workers"] * base),
+            "efficiency_in_episodes": run["steps_per_s"] / runs[0]["steps_per_s"],
             "env_builds_per_task": run["env_builds_per_task"],
             "peak_rss_mb_per_worker": run["peak_rss_mb_per_worker"],
         }
@@ -547,7 +553,8 @@ def report(figures: dict[str, Any]) -> str:
     for p in figures["parallel"]:
         rss = ", ".join(f"{v:.0f}" for v in p["peak_rss_mb_per_worker"]) or "-"
         lines.append(
-            f"  {p['workers']} worker(s): {p['steps_per_s_end_to_end']:7.1f} env steps/s, efficiency {100 * p['efficiency']:5.1f}%, "
+            f"  {p['workers']} worker(s): {p['steps_per_s_end_to_end']:7.1f} env steps/s, efficiency {100 * p['efficiency']:5.1f}% "
+            f"(in episodes {100 * p['efficiency_in_episodes']:5.1f}%), "
             f"env builds per task {p['env_builds_per_task']:.0f}, peak RSS per worker (MB) {rss}"
         )
     lines += [
