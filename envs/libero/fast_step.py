@@ -22,7 +22,7 @@ second pass's solve starts from the first's result, and the step's solve from th
 second's. Skipping a solve would change the trajectory (slightly, but not bit for bit).
 What *is* repeated is everything before the solver: passes 2 and 3 recompute the
 position and velocity stages (kinematics, inertia, collision detection, constraint
-Jacobians: ~75% of a pass) at a qpos / qvel they have already been computed for.
+Jacobians: most of a pass) at a qpos / qvel they have already been computed for.
 
 :class:`FastStepper` does the same control step with the repeated work removed:
 
@@ -31,8 +31,12 @@ Jacobians: ~75% of a pass) at a qpos / qvel they have already been computed for.
   velocities unchanged" entry point: actuation, smooth acceleration, the constraint
   solve (warm-started like robosuite's) and the acceleration sensors. The controller's
   fields are then filled from that data (:func:`_fill_controller`: the body of
-  ``Controller.update`` without its ``sim.forward()``, same arithmetic), and robosuite's
-  own ``_pre_action`` (goal, OSC law, torque clipping, gripper, history buffers) runs;
+  ``Controller.update`` without its ``sim.forward()``, same arithmetic and same memory
+  layouts, since the OSC law's linear algebra rounds differently on another layout).
+  Like ``update()``, this happens only when the controller's ``new_update`` flag is set
+  (it is not on the first substep after a reset). Then robosuite's own ``robot.control``
+  runs (goal, OSC law, torque clipping, gripper, history buffers), which is all
+  ``_pre_action`` does for LIBERO's single robot;
 - pass 3 and the integration: ``mj_step``'s sequence with the same skip
   (``mj_checkPos``, ``mj_checkVel``, ``mj_forwardSkip(mjSTAGE_VEL)``, ``mj_checkAcc``,
   ``mj_Euler``); when a check resets a diverged state, the full pass runs instead;
