@@ -34,9 +34,12 @@ Jacobians: most of a pass) at a qpos / qvel they have already been computed for.
   ``Controller.update`` without its ``sim.forward()``, same arithmetic and same memory
   layouts, since the OSC law's linear algebra rounds differently on another layout).
   Like ``update()``, this happens only when the controller's ``new_update`` flag is set
-  (it is not on the first substep after a reset). Then robosuite's own ``robot.control``
-  runs (goal, OSC law, torque clipping, gripper, history buffers), which is all
-  ``_pre_action`` does for LIBERO's single robot;
+  (it is not on the first substep after a reset). Then the robot is controlled, which is
+  all ``_pre_action`` does for LIBERO's single robot: on the policy step by robosuite's
+  own ``robot.control`` (goal, OSC law, torque clipping, gripper, history buffers); on
+  the other 24 substeps by :func:`_control_between_goals`, the same method's
+  no-new-goal path without the name lookups and limit arrays it rebuilds every call
+  (robosuite's OSC law and gripper command still run);
 - pass 3 and the integration: ``mj_step``'s sequence with the same skip
   (``mj_checkPos``, ``mj_checkVel``, ``mj_forwardSkip(mjSTAGE_VEL)``, ``mj_checkAcc``,
   ``mj_Euler``); when a check resets a diverged state, the full pass runs instead;
@@ -87,6 +90,8 @@ PINNED_SOURCES: dict[str, str] = {
     "BDDLBaseDomain.step": "d63c61a9002801d2b6ae7b5dad450b3b003461ac884597e4b747bc1798f6687a",
     "BDDLBaseDomain._post_action": "c66770c0be3d0bcadabe2129854d85f9abe5934db20d31e45349b6273654ef1f",
     "BDDLBaseDomain._pre_action": "402e79a8355b92eab4a33094a3ca98aae64c065f03fb4d6ec2ad523151bed3ca",
+    "Robot.torque_limits": "29c6e9aa3a8b3e76aca65cda985e8a287df7d1aae6c6357764a68c17062f2d1c",
+    "Manipulator.grip_action": "7488124ad7ceed4d0dad3471953b7bce46571da6aeeba2baa40dc1d195357c86",
 }
 
 
@@ -96,6 +101,8 @@ def _source_targets() -> dict[str, Any]:
     from robosuite.controllers.osc import OperationalSpaceController
     from robosuite.environments.base import MujocoEnv
     from robosuite.environments.robot_env import RobotEnv
+    from robosuite.robots.manipulator import Manipulator
+    from robosuite.robots.robot import Robot
     from robosuite.robots.single_arm import SingleArm
     from robosuite.utils.observables import Observable
 
@@ -113,6 +120,8 @@ def _source_targets() -> dict[str, Any]:
         "BDDLBaseDomain.step": BDDLBaseDomain.step,
         "BDDLBaseDomain._post_action": BDDLBaseDomain._post_action,
         "BDDLBaseDomain._pre_action": BDDLBaseDomain._pre_action,
+        "Robot.torque_limits": Robot.torque_limits.fget,
+        "Manipulator.grip_action": Manipulator.grip_action,
     }
 
 
@@ -228,6 +237,21 @@ def _fill_controller(
     controller.new_update = False  # what update() leaves behind: run_controller's call is a no-op
 
 
+def _control_between_goals(robot, controller, gripper_action, data, torque_low, torque_high, arm_ids, grip_ids,
+                           grip_bias, grip_weight) -> None:
+    """``SingleArm.control(action, policy_step=False)`` of robosuite 1.4.0, same arithmetic.
+
+    Without the per-call name lookups and limit arrays (computed once per control step by
+    the caller, from the same model arrays): the goal is set on the policy step only, and
+    the history buffers are pushed on it only, so between goals control is this.
+    """
+    torques = controller.run_controller()
+    robot.torques = np.clip(torques, torque_low, torque_high)
+    actual = robot.gripper.format_action(gripper_action)  # integrates the gripper command
+    data.ctrl[grip_ids] = grip_bias + grip_weight * actual
+    data.ctrl[arm_ids] = robot.torques
+
+
 class FastStepper:
     """Steps one LIBERO (robosuite 1.4.0) env like ``env.step`` with the repeated work removed.
 
@@ -239,6 +263,7 @@ class FastStepper:
     def __init__(self, env, read_observables: Sequence[str]) -> None:
         import mujoco
         from robosuite.controllers.osc import OperationalSpaceController
+        from robosuite.robots.single_arm import SingleArm
 
         reason = unavailable_reason()
         if reason is not None:
@@ -280,6 +305,8 @@ class FastStepper:
             raise ValueError(f"unknown observables: {unknown}")
         self._observables = [(name, env._observables[name]) for name in read_observables]
         self._substeps = int(env.control_timestep / env.model_timestep)
+        if not robot.has_gripper or type(robot).control is not SingleArm.control:
+            raise RuntimeError("it supports a single arm with a gripper")
         self._mass_index_key: tuple | None = None
         self._mass_index = np.zeros((0, 0), dtype=np.intp)
 
@@ -300,6 +327,16 @@ class FastStepper:
             self._mass_index_key = (id(model), tuple(qvel_index))
         timestep = env.model_timestep
         cache = env._obs_cache
+        robot = self._robot
+        # Inputs of robot.control that do not change within a control step, computed the
+        # way robosuite computes them at every substep.
+        torque_low, torque_high = robot.torque_limits
+        arm_ids = robot._ref_joint_actuator_indexes
+        grip_ids = [model.actuator(name).id for name in robot.gripper.actuators]
+        ctrl_range = model.actuator_ctrlrange[grip_ids]
+        grip_bias = 0.5 * (ctrl_range[:, 1] + ctrl_range[:, 0])
+        grip_weight = 0.5 * (ctrl_range[:, 1] - ctrl_range[:, 0])
+        gripper_action = action[controller.control_dim :]
         for substep in range(self._substeps):
             mujoco.mj_forward(model, data)
             # Controller.update() runs its forward and reads only when new_update is set
@@ -310,7 +347,11 @@ class FastStepper:
                 _fill_controller(mujoco, controller, model, data, site_id, jac_shape, qvel_index, self._mass_index)
             # BDDLBaseDomain._pre_action -> RobotEnv._pre_action with one robot whose
             # action is the whole action: robot.control(action, policy_step).
-            self._robot.control(action, policy_step=substep == 0)
+            if substep == 0:
+                robot.control(action, policy_step=True)
+            else:
+                _control_between_goals(robot, controller, gripper_action, data, torque_low, torque_high, arm_ids,
+                                       grip_ids, grip_bias, grip_weight)
             _physics_substep_tail(mujoco, model, data)
             for _, observable in self._observables:
                 observable.update(timestep=timestep, obs_cache=cache)
