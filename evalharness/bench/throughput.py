@@ -300,6 +300,7 @@ def harness_run(setup: BenchSetup, workers: int, cameras: tuple[str, ...], out_d
     from omegaconf import OmegaConf
 
     from evalharness.evaluate import CONF_DIR, evaluate
+    from evalharness.plan import build_plan
     from evalharness.results.store import ResultStore
     from evalharness.runner import group_items
     from evalharness.worker import WorkItem
@@ -330,9 +331,9 @@ def harness_run(setup: BenchSetup, workers: int, cameras: tuple[str, ...], out_d
         "policy": sum(r.policy_time_s for r in records),
     }
     split["harness_overhead"] = max(0.0, episode_wall - sum(split.values()))
-    # Env builds: one per group of a task's episodes, as the runner groups them.
-    fake_items = [WorkItem(_FakeSpec(setup.suite, t), "no") for t in setup.tasks for _ in range(setup.episodes)]
-    builds = len(group_items(fake_items, workers)) / len(setup.tasks)
+    # Env builds: one per group of a task's episodes, as the runner groups the plan.
+    plan = build_plan(setup.suite, list(setup.tasks), setup.episodes, None, 0, "bench")
+    builds = len(group_items([WorkItem(spec, "no") for spec in plan], workers)) / len(setup.tasks)
     return {
         "workers": workers,
         "cameras": list(cameras),
@@ -346,14 +347,6 @@ def harness_run(setup: BenchSetup, workers: int, cameras: tuple[str, ...], out_d
         "env_builds_per_task": builds,
         "peak_rss_mb_per_worker": sorted(memory.peaks.values(), reverse=True),
     }
-
-
-@dataclass(frozen=True)
-class _FakeSpec:
-    """Enough of an EpisodeSpec for the runner's grouping (suite, task)."""
-
-    suite: str
-    task_index: int
 
 
 # ----- 3. physics per control step ---------------------------------------------------------
