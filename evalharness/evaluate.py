@@ -200,6 +200,7 @@ class PreparedRun:
     config: dict[str, Any]
     protocol: Any
     camera_size: int
+    fast_physics: bool
     max_steps: int | None
     pipeline_cfg: dict[str, Any]
     runner: Any  # RunnerSettings: which runner class (_target_) and its validated settings
@@ -233,6 +234,9 @@ def prepare(cfg: DictConfig) -> PreparedRun:
     protocol = load_protocol(config["protocol"])
     suite = config["suite"]
     camera_size = _int_setting("camera_size", config["camera_size"], low=8, high=2048, nullable=True) or protocol.render_size
+    fast_physics = config.get("fast_physics", True)
+    if not isinstance(fast_physics, bool):
+        raise UserInputError(f"fast_physics={fast_physics!r} is not valid; allowed: true, false")
     max_steps = _int_setting("suite.max_steps", suite.get("max_steps"), low=1, nullable=True)
     pipeline_cfg = {part: config[part] for part in ("decoder", "normalize", "convert")}
     runner = load_runner_settings(config["runner"])
@@ -240,6 +244,12 @@ def prepare(cfg: DictConfig) -> PreparedRun:
     record = record_settings(config.get("record"))
 
     import_libero()  # fails with one line when assets are missing, before any worker starts
+    if fast_physics:
+        from envs.libero.fast_step import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason is not None:
+            raise UserInputError(f"fast_physics=true is not available: {reason}; set fast_physics=false")
     identity = _policy_identity(config["policy"], pipeline_cfg)
     # runner.policy_server=auto: how it is served; redacted like the config (an identity never holds a secret)
     identity = redact(policy_server.annotate_identity(identity, config))
@@ -263,6 +273,7 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         config=config,
         protocol=protocol,
         camera_size=camera_size,
+        fast_physics=fast_physics,
         max_steps=max_steps,
         pipeline_cfg=pipeline_cfg,
         runner=runner,
@@ -294,6 +305,7 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     from evalharness.results.tables import render_markdown
     from evalharness.interrupt import RunInterrupted, StopRequest, sigint_stops
     from evalharness.runner_settings import build_runner
+    from envs.libero.runtime import render_threads_per_worker
     from evalharness.worker import WorkerConfig, WorkItem
 
     config = run.config
@@ -301,6 +313,7 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     worker_config = WorkerConfig(
         policy=config["policy"], pipeline=run.pipeline_cfg, protocol=config["protocol"], run_dir=str(run_dir),
         video_fps=run.video_fps, camera_size=run.camera_size, raw_outputs=run.raw_outputs,
+        fast_physics=run.fast_physics, render_threads=render_threads_per_worker(run.workers),
     )
     stop = StopRequest()
     runner = build_runner(run.runner, config=worker_config, stop=stop)  # e.g. a missing extra: one line, nothing written

@@ -51,6 +51,8 @@ class WorkerConfig:
     video_fps: int
     camera_size: int
     raw_outputs: bool = False  # record.raw_outputs: send each query's raw model output with the record
+    fast_physics: bool = True  # envs.libero.fast_step: same trajectories, less repeated work
+    render_threads: int | None = None  # LP_NUM_THREADS for the worker (envs.libero.runtime)
 
 
 def _die_with_parent() -> None:
@@ -105,8 +107,9 @@ def build_policy(policy_cfg: dict[str, Any], pipeline_cfg: dict[str, Any], *, re
 class _EnvCache:
     """Keeps the env of the current task; building one costs ~7 s, keeping many costs memory."""
 
-    def __init__(self, camera_size: int) -> None:
+    def __init__(self, camera_size: int, fast_physics: bool = True) -> None:
         self.camera_size = camera_size
+        self.fast_physics = fast_physics
         self.key: tuple[str, int] | None = None
         self.env = None
 
@@ -115,8 +118,10 @@ class _EnvCache:
 
         if self.key != (suite, task_index):
             self.close()
-            self.env = LiberoEnv(suite, task_index, camera_size=self.camera_size)
+            self.env = LiberoEnv(suite, task_index, camera_size=self.camera_size, fast_physics=self.fast_physics)
             self.key = (suite, task_index)
+        elif self.env.fast_physics != self.fast_physics:
+            self.env.fast_physics = self.fast_physics
         return self.env
 
     def close(self) -> None:
@@ -183,6 +188,7 @@ def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, sett
     settings = settings_cache[cache_key]
 
     recorder = EpisodeRecorder(Path(config.run_dir), spec, item.video, config.video_fps)
+    envs.fast_physics = config.fast_physics
     try:
         env = envs.get(spec.suite, spec.task_index)
     except Exception as exc:  # noqa: BLE001 - an env that cannot be built is this episode's error
@@ -208,6 +214,9 @@ def worker_main(conn: Connection, config: WorkerConfig) -> None:
     _die_with_parent()
     _handle_signals()
     policy = None
+    from envs.libero.runtime import limit_render_threads
+
+    limit_render_threads(config.render_threads)
     envs = _EnvCache(config.camera_size)
     try:
         from envs.libero.runtime import prepare_process

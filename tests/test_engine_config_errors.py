@@ -33,6 +33,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "no_tasks": (["suite.tasks=[]"], ["suite.tasks=[]", "allowed"]),
     "max_steps": (["suite.max_steps=0"], ["suite.max_steps=0", "allowed", ">= 1"]),
     "camera_size": (["camera_size=3"], ["camera_size=3", "allowed", "8..2048"]),
+    "fast_physics": (["fast_physics=maybe"], ["fast_physics='maybe'", "allowed", "true, false"]),
     "max_attempts": (["runner.max_attempts=0"], ["runner.max_attempts=0", "allowed", ">= 1"]),
     "video_fps": (["video=all", "video.fps=-5"], ["video.fps=-5", "allowed", ">= 1"]),
     "first_n": (["video=first_n", "video.first_n=0"], ["video.first_n=0", "allowed", ">= 1"]),

@@ -53,6 +53,7 @@ from gymnasium import spaces
 from envs.errors import UserInputError
 from envs.libero.catalog import INIT_STATES_PER_TASK, TaskInfo, check_init_state, get_task, load_init_states
 from envs.libero.geometry import quat_xyzw_to_axis_angle
+from envs.libero.render import FrameRenderer, free_render_context
 from envs.libero.runtime import import_libero
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class LiberoEnv(gym.Env):
         task: int | str,
         camera_size: int | tuple[int, int] = 128,
         render_mode: str | None = None,
+        fast_physics: bool = True,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise UserInputError(f"render_mode {render_mode!r} is not valid; allowed: None, 'rgb_array'")
@@ -130,6 +132,7 @@ class LiberoEnv(gym.Env):
         for observable in ("agentview_image", "robot0_eye_in_hand_image"):
             inner.modify_observable(observable, "enabled", False)
         self._sim = inner.sim
+        self._renderer = FrameRenderer(self._sim, self.height, self.width, tuple(LIBERO_CAMERAS.values()))
         self._robot = inner.robots[0]
         self._object_keys = sorted(
             key
@@ -139,6 +142,9 @@ class LiberoEnv(gym.Env):
             and key != "object-state"
             and "_to_robot0_eef_" not in key
         )
+        self._read_observables = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", *self._object_keys)
+        self._stepper = None
+        self.fast_physics = fast_physics
         self._raw_obs: dict[str, Any] = {}
         self._success = False
         self._init_state: int | None = None
@@ -156,6 +162,30 @@ class LiberoEnv(gym.Env):
         )
         self.action_space = spaces.Box(-1.0, 1.0, shape=(ACTION_DIM,), dtype=np.float32)
         _track(self)
+
+    @property
+    def fast_physics(self) -> bool:
+        """Whether :meth:`step_physics` uses :class:`envs.libero.fast_step.FastStepper`.
+
+        Same trajectories, observations and success flags as robosuite's ``env.step``
+        (tested on all five suites), less repeated work. Switching is meant between
+        episodes (the bench and the identity test switch it on one env).
+        """
+        return self._stepper is not None
+
+    @fast_physics.setter
+    def fast_physics(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise UserInputError(f"fast_physics={value!r} is not valid; allowed: true, false")
+        if not value:
+            self._stepper = None
+        elif self._stepper is None:
+            from envs.libero.fast_step import FastStepper
+
+            try:
+                self._stepper = FastStepper(self._env.env, self._read_observables)
+            except RuntimeError as exc:
+                raise UserInputError(f"fast_physics=true is not available: {exc}; set fast_physics=false") from None
 
     # ----- lower-level interface used by the rollout loop -------------------------------
 
@@ -196,7 +226,10 @@ class LiberoEnv(gym.Env):
             raise ValueError(f"action contains non-finite values: {action.tolist()}")
         if self._init_state is None:
             raise RuntimeError("call reset() or reset_to() before stepping")
-        self._raw_obs, _, done, _ = self._env.step(action)
+        if self._stepper is not None:
+            self._raw_obs, done = self._stepper.step(action)
+        else:
+            self._raw_obs, _, done, _ = self._env.step(action)
         self._success = bool(done)
         if self._perturbation is not None and self._perturbation.after_step(self):
             self._success = bool(self._env.check_success())
@@ -209,29 +242,19 @@ class LiberoEnv(gym.Env):
         the others come back as zeros, like the padded right wrist camera.
         """
         wanted = CAMERAS if cameras is None else cameras
-        images = {}
-        for cam in CAMERAS:
-            libero_cam = LIBERO_CAMERAS.get(cam)
-            if libero_cam is not None and cam in wanted:
-                images[cam] = self._render_camera(libero_cam)
-            else:
-                images[cam] = np.zeros((self.height, self.width, 3), dtype=np.uint8)
+        real = [cam for cam in CAMERAS if cam in LIBERO_CAMERAS and cam in wanted]
+        frames = self._renderer.render([LIBERO_CAMERAS[cam] for cam in real])
+        images = {
+            cam: frames[LIBERO_CAMERAS[cam]] if cam in real else np.zeros((self.height, self.width, 3), dtype=np.uint8)
+            for cam in CAMERAS
+        }
         if self._perturbation is not None:
             images = self._perturbation.corrupt(images)
         return images
 
     def render_upright(self) -> np.ndarray:
         """The agentview frame turned right side up (rows top-down), for videos and humans."""
-        return np.ascontiguousarray(self._render_camera("agentview")[::-1])
-
-    def _render_camera(self, camera: str) -> np.ndarray:
-        # robosuite renders into whatever GL context is current; with two envs in one
-        # process (or after another env was closed) that is not this env's. Make ours
-        # current first, or frames silently come out wrong.
-        context = self._sim._render_context_offscreen
-        if context is not None:
-            context.gl_ctx.make_current()
-        return self._sim.render(camera_name=camera, width=self.width, height=self.height)
+        return np.ascontiguousarray(self._renderer.render(["agentview"])["agentview"][::-1])
 
     def proprio_state(self) -> np.ndarray:
         """``float32[8]``: eef position, eef axis-angle, gripper qpos."""
@@ -308,27 +331,13 @@ class LiberoEnv(gym.Env):
         self._closed = True
         _live_envs.discard(self)
         try:
-            self._free_render_context()
+            free_render_context(self._sim)
             self._env.close()
         finally:
             self._sim = None
             self._env = None
+            self._stepper = None
             gc.collect()
-
-    def _free_render_context(self) -> None:
-        """Free this env's GL resources while its own GL context is current.
-
-        robosuite frees a render context in ``__del__`` without making it current, so the
-        GL objects it deletes by id belong to whichever context is current then, typically
-        another live env's, whose frames then come out as garbage. Freed here, the later
-        ``__del__`` finds nothing left to free.
-        """
-        context = getattr(self._sim, "_render_context_offscreen", None)
-        if context is None:
-            return
-        context.gl_ctx.make_current()
-        context.con.free()
-        context.gl_ctx.free()
 
     def _info(self) -> dict[str, Any]:
         return {

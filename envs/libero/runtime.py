@@ -32,6 +32,26 @@ def prepare_process() -> None:
     _prepared = True
 
 
+def render_threads_per_worker(workers: int) -> int | None:
+    """Mesa llvmpipe render threads for each of ``workers`` processes sharing this machine.
+
+    llvmpipe starts one render thread per core in every process; with one worker per core
+    the workers' threads then compete for every core. Splitting the cores keeps them
+    apart. Frames do not depend on the thread count (``tests/test_render_path.py``).
+    None for one worker: llvmpipe's own default.
+    """
+    if workers <= 1:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // workers)
+
+
+def limit_render_threads(threads: int | None) -> None:
+    """Set ``LP_NUM_THREADS`` for this process before GL starts, unless the user set it."""
+    if threads is not None and "LP_NUM_THREADS" not in os.environ:
+        os.environ["LP_NUM_THREADS"] = str(threads)
+
+
 @contextlib.contextmanager
 def _quiet_imports():
     """Hide robosuite's 'no private macro file' warnings and LIBERO's import-time prints."""

@@ -1,1 +1,1 @@
-"""Benchmark modes of ``evalharness bench``, one module each; ``commands/bench.py`` dispatches on a flag."""
+"""Benchmark modes of ``evalharness bench``, one module each; ``commands/bench.py`` only declares flags and dispatches."""
