@@ -38,5 +38,8 @@ Adding a new policy
 
 Shipped: ``zero`` and ``random`` (:mod:`.baselines`), ``scripted`` (:mod:`.scripted`),
 ``replay`` (:mod:`.replay`), ``faulty`` (:mod:`.faulty`), ``checkpoint``
-(:mod:`.checkpoint`); :mod:`.pipelined` wraps a policy in its action pipeline.
+(:mod:`.checkpoint`); :mod:`.pipelined` wraps a policy in its action pipeline and
+:mod:`.raw_outputs` records what it emitted. A policy around another one subclasses
+:class:`~evalharness.policies.base.PolicyWrapper`, which passes every part of the contract
+to the wrapped policy, and overrides only what it changes.
 """
