@@ -23,7 +23,7 @@ from evalharness.errors import UserInputError
 from evalharness.models.init import write_reference_checkpoint
 from evalharness.policies.checker import example_observation, load_protocol_named
 from evalharness.policies.checkpoint import CheckpointPolicy
-from evalharness.policies.pipelined import PipelinedPolicy, wrap_with_pipeline
+from evalharness.policies.pipelined import PipelinedPolicy, split_at_decoder, wrap_with_pipeline
 from evalharness.worker import build_policy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,6 +90,22 @@ def test_a_command_line_group_replaces_only_its_stage(ckpt, tmp_path):
     policy.reset("x", seed=0)
     raw = policy.inner.act(obs)
     np.testing.assert_allclose(policy.act(obs), raw.reshape(10, 7) / 256 - 1.0, atol=1e-5)
+
+
+def test_served_split_takes_the_same_rule(ckpt, tmp_path):
+    """Served (policy_server=auto, evalharness serve): the server decodes, the client runs the
+    rest; both resolve the pipeline with resolve_pipeline, so together they equal it."""
+    policy = CheckpointPolicy(str(ckpt))
+    declared = policy.declared_pipeline()
+    decoder, client = split_at_decoder(policy, NONE)
+    assert decoder == declared["decoder"]
+    assert client == {"decoder": {"name": "none"}, "normalize": declared["normalize"], "convert": declared["convert"]}
+    other = {"name": "mint_uniform", "action_dim": 7, "horizon": 5}
+    zscore = {"name": "zscore", "stats_path": str(tmp_path / "s.json"), "key": "actions", "dims": 7}
+    decoder, client = split_at_decoder(policy, {**NONE, "decoder": other, "normalize": zscore})
+    assert decoder == other and client["normalize"] == zscore and client["convert"] == declared["convert"]
+    command_line = CheckpointPolicy(str(ckpt), pipeline="command_line")
+    assert split_at_decoder(command_line, NONE) == ({"name": "none"}, NONE)
 
 
 def test_pipeline_command_line_ignores_the_declaration_and_double_wrapping_is_refused(ckpt):

@@ -63,6 +63,19 @@ def resolve_pipeline(policy: Policy, pipeline_cfg: dict[str, Any]) -> tuple[dict
     return merged, sources
 
 
+def split_at_decoder(policy: Policy, pipeline_cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(decode stage, the rest)`` of the pipeline :func:`resolve_pipeline` picks for ``policy``.
+
+    For a policy served over the MinT protocol: the server runs the decode stage (an action
+    session answers with the normalized chunk) and the client runs the rest (unnormalize,
+    convert) with its decoder set to ``none``. Both sides resolve with this one rule, so a
+    stage is never run twice or dropped.
+    """
+    resolved, _ = resolve_pipeline(policy, pipeline_cfg)
+    decoder = dict(resolved.get("decoder") or {"name": "none"})
+    return decoder, {**resolved, "decoder": {"name": "none"}}
+
+
 class PipelinedPolicy(PolicyWrapper):
     """Wraps ``inner``: ``act`` returns ``pipeline(inner.act(obs), state=obs.get('state'))``.
 
