@@ -58,6 +58,8 @@ def test_init_is_deterministic_per_seed(tmp_path, ckpt):
     other = write_reference_checkpoint(tmp_path / "other", seed=1)
     digest = lambda d: hashlib.sha256((d / "model.safetensors").read_bytes()).hexdigest()  # noqa: E731
     assert digest(again) == digest(ckpt) != digest(other)
+    # the whole checkpoint (its identity), wherever it was written
+    assert CheckpointPolicy(str(again)).identity() == CheckpointPolicy(str(ckpt)).identity()
     with pytest.raises(UserInputError, match="is not empty; pick a new directory or pass --force"):
         write_reference_checkpoint(tmp_path / "again", seed=0)
 

@@ -94,3 +94,22 @@ def test_bench_serve_measures_batched_against_unbatched(tmp_path, capsys) -> Non
     assert all(r["requests_per_s"] > 0 and 0 < r["latency_p50_ms"] <= r["latency_p95_ms"] for r in figures["rows"])
     assert figures["rows"][1]["mean_batch"] == 1.0
     assert "max_batch" in capsys.readouterr().out
+
+
+def test_bench_serve_serves_the_seeded_reference_checkpoint_by_default(tmp_path, reference_checkpoints) -> None:
+    """Issue 9 measures a model whose forward pass batching shares: the default is the
+    reference network, written with a fixed seed (the same weights as ``checkpoint init --seed 0``)."""
+    from evalharness.bench import serve
+
+    overrides = serve.default_policy(tmp_path)
+    service = build_service(compose(overrides))
+    try:
+        identity = service.identity()["policy"]
+    finally:
+        service.close()
+    assert identity["name"] == "checkpoint"
+    reference = build_service(compose(["policy=checkpoint", f"policy.path={reference_checkpoints['tokens']}"]))
+    try:
+        assert identity["files_sha256"] == reference.identity()["policy"]["files_sha256"]
+    finally:
+        reference.close()
