@@ -8,14 +8,13 @@ writes results itself, so a worker dying mid-episode loses nothing already repor
 
 from __future__ import annotations
 
-import ctypes
-import signal
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from evalharness.child_process import die_with_parent
 from evalharness.plan import EpisodeSpec
 
 
@@ -43,15 +42,6 @@ class WorkerConfig:
     video_fps: int
     camera_size: int
     raw_outputs: bool = False  # record.raw_outputs: send each query's raw model output with the record
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this worker when its parent dies (e.g. the run was kill -9'd)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def build_policy(policy_cfg: dict[str, Any], pipeline_cfg: dict[str, Any], *, record_raw: bool = False):
@@ -158,7 +148,7 @@ def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, sett
 
 def worker_main(conn: Connection, config: WorkerConfig) -> None:
     """Entry point of a worker process (started with the 'spawn' method)."""
-    _die_with_parent()
+    die_with_parent()
     from envs.libero.runtime import prepare_process
 
     prepare_process()
