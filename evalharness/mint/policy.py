@@ -28,6 +28,7 @@ episode equals the same episode run in-process. The API key (``MINT_API_KEY`` or
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 import uuid
@@ -236,6 +237,15 @@ class MintPolicy(Policy):
         if parsed.policy_timing is not None:
             self._infer_ms.append(parsed.policy_timing.infer_ms)
         return np.asarray(parsed.sequences[0].tokens, dtype=np.int64)
+
+    def fork(self) -> "MintPolicy":
+        """Another client of the same server: its own HTTP client, session and counters (an
+        httpx client and an open session cannot be shared); the prompt codec and the stats
+        are read-only and shared."""
+        clone = copy.copy(self)
+        clone._client, clone._session = None, None
+        clone._events, clone._round_trips_ms, clone._infer_ms = [], [], []
+        return clone
 
     # ---------------------------------------------------------------- episode end
     def drain_events(self) -> list[str]:
