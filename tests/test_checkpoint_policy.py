@@ -125,7 +125,9 @@ def test_pipeline_command_line_ignores_the_declaration_and_double_wrapping_is_re
 @pytest.mark.parametrize("key, value, message", [
     ("device", "gpu", "policy.device='gpu' is not valid; allowed: auto, cpu, cuda, cuda:<index>"),
     ("dtype", "int8", "policy.dtype='int8' is not valid; allowed: float32, bfloat16, float16"),
-    ("temperature", -1, "policy.temperature=-1 is not valid; allowed: a number >= 0"),
+    ("temperature", -1, "policy.temperature=-1 is not valid: input should be greater than or equal to 0"),
+    ("temperature", True, "policy.temperature=True is not valid: input should be a valid number"),
+    ("pipeline", "both", "policy.pipeline='both' is not valid; allowed: declared, command_line"),
     ("threads", 0, "policy.threads=0 is not valid"),
     ("path", None, "policy.path is required for policy=checkpoint"),
 ])

@@ -320,6 +320,10 @@ def test_bad_settings_are_one_line_errors(tmp_path) -> None:
         build_service(compose(["policy=scripted"]))
     with pytest.raises(UserInputError, match="serve.stats_path is required"):
         build_service(compose(["policy=zero", "serve.state_space=normalized"]))
+    with pytest.raises(UserInputError, match=r"^serve.auth='key' is not valid; allowed: none, env$"):
+        build_service(compose(["policy=zero", "serve.auth=key"]))
+    with pytest.raises(UserInputError, match=r"^serve.max_batch=0 is not valid: input should be greater than or equal"):
+        build_service(compose(["policy=zero", "serve.max_batch=0"]))
 
 
 def test_session_seeds_come_from_the_client_session_id() -> None:
