@@ -28,7 +28,8 @@ def validate_settings(model: type[Model], values: Any, prefix: str) -> Model:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
         if first["type"] == "extra_forbidden":
-            raise UserInputError(f"{prefix}.{key} is not a setting; allowed: {', '.join(model.model_fields)}") from None
+            allowed = ", ".join(_model_at(model, first["loc"][:-1]).model_fields)
+            raise UserInputError(f"{prefix}.{key} is not a setting; allowed: {allowed}") from None
         value = f"{prefix}.{key}={first.get('input')!r} is not valid"
         if first["type"].startswith("bool"):
             raise UserInputError(f"{value}; allowed: true, false") from None
@@ -38,3 +39,13 @@ def validate_settings(model: type[Model], values: Any, prefix: str) -> Model:
         if first["type"] == "value_error":  # a validator's own words ("allowed: ...")
             raise UserInputError(f"{value}; {first['ctx']['error']}") from None
         raise UserInputError(f"{value}: {first['msg'][0].lower()}{first['msg'][1:]}") from None
+
+
+def _model_at(model: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel]:
+    """The (nested) settings model at ``path`` (e.g. ``("timeouts",)``), so an unknown key lists its siblings."""
+    for part in path:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model = annotation
+    return model
