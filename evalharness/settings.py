@@ -3,7 +3,8 @@
 Each config group (or policy) that takes settings describes them with a pydantic model
 (``extra="forbid"``); :func:`validate_settings` turns the model's first complaint into a
 :class:`~evalharness.errors.UserInputError` naming the key, the value and what is allowed,
-instead of pydantic's multi-line report.
+instead of pydantic's multi-line report. A ``Literal`` field's message lists its choices; a
+field validator raises ``ValueError("allowed: ...")`` to say what is allowed in its words.
 """
 
 from __future__ import annotations
@@ -27,8 +28,24 @@ def validate_settings(model: type[Model], values: Any, prefix: str) -> Model:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
         if first["type"] == "extra_forbidden":
-            raise UserInputError(f"{prefix}.{key} is not a setting; allowed: {', '.join(model.model_fields)}") from None
+            allowed = ", ".join(_model_at(model, first["loc"][:-1]).model_fields)
+            raise UserInputError(f"{prefix}.{key} is not a setting; allowed: {allowed}") from None
         value = f"{prefix}.{key}={first.get('input')!r} is not valid"
         if first["type"].startswith("bool"):
             raise UserInputError(f"{value}; allowed: true, false") from None
+        if first["type"] == "literal_error":  # expected: "'a', 'b' or 'c'"
+            allowed = str(first["ctx"]["expected"]).replace("'", "").replace(" or ", ", ")
+            raise UserInputError(f"{value}; allowed: {allowed}") from None
+        if first["type"] == "value_error":  # a validator's own words ("allowed: ...")
+            raise UserInputError(f"{value}; {first['ctx']['error']}") from None
         raise UserInputError(f"{value}: {first['msg'][0].lower()}{first['msg'][1:]}") from None
+
+
+def _model_at(model: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel]:
+    """The (nested) settings model at ``path`` (e.g. ``("timeouts",)``), so an unknown key lists its siblings."""
+    for part in path:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model = annotation
+    return model

@@ -13,7 +13,6 @@ so the parent never reads half a message.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import signal
 import traceback
@@ -22,6 +21,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from evalharness.child_process import die_with_parent
 from evalharness.errors import UserInputError
 from evalharness.plan import EpisodeSpec
 
@@ -53,15 +53,6 @@ class WorkerConfig:
     raw_outputs: bool = False  # record.raw_outputs: send each query's raw model output with the record
     fast_physics: bool = True  # envs.libero.fast_step: same trajectories, less repeated work
     render_threads: int | None = None  # LP_NUM_THREADS for the worker (envs.libero.runtime)
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this worker when its parent dies (e.g. the run was kill -9'd)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class _Stopped(BaseException):
@@ -211,7 +202,7 @@ def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, sett
 
 def worker_main(conn: Connection, config: WorkerConfig) -> None:
     """Entry point of a worker process (started with the 'spawn' method)."""
-    _die_with_parent()
+    die_with_parent()
     _handle_signals()
     policy = None
     from envs.libero.runtime import limit_render_threads

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-CAMERAS = ("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb")
+from evalharness.mint.wire import CAMERA_ORDER as CAMERAS
 
 
 def train_sentencepiece(directory: Path) -> Path:

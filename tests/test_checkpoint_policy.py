@@ -23,7 +23,7 @@ from evalharness.errors import UserInputError
 from evalharness.models.init import write_reference_checkpoint
 from evalharness.policies.checker import example_observation, load_protocol_named
 from evalharness.policies.checkpoint import CheckpointPolicy
-from evalharness.policies.pipelined import PipelinedPolicy, wrap_with_pipeline
+from evalharness.policies.pipelined import PipelinedPolicy, split_at_decoder, wrap_with_pipeline
 from evalharness.worker import build_policy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +58,8 @@ def test_init_is_deterministic_per_seed(tmp_path, ckpt):
     other = write_reference_checkpoint(tmp_path / "other", seed=1)
     digest = lambda d: hashlib.sha256((d / "model.safetensors").read_bytes()).hexdigest()  # noqa: E731
     assert digest(again) == digest(ckpt) != digest(other)
+    # the whole checkpoint (its identity), wherever it was written
+    assert CheckpointPolicy(str(again)).identity() == CheckpointPolicy(str(ckpt)).identity()
     with pytest.raises(UserInputError, match="is not empty; pick a new directory or pass --force"):
         write_reference_checkpoint(tmp_path / "again", seed=0)
 
@@ -92,6 +94,22 @@ def test_a_command_line_group_replaces_only_its_stage(ckpt, tmp_path):
     np.testing.assert_allclose(policy.act(obs), raw.reshape(10, 7) / 256 - 1.0, atol=1e-5)
 
 
+def test_served_split_takes_the_same_rule(ckpt, tmp_path):
+    """Served (policy_server=auto, evalharness serve): the server decodes, the client runs the
+    rest; both resolve the pipeline with resolve_pipeline, so together they equal it."""
+    policy = CheckpointPolicy(str(ckpt))
+    declared = policy.declared_pipeline()
+    decoder, client = split_at_decoder(policy, NONE)
+    assert decoder == declared["decoder"]
+    assert client == {"decoder": {"name": "none"}, "normalize": declared["normalize"], "convert": declared["convert"]}
+    other = {"name": "mint_uniform", "action_dim": 7, "horizon": 5}
+    zscore = {"name": "zscore", "stats_path": str(tmp_path / "s.json"), "key": "actions", "dims": 7}
+    decoder, client = split_at_decoder(policy, {**NONE, "decoder": other, "normalize": zscore})
+    assert decoder == other and client["normalize"] == zscore and client["convert"] == declared["convert"]
+    command_line = CheckpointPolicy(str(ckpt), pipeline="command_line")
+    assert split_at_decoder(command_line, NONE) == ({"name": "none"}, NONE)
+
+
 def test_pipeline_command_line_ignores_the_declaration_and_double_wrapping_is_refused(ckpt):
     raw = build_policy(cfg(ckpt, pipeline="command_line"), NONE)
     assert isinstance(raw, CheckpointPolicy)  # nothing declared, all groups none: raw tokens
@@ -107,7 +125,9 @@ def test_pipeline_command_line_ignores_the_declaration_and_double_wrapping_is_re
 @pytest.mark.parametrize("key, value, message", [
     ("device", "gpu", "policy.device='gpu' is not valid; allowed: auto, cpu, cuda, cuda:<index>"),
     ("dtype", "int8", "policy.dtype='int8' is not valid; allowed: float32, bfloat16, float16"),
-    ("temperature", -1, "policy.temperature=-1 is not valid; allowed: a number >= 0"),
+    ("temperature", -1, "policy.temperature=-1 is not valid: input should be greater than or equal to 0"),
+    ("temperature", True, "policy.temperature=True is not valid: input should be a valid number"),
+    ("pipeline", "both", "policy.pipeline='both' is not valid; allowed: declared, command_line"),
     ("threads", 0, "policy.threads=0 is not valid"),
     ("path", None, "policy.path is required for policy=checkpoint"),
 ])

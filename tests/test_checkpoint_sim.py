@@ -2,7 +2,8 @@
 
 - the same episodes in-process (``runner.workers=0``) and with 2 worker processes give
   identical action fingerprints: each process loads the weights itself and the model's
-  answers do not depend on where it runs;
+  answers do not depend on where it runs; the 2-worker run also records raw outputs
+  (``record.raw_outputs=true``), which must keep the checkpoint's declared pipeline;
 - a checkpoint whose tensors do not fit its model stops a run with workers with one line
   and exit status 2 (found where the weights load, in the worker).
 """
@@ -47,7 +48,8 @@ def runs(ckpt, tmp_path_factory) -> dict[int, Path]:
     outs = {}
     for workers in (0, 2):
         out = root / f"w{workers}"
-        proc = _cli(["policy=checkpoint", f"policy.path={ckpt}", "policy.device=cpu", *RUN,
+        record = ["record.raw_outputs=true"] if workers else []
+        proc = _cli(["policy=checkpoint", f"policy.path={ckpt}", "policy.device=cpu", *RUN, *record,
                      f"runner.workers={workers}", f"output_dir={out}"], root)
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
         outs[workers] = out
@@ -65,6 +67,19 @@ def test_in_process_and_two_workers_give_identical_action_fingerprints(runs):
         assert record["policy_stats"] == {"queries": 2.0}  # 10 steps, 5 actions per chunk (openpi protocol)
     # the two episodes got different actions: the model looked at different scenes
     assert len({r["action_fingerprint"] for r in inline.values()}) == 2
+
+
+def test_recorded_raw_outputs_are_the_models_tokens(runs):
+    """The recorder sits between the model and its declared pipeline: the sidecar holds token
+    ids while the episodes (equal fingerprints above) executed the decoded actions."""
+    from evalharness.policies.raw_outputs import decode_output
+    from evalharness.results.raw_outputs import load_raw_outputs
+
+    episodes = load_raw_outputs(runs[2])
+    assert len(episodes) == 2
+    for episode in episodes:
+        outputs = [decode_output(o) for o in episode.outputs]
+        assert len(outputs) == 2 and all(o.dtype.kind == "i" and o.ndim == 1 for o in outputs)
 
 
 def test_the_run_records_the_checkpoint_identity(runs, ckpt):

@@ -2,8 +2,10 @@
 ``act_batch`` call, and each session's answers equal its unbatched (``max_batch=1``) and
 in-process answers, because each session's fork keeps its own random state.
 
-The served policy is a parameter: ``random`` (the default ``act_batch``, a loop) and a
-``random`` whose ``act_batch`` draws for all forks in one call.
+The served policy is a parameter: ``random`` (the default ``act_batch``, a loop), a
+``random`` whose ``act_batch`` draws for all forks in one call, and the reference checkpoint
+sampling its tokens (``temperature=1``: one forward pass for the batch, each fork sampling
+from its own generator), whose in-process equality the episode tests show.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ SESSIONS, QUERIES = 4, 5
 POLICIES = {
     "random": ["policy=random", "policy.horizon=10"],
     "batched_random": ["policy=random", "policy.horizon=10", "policy._target_=mint_testing.BatchedRandomPolicy"],
+    "sampled_checkpoint": ["policy=checkpoint", "policy.device=cpu", "policy.temperature=1.0"],  # + policy.path
 }
 
 
@@ -59,16 +62,23 @@ def _serve_and_query(overrides: list[str], max_batch: int) -> tuple[dict[int, li
 
 
 @pytest.mark.parametrize("name", sorted(POLICIES))
-def test_batched_answers_equal_unbatched_and_in_process_ones(name) -> None:
+def test_batched_answers_equal_unbatched_and_in_process_ones(name, reference_checkpoints) -> None:
     BatchedRandomPolicy.batch_sizes.clear()
-    batched, status = _serve_and_query(POLICIES[name], max_batch=8)
-    unbatched, single = _serve_and_query(POLICIES[name], max_batch=1)
+    overrides = POLICIES[name]
+    if name == "sampled_checkpoint":
+        overrides = [*overrides, f"policy.path={reference_checkpoints['tokens']}"]
+    batched, status = _serve_and_query(overrides, max_batch=8)
+    unbatched, single = _serve_and_query(overrides, max_batch=1)
     assert status["queries"] == single["queries"] == SESSIONS * QUERIES
     assert status["batches"] < SESSIONS * QUERIES, "concurrent queries were never batched"
     assert single["batches"] == SESSIONS * QUERIES
     assert status["serve"]["max_batch"] == 8 and single["serve"]["max_batch"] == 1
     assert status["open_sessions"] == {"action": 0, "sampling": 0}
     for seed in range(SESSIONS):
+        for got_batched, got_single in zip(batched[seed], unbatched[seed], strict=True):
+            np.testing.assert_array_equal(got_batched, got_single)  # the checkpoint's: same tokens, decoded
+        if name == "sampled_checkpoint":
+            continue
         reference = RandomPolicy(horizon=10)
         reference.reset("x", seed=seed)
         expected = [reference.act({}) for _ in range(QUERIES)]
@@ -94,3 +104,22 @@ def test_bench_serve_measures_batched_against_unbatched(tmp_path, capsys) -> Non
     assert all(r["requests_per_s"] > 0 and 0 < r["latency_p50_ms"] <= r["latency_p95_ms"] for r in figures["rows"])
     assert figures["rows"][1]["mean_batch"] == 1.0
     assert "max_batch" in capsys.readouterr().out
+
+
+def test_bench_serve_serves_the_seeded_reference_checkpoint_by_default(tmp_path, reference_checkpoints) -> None:
+    """Issue 9 measures a model whose forward pass batching shares: the default is the
+    reference network, written with a fixed seed (the same weights as ``checkpoint init --seed 0``)."""
+    from evalharness.bench import serve
+
+    overrides = serve.default_policy(tmp_path)
+    service = build_service(compose(overrides))
+    try:
+        identity = service.identity()["policy"]
+    finally:
+        service.close()
+    assert identity["name"] == "checkpoint"
+    reference = build_service(compose(["policy=checkpoint", f"policy.path={reference_checkpoints['tokens']}"]))
+    try:
+        assert identity["files_sha256"] == reference.identity()["policy"]["files_sha256"]
+    finally:
+        reference.close()

@@ -313,6 +313,14 @@ def test_bad_settings_are_one_line_errors(tmp_path) -> None:
         MintPolicy("mint://m/sampler_weights/a")
     with pytest.raises(UserInputError, match="policy.timeouts.read=-1"):
         MintPolicy("mint://m/sampler_weights/a", state_space="raw", timeouts={"read": -1})
+    with pytest.raises(UserInputError, match=r"^policy.timeouts.reed is not a setting; allowed: connect, read, write"):
+        MintPolicy("mint://m/sampler_weights/a", state_space="raw", timeouts={"reed": 1})
+    with pytest.raises(UserInputError, match=r"^policy.retries.max_retries=1.5 is not valid: input should be a valid int"):
+        MintPolicy("mint://m/sampler_weights/a", state_space="raw", retries={"max_retries": 1.5})
+    with pytest.raises(UserInputError, match=r"^policy.state_out_of_range='wrap' is not valid; allowed: clip, keep, "):
+        MintPolicy("mint://m/sampler_weights/a", state_space="raw", state_out_of_range="wrap")
+    with pytest.raises(UserInputError, match=r"^policy.mode='chat' is not valid; allowed: action, sampling$"):
+        MintPolicy("mint://m/sampler_weights/a", state_space="raw", mode="chat")
     with pytest.raises(UserInputError, match="not a SentencePiece model"):
         (tmp_path / "bad.model").write_text("no")
         MintPolicy("mint://m/sampler_weights/a", state_space="raw", tokenizer=str(tmp_path / "bad.model"))
@@ -320,6 +328,10 @@ def test_bad_settings_are_one_line_errors(tmp_path) -> None:
         build_service(compose(["policy=scripted"]))
     with pytest.raises(UserInputError, match="serve.stats_path is required"):
         build_service(compose(["policy=zero", "serve.state_space=normalized"]))
+    with pytest.raises(UserInputError, match=r"^serve.auth='key' is not valid; allowed: none, env$"):
+        build_service(compose(["policy=zero", "serve.auth=key"]))
+    with pytest.raises(UserInputError, match=r"^serve.max_batch=0 is not valid: input should be greater than or equal"):
+        build_service(compose(["policy=zero", "serve.max_batch=0"]))
 
 
 def test_session_seeds_come_from_the_client_session_id() -> None:

@@ -1,10 +1,16 @@
-"""``check_policy``: every shipped policy passes; broken ones are named with what is wrong."""
+"""``check_policy``: every shipped policy passes; broken ones are named with what is wrong.
+
+Every ``conf/policy/*.yaml`` is checked, the remote ones against real servers on 127.0.0.1:
+``openpi`` against openpi's websocket protocol (tests/openpi_server.py), ``mint`` against
+``evalharness serve``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import httpx
 import numpy as np
 import pytest
 import yaml
@@ -12,7 +18,10 @@ import yaml
 from evalharness.policies.base import Policy
 from evalharness.policies.baselines import RandomPolicy, ZeroPolicy
 from evalharness.policies.checker import PolicyCheckError, check_policy, example_observation, load_protocol_named
+from evalharness.commands.serve import compose
+from evalharness.mint.server import ServerThread, build_service, create_app
 from evalharness.worker import build_policy
+from openpi_server import ObservationPolicy, OpenpiTestServer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 NONE = {"decoder": {"name": "none"}, "normalize": {"name": "none"}, "convert": {"name": "none"}}
@@ -34,28 +43,76 @@ def chunk_checkpoint_dir(reference_checkpoints) -> Path:
     return reference_checkpoints["chunk"]
 
 
-def shipped(checkpoint_dir: Path, chunk_checkpoint_dir: Path) -> list[tuple[str, dict, dict]]:
+class Shipped(NamedTuple):
+    conf: str  # its conf/policy/<conf>.yaml
+    label: str
+    cfg: dict
+    pipeline: dict
+    protocols: tuple[str, ...] = ("openpi", "lerobot")
+
+
+@pytest.fixture(scope="module")
+def openpi_server():
+    """openpi's websocket protocol with the real openpi-client codec (tests/openpi_server.py)."""
+    server = OpenpiTestServer(ObservationPolicy())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def mint_server():
+    """``evalharness serve`` of ``random`` on 127.0.0.1, as the MinT tests run it."""
+    service = build_service(compose(["policy=random", "policy.horizon=5"]))
+    with ServerThread(create_app(service)) as server:
+        yield server
+    service.close()
+
+
+@pytest.fixture(scope="module")
+def shipped(checkpoint_dir, chunk_checkpoint_dir, openpi_server, mint_server) -> list[Shipped]:
     mint = {**NONE, "decoder": yaml.safe_load((CONF / "decoder" / "mint_uniform.yaml").read_text())}
+    quick = {"reconnects": 0, "open_timeout_s": 5, "infer_timeout_s": 20}
     return [
-        ("zero", configured("zero"), NONE),
-        ("random", configured("random", horizon=5), NONE),
-        ("scripted", configured("scripted"), NONE),
-        ("faulty (armed after 100 queries)", configured("faulty", after_queries=100), NONE),
-        ("replay of a chunk", configured("replay", outputs=[[[0.1, 0, 0, 0, 0, 0, -1]]]), NONE),
-        ("replay of tokens", configured("replay", outputs=[[256] * 70, [300] * 14]), mint),
-        ("checkpoint (tokens)", configured("checkpoint", path=str(checkpoint_dir), device="cpu"), NONE),
-        ("checkpoint (sampled tokens)", configured("checkpoint", path=str(checkpoint_dir), temperature=1.0), NONE),
-        ("checkpoint (chunk)", configured("checkpoint", path=str(chunk_checkpoint_dir)), NONE),
+        Shipped("zero", "zero", configured("zero"), NONE),
+        Shipped("random", "random", configured("random", horizon=5), NONE),
+        Shipped("scripted", "scripted", configured("scripted"), NONE),
+        Shipped("faulty", "faulty (armed after 100 queries)", configured("faulty", after_queries=100), NONE),
+        Shipped("replay", "replay of a chunk", configured("replay", outputs=[[[0.1, 0, 0, 0, 0, 0, -1]]]), NONE),
+        Shipped("replay", "replay of tokens", configured("replay", outputs=[[256] * 70, [300] * 14]), mint),
+        Shipped("checkpoint", "checkpoint (tokens)", configured("checkpoint", path=str(checkpoint_dir), device="cpu"),
+                NONE),
+        Shipped("checkpoint", "checkpoint (sampled tokens)",
+                configured("checkpoint", path=str(checkpoint_dir), temperature=1.0), NONE),
+        Shipped("checkpoint", "checkpoint (chunk)", configured("checkpoint", path=str(chunk_checkpoint_dir)), NONE),
+        # openpi's server takes the 224 px images of openpi's preprocessing: protocol=openpi only.
+        Shipped("openpi", "openpi (against openpi's websocket protocol)",
+                configured("openpi", port=openpi_server.port, **quick), NONE, ("openpi",)),
+        Shipped("mint", "mint (against evalharness serve)",
+                configured("mint", model_path="local://random", base_url=mint_server.url, state_space="raw",
+                           stats_path=None), NONE),
     ]
 
 
+def test_every_conf_policy_is_checked(shipped):
+    """A policy added to conf/policy/ without a check_policy entry above fails here."""
+    confs = sorted(p.stem for p in (CONF / "policy").glob("*.yaml"))
+    assert sorted({entry.conf for entry in shipped}) == confs
+    for entry in shipped:
+        assert entry.cfg["_target_"] == configured(entry.conf)["_target_"]
+
+
 @pytest.mark.parametrize("protocol", ["openpi", "lerobot"])
-def test_every_shipped_policy_passes(checkpoint_dir, chunk_checkpoint_dir, protocol):
-    for label, cfg, pipeline in shipped(checkpoint_dir, chunk_checkpoint_dir):
+def test_every_shipped_policy_passes(shipped, protocol, mint_server):
+    for entry in shipped:
+        if protocol not in entry.protocols:
+            continue
         try:
-            check_policy(build_policy(cfg, pipeline), protocol)
+            check_policy(build_policy(entry.cfg, entry.pipeline), protocol)
         except PolicyCheckError as exc:
-            pytest.fail(f"{label} under {protocol}: {exc}")
+            pytest.fail(f"{entry.label} under {protocol}: {exc}")
+    # the mint client and every fork the check made closed their sessions
+    status = httpx.get(f"{mint_server.url}/api/v1/evalharness/status").json()
+    assert status["open_sessions"] == {"action": 0, "sampling": 0} and status["queries"] > 0
 
 
 def test_baselines_pass_under_a_protocol_without_state():

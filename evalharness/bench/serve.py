@@ -3,8 +3,10 @@
 For each number of concurrent sessions (``--sessions``, default 1, 2, 4, 8) and each
 server setting (``serve.max_batch=--max-batch`` against ``max_batch=1``, the baseline
 measured in the same run), a fresh ``evalharness serve`` process serves the policy chosen
-by the Hydra overrides after ``--`` (default ``policy=random policy.horizon=10``; e.g.
-``-- policy=checkpoint policy.path=DIR``). Every session sends ``--queries`` act requests
+by the Hydra overrides after ``--`` (e.g. ``-- policy=checkpoint policy.path=DIR``). The
+default is what issue 9 measures, a model whose forward pass batching can share: the
+reference network with random weights (``evalharness checkpoint init DIR --seed 0``),
+written into a temporary folder for the benchmark. Every session sends ``--queries`` act requests
 one after another, each a real MinT request (three 224 px PNGs, prefix tokens, state)
 built once per session so that the figures measure the server, not the client's PNG
 encoding; latency is one act + retrieve_future round trip. The first query of each
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,7 +30,17 @@ import numpy as np
 
 from evalharness.errors import UserInputError
 
-DEFAULT_POLICY = ["policy=random", "policy.horizon=10"]
+#: The seed of the default policy's random reference checkpoint (fixed: every bench serves the same model).
+REFERENCE_SEED = 0
+DEFAULT_POLICY_LABEL = f"the reference checkpoint (checkpoint init --seed {REFERENCE_SEED}, random weights)"
+
+
+def default_policy(directory: Path) -> list[str]:
+    """Overrides serving the reference checkpoint, written now into ``directory``."""
+    from evalharness.models.init import write_reference_checkpoint
+
+    path = write_reference_checkpoint(directory / "reference-checkpoint", seed=REFERENCE_SEED)
+    return ["policy=checkpoint", f"policy.path={path}"]
 
 
 def _sessions(text: str) -> list[int]:
@@ -111,31 +125,39 @@ def _measure(url: str, sessions: int, queries: int) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
+def _measure_all(overrides: list[str], sessions: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One row per (max_batch, sessions), each against a fresh server (no state carried between rows)."""
     from evalharness.commands.serve import compose
     from evalharness.mint.policy_server import PolicyServer
 
-    sessions = _sessions(args.sessions)
-    if args.queries < 1 or args.max_batch < 2:
-        raise UserInputError(f"--queries {args.queries} / --max-batch {args.max_batch} not valid; allowed: queries >= 1, "
-                             "max-batch >= 2 (it is compared with max_batch=1)")
-    overrides = list(args.overrides or DEFAULT_POLICY)
     rows: list[dict[str, Any]] = []
     for max_batch in (args.max_batch, 1):
         config = compose([*overrides, f"serve.max_batch={max_batch}", f"serve.max_wait_ms={args.max_wait_ms}"])
         for count in sessions:
-            server = PolicyServer(config)  # a fresh server per row: no state carried between rows
+            server = PolicyServer(config)
             try:
                 rows.append({"max_batch": max_batch, **_measure(server.url, count, args.queries)})
             finally:
                 server.stop()
-    print(f"evalharness serve: {' '.join(overrides)}; {args.queries} queries per session, max_wait_ms {args.max_wait_ms}")
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    sessions = _sessions(args.sessions)
+    if args.queries < 1 or args.max_batch < 2:
+        raise UserInputError(f"--queries {args.queries} / --max-batch {args.max_batch} not valid; allowed: queries >= 1, "
+                             "max-batch >= 2 (it is compared with max_batch=1)")
+    with tempfile.TemporaryDirectory(prefix="evalharness-bench-serve-") as scratch:
+        overrides = list(args.overrides) if args.overrides else default_policy(Path(scratch))
+        label = " ".join(overrides) if args.overrides else DEFAULT_POLICY_LABEL
+        rows = _measure_all(overrides, sessions, args)
+    print(f"evalharness serve: {label}; {args.queries} queries per session, max_wait_ms {args.max_wait_ms}")
     print(f"  {'sessions':>8}  {'max_batch':>9}  {'req/s':>8}  {'p50 ms':>8}  {'p95 ms':>8}  {'mean batch':>10}")
     for row in rows:
         print(f"  {row['sessions']:>8}  {row['max_batch']:>9}  {row['requests_per_s']:8.1f}  {row['latency_p50_ms']:8.1f}  "
               f"{row['latency_p95_ms']:8.1f}  {row['mean_batch']:10.2f}")
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"policy": overrides, "queries": args.queries, "max_wait_ms": args.max_wait_ms, "rows": rows},
+            json.dump({"policy": label, "queries": args.queries, "max_wait_ms": args.max_wait_ms, "rows": rows},
                       handle, indent=2)
     return 0

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--max-batch", type=int, default=8, help="the batched setting (compared with 1)")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="serve.max_wait_ms")
     serve.add_argument("overrides", nargs="*", help="--serve: Hydra overrides choosing the served policy "
-                       "(default: policy=random policy.horizon=10)")
+                       "(default: the reference checkpoint, random weights, seed 0)")
     chaos.add_arguments(parser)  # --chaos [quick|full] and its options
 
 

@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from evalharness.mint.server import build_service, create_app, listening_socket
 
     if args.die_with_parent:
-        from evalharness.worker import _die_with_parent
+        from evalharness.child_process import die_with_parent
 
-        _die_with_parent()
+        die_with_parent()
     if args.config_stdin:
         import json
 

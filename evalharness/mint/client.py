@@ -42,13 +42,12 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from evalharness.errors import DecodeError, InvalidActionError, PolicyError, PolicyUnavailable, UserInputError
+from evalharness.errors import DecodeError, InvalidActionError, PolicyError, PolicyUnavailable
 
 #: Seconds to wait for a pending future without Retry-After, by the body's queue_state.
 QUEUE_STATE_DELAYS = {"active": 0.3, "paused_capacity": 1.0, "paused_rate_limit": 2.0}
@@ -63,49 +62,32 @@ ERROR_KINDS: dict[Any, type[Exception]] = {
 }
 
 
-@dataclass(frozen=True)
-class Timeouts:
-    """Seconds. ``future``: longest wait for one result; ``create``: for a session to be created."""
-
-    connect: float = 10.0
-    read: float = 120.0
-    write: float = 30.0
-    pool: float = 10.0
-    future: float = 1200.0
-    create: float = 600.0
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any] | None) -> "Timeouts":
-        return cls(**_positive_numbers("policy.timeouts", cfg, cls()))
+Seconds = Annotated[float, Field(strict=True, gt=0)]
+NonNegative = Annotated[float, Field(strict=True, ge=0)]
 
 
-@dataclass(frozen=True)
-class Retries:
-    """Bounded exponential backoff for transient failures."""
+class Timeouts(BaseModel):
+    """Seconds (``policy.timeouts``). ``future``: longest wait for one result; ``create``: for a
+    session to be created."""
 
-    max_retries: int = 5
-    backoff_s: float = 0.5
-    max_backoff_s: float = 8.0
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any] | None) -> "Retries":
-        values = _positive_numbers("policy.retries", cfg, cls(), allow_zero=True)
-        if int(values["max_retries"]) != values["max_retries"]:
-            raise UserInputError(f"policy.retries.max_retries={values['max_retries']!r} is not valid; allowed: an integer >= 0")
-        values["max_retries"] = int(values["max_retries"])
-        return cls(**values)
+    connect: Seconds = 10.0
+    read: Seconds = 120.0
+    write: Seconds = 30.0
+    pool: Seconds = 10.0
+    future: Seconds = 1200.0
+    create: Seconds = 600.0
 
 
-def _positive_numbers(section: str, cfg: dict[str, Any] | None, defaults: Any, allow_zero: bool = False) -> dict[str, Any]:
-    values = dict(defaults.__dict__)
-    for key, value in (cfg or {}).items():
-        if key not in values:
-            raise UserInputError(f"{section}.{key} is not a setting; allowed: {', '.join(values)}")
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
-        if not ok:
-            raise UserInputError(f"{section}.{key}={value!r} is not valid; allowed: a number {'>= 0' if allow_zero else '> 0'}")
-        values[key] = value
-    return values
+class Retries(BaseModel):
+    """Bounded exponential backoff for transient failures (``policy.retries``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_retries: Annotated[int, Field(strict=True, ge=0)] = 5
+    backoff_s: NonNegative = 0.5
+    max_backoff_s: NonNegative = 8.0
 
 
 class MintClient:

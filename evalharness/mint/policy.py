@@ -28,30 +28,62 @@ episode equals the same episode run in-process. The API key (``MINT_API_KEY`` or
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 import uuid
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evalharness.actions.normalize import QuantileNormalizer
-from evalharness.errors import InvalidActionError, PolicyError, UserInputError, choices_error
+from evalharness.errors import InvalidActionError, PolicyError, UserInputError
 from evalharness.mint import wire
 from evalharness.mint.client import API, MintClient, Retries, Timeouts
 from evalharness.mint.prompt import PromptCodec
 from evalharness.policies.base import Policy
+from evalharness.settings import validate_settings
 from evalharness.transforms.images import resize_with_pad
 
-MODES = ("action", "sampling")
-STATE_SPACES = ("normalized", "raw")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 DEFAULT_BASE_URL = "https://mint.macaron.xin"
 SPLIT = {
     "action": "server: model -> normalized chunk; client: unnormalize + convert",
     "sampling": "server: model -> token ids; client: decode + unnormalize + convert",
 }
+
+
+class MintSettings(BaseModel):
+    """``policy=mint`` settings (``conf/policy/mint.yaml``), validated in one model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_path: str = Field(description="mint://... or tinker://... (local://... for evalharness serve)")
+    base_model: str = "openpi/pi0-fast-libero-low-mem-finetune"
+    base_url: str | None = None
+    mode: Literal["action", "sampling"] = "action"
+    tokenizer: str | None = None
+    stats_path: str | None = None
+    state_space: Literal["normalized", "raw"] = "normalized"
+    state_out_of_range: Literal["clip", "keep", "error"] = "clip"
+    temperature: Annotated[float, Field(strict=True, ge=0)] = 0.0
+    max_tokens: Annotated[int, Field(strict=True, ge=1)] = 64
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    retries: Retries = Field(default_factory=Retries)
+    server: dict[str, Any] | None = None
+
+    @field_validator("model_path")
+    @classmethod
+    def _model_path(cls, path: str) -> str:
+        if not path.startswith(("mint://", "tinker://", "local://")):
+            raise ValueError("allowed: mint://... or tinker://... (local://... for evalharness serve)")
+        return path
+
+    @field_validator("timeouts", "retries", mode="before")
+    @classmethod
+    def _defaults_for_none(cls, value: Any) -> Any:
+        return {} if value is None else value
 
 
 def api_key_from_env() -> str | None:
@@ -89,32 +121,29 @@ class MintPolicy(Policy):
         retries: dict[str, float] | None = None,
         server: dict[str, Any] | None = None,
     ) -> None:
-        if not isinstance(model_path, str) or not model_path.startswith(("mint://", "tinker://", "local://")):
-            raise UserInputError(f"policy.model_path={model_path!r} is not valid; allowed: mint://... or tinker://... "
-                                 "(local://... for evalharness serve)")
-        if mode not in MODES:
-            raise choices_error("policy.mode", mode, list(MODES))
-        if state_space not in STATE_SPACES:
-            raise choices_error("policy.state_space", state_space, list(STATE_SPACES))
-        if not isinstance(temperature, (int, float)) or temperature < 0:
-            raise UserInputError(f"policy.temperature={temperature!r} is not valid; allowed: a number >= 0")
-        if stats_path is None and state_space == "normalized":
+        settings = validate_settings(MintSettings, {
+            "model_path": model_path, "base_model": base_model, "base_url": base_url, "mode": mode,
+            "tokenizer": tokenizer, "stats_path": stats_path, "state_space": state_space,
+            "state_out_of_range": state_out_of_range, "temperature": temperature, "max_tokens": max_tokens,
+            "timeouts": timeouts, "retries": retries, "server": server}, "policy")
+        if settings.stats_path is None and settings.state_space == "normalized":
             raise UserInputError("policy.stats_path is required with policy.state_space=normalized: the checkpoint's "
                                  "norm_stats.json (its 'state' entry normalizes the state for the prompt)")
-        self.model_path = model_path
-        self.base_model = base_model
-        self.base_url = base_url or os.environ.get("MINT_BASE_URL") or os.environ.get("TINKER_BASE_URL") or DEFAULT_BASE_URL
-        self.mode = mode
-        self.state_space = state_space
-        self.temperature = float(temperature)
-        self.max_tokens = int(max_tokens)
-        self.server = dict(server or {})
-        self.timeouts = Timeouts.from_config(timeouts)
-        self.retries = Retries.from_config(retries)
-        self.prompt = PromptCodec(tokenizer, state_out_of_range=state_out_of_range)
+        self.model_path = settings.model_path
+        self.base_model = settings.base_model
+        self.base_url = (settings.base_url or os.environ.get("MINT_BASE_URL") or os.environ.get("TINKER_BASE_URL")
+                         or DEFAULT_BASE_URL)
+        self.mode = settings.mode
+        self.state_space = settings.state_space
+        self.temperature = float(settings.temperature)
+        self.max_tokens = settings.max_tokens
+        self.server = dict(settings.server or {})
+        self.timeouts = settings.timeouts
+        self.retries = settings.retries
+        self.prompt = PromptCodec(settings.tokenizer, state_out_of_range=settings.state_out_of_range)
         self.state_normalizer = None
-        if stats_path is not None:
-            self.state_normalizer = QuantileNormalizer.from_stats_file(stats_path, key="state", dims=None)
+        if settings.stats_path is not None:
+            self.state_normalizer = QuantileNormalizer.from_stats_file(settings.stats_path, key="state", dims=None)
         self._client: MintClient | None = None
         self._session: str | None = None
         self._instruction = ""
@@ -236,6 +265,15 @@ class MintPolicy(Policy):
         if parsed.policy_timing is not None:
             self._infer_ms.append(parsed.policy_timing.infer_ms)
         return np.asarray(parsed.sequences[0].tokens, dtype=np.int64)
+
+    def fork(self) -> "MintPolicy":
+        """Another client of the same server: its own HTTP client, session and counters (an
+        httpx client and an open session cannot be shared); the prompt codec and the stats
+        are read-only and shared."""
+        clone = copy.copy(self)
+        clone._client, clone._session = None, None
+        clone._events, clone._round_trips_ms, clone._infer_ms = [], [], []
+        return clone
 
     # ---------------------------------------------------------------- episode end
     def drain_events(self) -> list[str]:

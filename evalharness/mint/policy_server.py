@@ -118,16 +118,13 @@ def _client_pipeline(config: dict[str, Any], pipeline_cfg: dict[str, Any]) -> di
     client, ``policy=mint``, declares none), minus decoding, which the server does."""
     from hydra.utils import instantiate
 
+    from evalharness.policies.pipelined import split_at_decoder
+
     policy = instantiate(config["policy"], _convert_="all")  # model policies load no weights here
     try:
-        declared = getattr(policy, "declared_pipeline", lambda: None)() or {}
+        return split_at_decoder(policy, pipeline_cfg)[1]
     finally:
         policy.close()
-    merged = {group: (declared[group] if (cfg or {}).get("name", "none") == "none" and group in declared else cfg)
-              for group, cfg in pipeline_cfg.items()}
-    if (merged.get("decoder") or {}).get("name", "none") != "none":
-        merged["decoder"] = {"name": "none"}  # the server decodes tokens (serve's served_decoder)
-    return merged
 
 
 def start_for_run(config: dict[str, Any], pipeline_cfg: dict[str, Any], needed: bool) -> tuple[

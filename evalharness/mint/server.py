@@ -172,6 +172,7 @@ def build_service(config: dict[str, Any], api_key: str | None = None) -> PolicyS
     from evalharness.actions.pipeline import build_pipeline
     from evalharness.errors import UserInputError
     from evalharness.mint.settings import load_serve_settings
+    from evalharness.policies.pipelined import split_at_decoder
 
     settings = load_serve_settings(config.get("serve"))
     try:
@@ -181,24 +182,14 @@ def build_service(config: dict[str, Any], api_key: str | None = None) -> PolicyS
         if isinstance(cause, UserInputError):
             raise cause from None
         raise UserInputError(f"policy could not be built: {cause or exc}") from None
-    decoder = build_pipeline(served_decoder(policy, config.get("decoder")))
+    # The decode stage of the policy's pipeline (the client unnormalizes and converts).
+    decoder = build_pipeline(split_at_decoder(policy, {"decoder": config.get("decoder")})[0])
     if policy.needs_privileged_state:
         policy.close()
         raise UserInputError(f"policy {policy.name!r} reads privileged simulator state, which the MinT protocol does "
                              "not carry; serve a policy that needs only cameras, state and instruction")
     cameras = tuple(config.get("protocol", {}).get("cameras", wire.CAMERA_ORDER[:2]))
     return PolicyService(policy, decoder, settings, cameras=cameras, api_key=api_key)
-
-
-def served_decoder(policy: Policy, decoder_cfg: dict[str, Any] | None) -> dict[str, Any]:
-    """The decode step the server runs: the ``decoder`` group, or, when that is ``none``, the
-    decoder the policy declares for its output (a checkpoint's ``policy.yaml``), the same
-    per-stage rule as the in-process pipeline."""
-    decoder_cfg = dict(decoder_cfg or {"name": "none"})
-    declared = getattr(policy, "declared_pipeline", lambda: None)() or {}
-    if decoder_cfg.get("name", "none") == "none" and "decoder" in declared:
-        return dict(declared["decoder"])
-    return decoder_cfg
 
 
 def create_app(service: PolicyService) -> FastAPI:

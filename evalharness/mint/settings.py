@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from evalharness.errors import UserInputError
+from evalharness.settings import validate_settings
 
 
 class ServeSettings(BaseModel):
@@ -37,12 +38,7 @@ class ServeSettings(BaseModel):
 
 def load_serve_settings(config: dict[str, Any] | None) -> ServeSettings:
     """Validate the ``serve`` group; one line naming the bad value."""
-    try:
-        settings = ServeSettings.model_validate(config or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise UserInputError(f"serve.{key}={first.get('input')!r} is not valid: {first['msg']}") from None
+    settings = validate_settings(ServeSettings, config, "serve")
     if settings.state_space == "normalized" and not settings.stats_path:
         raise UserInputError("serve.stats_path is required with serve.state_space=normalized (the norm_stats.json "
                              "whose 'state' entry the clients normalized with)")

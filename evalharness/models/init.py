@@ -79,9 +79,11 @@ def write_reference_checkpoint(directory: str | Path, *, seed: int = 0, image_si
     tensors = {name: t.detach().contiguous() for name, t in model.state_dict().items()}
     # One metadata key only: safetensors writes metadata from a hash map, in no fixed order.
     save_file(tensors, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
+    # No path in the header: the identity is the files' sha256, and the same seed must give
+    # the same checkpoint wherever it is written.
     header = ("# A checkpoint of evalharness's reference network (random weights, seed "
               f"{seed}).\n# Format: docs/checkpoints.md. Evaluate: evalharness policy=checkpoint "
-              f"policy.path={out}\n")
+              "policy.path=<this directory>\n")
     (out / SPEC_FILE).write_text(header + yaml.safe_dump(spec, sort_keys=False))
     (out / STATS_FILE).write_text(json.dumps({"norm_stats": {"state": _STATE, "actions": _ACTIONS}}, indent=2) + "\n")
     return out

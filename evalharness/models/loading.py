@@ -17,20 +17,9 @@ from evalharness.errors import UserInputError
 from evalharness.models.checkpoint_files import SPEC_FILE, WEIGHTS_FILE, CheckpointFiles
 
 DTYPES = ("float32", "bfloat16", "float16")
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
-def check_device(device: Any) -> str:
-    """``device`` validated as text (no torch): auto, cpu, cuda or cuda:<i>."""
-    if not isinstance(device, str) or not _DEVICE.match(device):
-        raise UserInputError(f"policy.device={device!r} is not valid; allowed: auto, cpu, cuda, cuda:<index>")
-    return device
-
-
-def check_dtype(dtype: Any) -> str:
-    if dtype not in DTYPES:
-        raise UserInputError(f"policy.dtype={dtype!r} is not valid; allowed: {', '.join(DTYPES)}")
-    return str(dtype)
+#: What ``policy.device`` may be (validated as text, without torch).
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+DEVICES_ALLOWED = "auto, cpu, cuda, cuda:<index>"
 
 
 def resolve_device(device: str):

@@ -15,8 +15,10 @@ Adding a new policy
    its output format overrides ``declared_pipeline``. Keep ``__init__`` cheap: the parent
    process builds every policy once for its identity (load weights on first use).
 2. **Its config**, ``conf/policy/<name>.yaml``, with ``_target_`` naming the class and its
-   constructor arguments as keys (validate them there: a bad value raises
-   :class:`~evalharness.errors.UserInputError` with one line naming it)::
+   constructor arguments as keys. Validate them in one pydantic settings model with
+   :func:`evalharness.settings.validate_settings` (as ``CheckpointSettings``,
+   ``OpenpiSettings``, ``MintSettings`` do): a bad value raises
+   :class:`~evalharness.errors.UserInputError` with one line naming it::
 
        # What it is, in one line.
        _target_: evalharness.policies.mine.MyPolicy
@@ -38,5 +40,8 @@ Adding a new policy
 
 Shipped: ``zero`` and ``random`` (:mod:`.baselines`), ``scripted`` (:mod:`.scripted`),
 ``replay`` (:mod:`.replay`), ``faulty`` (:mod:`.faulty`), ``checkpoint``
-(:mod:`.checkpoint`); :mod:`.pipelined` wraps a policy in its action pipeline.
+(:mod:`.checkpoint`); :mod:`.pipelined` wraps a policy in its action pipeline and
+:mod:`.raw_outputs` records what it emitted. A policy around another one subclasses
+:class:`~evalharness.policies.base.PolicyWrapper`, which passes every part of the contract
+to the wrapped policy, and overrides only what it changes.
 """

@@ -26,7 +26,7 @@ from __future__ import annotations
 import abc
 import copy
 from collections.abc import Sequence
-from typing import Any, NotRequired, Required, TypedDict
+from typing import Any, NotRequired, Required, TypedDict, TypeVar
 
 import numpy as np
 
@@ -142,3 +142,84 @@ class Policy(abc.ABC):
 
     def close(self) -> None:
         """Release resources (network sessions, model memory)."""
+
+
+class PolicyWrapper(Policy):
+    """A policy around another one (``inner``) that changes only what it overrides.
+
+    Like ``gymnasium.Wrapper``: every part of :class:`Policy` (the attributes ``name``,
+    ``cameras``, ``needs_privileged_state`` and every method) passes through to ``inner``
+    unless a subclass overrides it. A wrapper written by hand, method by method, silently
+    drops whatever it forgets (a forgotten ``declared_pipeline`` once fed a checkpoint's
+    raw tokens to the simulator); ``tests/test_policy_wrappers.py`` fails when a public
+    :class:`Policy` member is not delegated here.
+
+    A subclass that keeps per-episode state clears it in :meth:`reset` and in :meth:`fork`
+    (``super().fork()`` gives a shallow copy around a fork of ``inner``). Its
+    :meth:`act_batch` calls ``super().act_batch(...)``, which runs the inner policies'
+    batched forward pass, and adds its own step per answer.
+    """
+
+    def __init__(self, inner: Policy) -> None:
+        self.inner = inner
+
+    # Attributes read through to inner (properties, so a wrapper never holds stale copies).
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.inner.name
+
+    @property
+    def cameras(self) -> tuple[str, ...] | None:  # type: ignore[override]
+        return self.inner.cameras
+
+    @property
+    def needs_privileged_state(self) -> bool:  # type: ignore[override]
+        return self.inner.needs_privileged_state
+
+    def identity(self) -> dict[str, Any]:
+        return self.inner.identity()
+
+    def declared_pipeline(self) -> dict[str, dict[str, Any]] | None:
+        return self.inner.declared_pipeline()
+
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
+        self.inner.reset(instruction, seed=seed, init_state=init_state)
+
+    def act(self, observation: Observation) -> Any:
+        return self.inner.act(observation)
+
+    def drain_events(self) -> list[str]:
+        return self.inner.drain_events()
+
+    def episode_stats(self) -> dict[str, float | int]:
+        return self.inner.episode_stats()
+
+    def fork(self) -> "PolicyWrapper":
+        """A shallow copy of this wrapper around a fork of ``inner`` (which shares its model)."""
+        clone = copy.copy(self)
+        clone.inner = self.inner.fork()
+        return clone
+
+    @classmethod
+    def act_batch(cls, policies: Sequence[Policy], observations: Sequence[Observation]) -> list[Any]:
+        """The inner policies' own ``act_batch`` (one forward pass for their forks)."""
+        if not all(isinstance(p, cls) for p in policies):
+            raise TypeError(f"{cls.__name__}.act_batch takes forks of one {cls.__name__}")
+        inners = [p.inner for p in policies]  # type: ignore[attr-defined]
+        return type(inners[0]).act_batch(inners, observations) if inners else []
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+PolicyT = TypeVar("PolicyT", bound=Policy)
+
+
+def find_in_chain(policy: Policy, kind: type[PolicyT]) -> PolicyT | None:
+    """The outermost policy of type ``kind`` in ``policy``'s chain of wrappers (itself included)."""
+    current: Policy | None = policy
+    while current is not None:
+        if isinstance(current, kind):
+            return current
+        current = current.inner if isinstance(current, PolicyWrapper) else None
+    return None

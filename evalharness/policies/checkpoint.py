@@ -25,16 +25,38 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from evalharness.errors import PolicyError, UserInputError
+from evalharness.errors import PolicyError
 from evalharness.models.checkpoint_files import FORMAT_VERSION, CheckpointFiles
-from evalharness.models.loading import check_device, check_dtype
+from evalharness.models.loading import DEVICE_PATTERN, DEVICES_ALLOWED
 from evalharness.policies.base import Observation, Policy
+from evalharness.settings import validate_settings
 
-PIPELINE_MODES = ("declared", "command_line")
+class CheckpointSettings(BaseModel):
+    """``policy=checkpoint`` settings (``conf/policy/checkpoint.yaml``), validated in one model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str | None = Field(None, description="the checkpoint directory (required; checked by CheckpointFiles)")
+    device: str = Field("auto", description=f"one of {DEVICES_ALLOWED}")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    temperature: Annotated[float, Field(strict=True, ge=0, lt=1e6)] = Field(0.0, description="0 = greedy")
+    pipeline: Literal["declared", "command_line"] = Field(
+        "declared", description="declared: the checkpoint's pipeline, stages set on the command line replace it; "
+                                "command_line: only the command line's decoder/normalize/convert")
+    threads: Annotated[int, Field(strict=True, ge=1)] | None = Field(
+        1, description="torch CPU threads per process; null = torch's default (one per core)")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str) -> str:
+        if not DEVICE_PATTERN.match(device):
+            raise ValueError(f"allowed: {DEVICES_ALLOWED}")
+        return device
 
 
 class _LoadedModel:
@@ -53,22 +75,15 @@ class CheckpointPolicy(Policy):
 
     def __init__(self, path: str | None = None, device: str = "auto", dtype: str = "float32",
                  temperature: float = 0.0, pipeline: str = "declared", threads: int | None = 1) -> None:
-        self.files = CheckpointFiles(path)  # one-line errors for every file problem, no torch
-        self.device = check_device(device)
-        self.dtype = check_dtype(dtype)
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature < 1e6:
-            raise UserInputError(f"policy.temperature={temperature!r} is not valid; allowed: a number >= 0 "
-                                 "(0 = greedy)")
-        self.temperature = float(temperature)
-        if pipeline not in PIPELINE_MODES:
-            raise UserInputError(f"policy.pipeline={pipeline!r} is not valid; allowed: {', '.join(PIPELINE_MODES)} "
-                                 "(declared: the checkpoint's pipeline, stages set on the command line replace "
-                                 "it; command_line: only the command line's decoder/normalize/convert)")
-        self.pipeline_mode = pipeline
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise UserInputError(f"policy.threads={threads!r} is not valid; allowed: an integer >= 1, or null "
-                                 "(torch's default: one per core)")
-        self.threads = threads
+        settings = validate_settings(CheckpointSettings, {
+            "path": path, "device": device, "dtype": dtype, "temperature": temperature, "pipeline": pipeline,
+            "threads": threads}, "policy")
+        self.files = CheckpointFiles(settings.path)  # one-line errors for every file problem, no torch
+        self.device = settings.device
+        self.dtype = settings.dtype
+        self.temperature = float(settings.temperature)
+        self.pipeline_mode = settings.pipeline
+        self.threads = settings.threads
         self.cameras = tuple(self.files.spec.inputs.cameras)
         self._shared = _LoadedModel()
         self._generator: Any = None

@@ -20,14 +20,13 @@ declares nothing. Wrapping an already wrapped policy is refused.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from evalharness.errors import DecodeError, UserInputError
-from evalharness.policies.base import Observation, Policy
+from evalharness.policies.base import Observation, Policy, PolicyWrapper, find_in_chain
 
 PIPELINE_GROUPS = ("decoder", "normalize", "convert")
 
@@ -64,19 +63,34 @@ def resolve_pipeline(policy: Policy, pipeline_cfg: dict[str, Any]) -> tuple[dict
     return merged, sources
 
 
-class PipelinedPolicy(Policy):
-    """Wraps ``inner``: ``act`` returns ``pipeline(inner.act(obs), state=obs.get('state'))``."""
+def split_at_decoder(policy: Policy, pipeline_cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(decode stage, the rest)`` of the pipeline :func:`resolve_pipeline` picks for ``policy``.
+
+    For a policy served over the MinT protocol: the server runs the decode stage (an action
+    session answers with the normalized chunk) and the client runs the rest (unnormalize,
+    convert) with its decoder set to ``none``. Both sides resolve with this one rule, so a
+    stage is never run twice or dropped.
+    """
+    resolved, _ = resolve_pipeline(policy, pipeline_cfg)
+    decoder = dict(resolved.get("decoder") or {"name": "none"})
+    return decoder, {**resolved, "decoder": {"name": "none"}}
+
+
+class PipelinedPolicy(PolicyWrapper):
+    """Wraps ``inner``: ``act`` returns ``pipeline(inner.act(obs), state=obs.get('state'))``.
+
+    Everything else passes through to ``inner`` (:class:`PolicyWrapper`); this wrapper adds
+    its pipeline to the identity and its events, and declares nothing (it has resolved the
+    declaration into its pipeline).
+    """
 
     def __init__(self, inner: Policy, pipeline_cfg: dict[str, Any], sources: dict[str, str] | None = None) -> None:
         from evalharness.actions.pipeline import build_pipeline
 
-        if isinstance(inner, PipelinedPolicy):
+        if find_in_chain(inner, PipelinedPolicy) is not None:
             raise UserInputError(f"policy {inner.name!r} already runs through an action pipeline; wrapping it "
                                  "again would apply decode / unnormalize / convert twice")
-        self.inner = inner
-        self.name = inner.name
-        self.needs_privileged_state = inner.needs_privileged_state
-        self.cameras = inner.cameras
+        super().__init__(inner)
         self.pipeline = build_pipeline(pipeline_cfg["decoder"], pipeline_cfg["normalize"], pipeline_cfg["convert"])
         self.sources = sources
         self._events: list[str] = []
@@ -87,9 +101,12 @@ class PipelinedPolicy(Policy):
             identity["pipeline_source"] = dict(self.sources)
         return identity
 
+    def declared_pipeline(self) -> dict[str, dict[str, Any]] | None:
+        return None  # already resolved into this wrapper's pipeline
+
     def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
         self._events.clear()
-        self.inner.reset(instruction, seed=seed, init_state=init_state)
+        super().reset(instruction, seed=seed, init_state=init_state)
 
     def act(self, observation: Observation) -> np.ndarray:
         return self._to_actions(self.inner.act(observation), observation)
@@ -106,34 +123,21 @@ class PipelinedPolicy(Policy):
 
     def fork(self) -> "PipelinedPolicy":
         """A fork of the inner policy (sharing its model) behind the same, stateless pipeline."""
-        clone = copy.copy(self)
-        clone.inner = self.inner.fork()
+        clone = super().fork()
         clone._events = []
-        return clone
+        return clone  # type: ignore[return-value]
 
     @classmethod
     def act_batch(cls, policies: Sequence[Policy], observations: Sequence[Observation]) -> list[Any]:
         """The inner policies' batched forward pass, then each output through the pipeline."""
-        wrapped = [p for p in policies if isinstance(p, PipelinedPolicy)]
-        if len(wrapped) != len(policies):
-            raise TypeError("PipelinedPolicy.act_batch takes forks of one PipelinedPolicy")
-        inners = [p.inner for p in wrapped]
-        outputs = type(inners[0]).act_batch(inners, observations) if inners else []
-        return [p._to_actions(out, obs) for p, out, obs in zip(wrapped, outputs, observations, strict=True)]
+        outputs = super().act_batch(policies, observations)
+        return [p._to_actions(out, obs)  # type: ignore[attr-defined]
+                for p, out, obs in zip(policies, outputs, observations, strict=True)]
 
     def drain_events(self) -> list[str]:
         events = self.inner.drain_events() + self._events
         self._events = []
         return events
-
-    def episode_stats(self) -> dict[str, float | int]:
-        return self.inner.episode_stats()
-
-    def declared_pipeline(self) -> dict[str, dict[str, Any]] | None:
-        return None  # already resolved into this wrapper's pipeline
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def wrap_with_pipeline(policy: Policy, pipeline_cfg: dict[str, Any]) -> Policy:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from evalharness.errors import PolicyError
-from evalharness.policies.base import Policy
+from evalharness.policies.base import Observation, Policy, PolicyWrapper, find_in_chain
 
 __all__ = ["RawOutputRecorder", "encode_output", "decode_output", "take_raw_outputs"]
 
@@ -58,24 +58,20 @@ def decode_output(encoded: dict[str, Any]) -> np.ndarray:
     return np.asarray(encoded["values"], dtype=dtype).reshape(shape)
 
 
-class RawOutputRecorder(Policy):
-    """Passes everything to ``inner`` and keeps each query's encoded output for the episode."""
+class RawOutputRecorder(PolicyWrapper):
+    """Keeps each query's encoded output for the episode; everything else is ``inner``'s
+    (:class:`PolicyWrapper`: its identity, since recording changes nothing, and its declared
+    pipeline, which the pipeline wrapped around this recorder must still run)."""
 
     def __init__(self, inner: Policy) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.needs_privileged_state = inner.needs_privileged_state
-        self.cameras = inner.cameras
+        super().__init__(inner)
         self._outputs: list[dict[str, Any]] = []
-
-    def identity(self) -> dict[str, Any]:
-        return self.inner.identity()  # recording does not change what the policy does
 
     def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
         self._outputs = []
-        self.inner.reset(instruction, seed=seed, init_state=init_state)
+        super().reset(instruction, seed=seed, init_state=init_state)
 
-    def act(self, observation: dict[str, Any]) -> Any:
+    def act(self, observation: Observation) -> Any:
         output = self.inner.act(observation)
         self._outputs.append(encode_output(output))
         return output
@@ -85,31 +81,20 @@ class RawOutputRecorder(Policy):
         outputs, self._outputs = self._outputs, []
         return outputs
 
-    def drain_events(self) -> list[str]:
-        return self.inner.drain_events()
-
-    def episode_stats(self) -> dict[str, float | int]:
-        return self.inner.episode_stats()
-
     def fork(self) -> "RawOutputRecorder":
-        return RawOutputRecorder(self.inner.fork())
+        clone = super().fork()
+        clone._outputs = []
+        return clone  # type: ignore[return-value]
 
     @classmethod
-    def act_batch(cls, policies: Sequence[Policy], observations: Sequence[dict[str, Any]]) -> list[Any]:
-        inners = [p.inner for p in policies]  # type: ignore[attr-defined]
-        outputs = type(inners[0]).act_batch(inners, observations) if inners else []
+    def act_batch(cls, policies: Sequence[Policy], observations: Sequence[Observation]) -> list[Any]:
+        outputs = super().act_batch(policies, observations)
         for policy, output in zip(policies, outputs, strict=True):
             policy._outputs.append(encode_output(output))  # type: ignore[attr-defined]
         return outputs
 
-    def close(self) -> None:
-        self.inner.close()
-
 
 def take_raw_outputs(policy: Policy) -> list[dict[str, Any]] | None:
     """The recorded outputs of the episode just run, or None when recording is off."""
-    while policy is not None:
-        if isinstance(policy, RawOutputRecorder):
-            return policy.take()
-        policy = getattr(policy, "inner", None)
-    return None
+    recorder = find_in_chain(policy, RawOutputRecorder)
+    return None if recorder is None else recorder.take()
