@@ -341,9 +341,10 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
 
     def sink(record: dict[str, Any]) -> None:
         raw_outputs = record.pop("raw_outputs", None)
-        with stop_when_disk_full(run_dir, "appending to raw_outputs.jsonl / episodes.jsonl"):
-            if raw_log is not None and raw_outputs is not None:
+        if raw_log is not None and raw_outputs is not None:
+            with stop_when_disk_full(run_dir, "appending to raw_outputs.jsonl"):
                 raw_log.append(record, raw_outputs)  # before the record: a kill in between reruns the episode
+        with stop_when_disk_full(run_dir, "appending to episodes.jsonl"):
             store.append(EpisodeRecord(**record))
         progress.update(record)
         check_record(run_dir, record)  # its video failed for lack of space: stop here too

@@ -59,7 +59,12 @@ class _Stopped(BaseException):
     """SIGTERM from the parent: unwind whatever runs, through the ``finally`` that closes."""
 
 
+_stopping = False  # set by SIGTERM: the episode in flight is abandoned, never reported
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
+    global _stopping
+    _stopping = True
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the closing finish
     raise _Stopped
 
@@ -226,17 +231,24 @@ def worker_main(conn: Connection, config: WorkerConfig) -> None:
             for item in items:
                 try:
                     record = run_item(item, config, envs, policy, settings_cache)
+                    if _stopping:
+                        # SIGTERM arrived inside native code (numba, MuJoCo), which turned
+                        # _Stopped into an ordinary exception the rollout recorded as the
+                        # episode's error: the episode was abandoned, not run, so drop it.
+                        return
                 except UserInputError as exc:  # a configuration mistake found late (checkpoint weights)
                     _send(conn, ("fatal", f"{USER_ERROR_PREFIX}{exc}"))
                     return
                 except Exception:  # noqa: BLE001 - a harness bug: report it, do not hang the run
-                    _send(conn, ("fatal", traceback.format_exc()))
+                    if not _stopping:  # (else it is _Stopped, converted by native code)
+                        _send(conn, ("fatal", traceback.format_exc()))
                     return
                 _send(conn, ("done", record))
             _send(conn, ("idle", None))
     except (EOFError, BrokenPipeError, KeyboardInterrupt, _Stopped):
         pass
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a stop request during cleanup must not cut it short
         envs.close()
         if policy is not None:
             policy.close()
