@@ -7,9 +7,10 @@ LIBERO_ASSETS ?=
 BIN := $(VENV)/bin
 export MUJOCO_GL ?= egl
 
-.PHONY: setup install run test test-fast bench doctor clean
+.PHONY: setup install install-test run test test-fast bench doctor clean
 
 install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
 
 # torch is installed first and pinned: the local CPU wheel. A looser spec (or letting a
 # dependency pick it) downloads gigabytes of CUDA packages.
@@ -17,9 +18,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev]"
-	# The tests prove policy=openpi wire-compatible with the real openpi client; it pins
-	# numpy<2 (its code runs on numpy 2), hence --no-deps.
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# What only the tests need: pytest and friends, Ray (runner=ray is tested on a local
+# instance), and the real openpi client, against which policy=openpi's wire format is
+# proven; it pins numpy<2 (its code runs on numpy 2), hence --no-deps.
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[dev,ray]"
 	$(BIN)/pip install --quiet --no-deps openpi-client==0.1.2
 	touch $@
 
@@ -29,10 +35,10 @@ setup: install
 run: setup
 	$(BIN)/evalharness
 
-test: setup
+test: setup install-test
 	$(BIN)/pytest -q
 
-test-fast: setup
+test-fast: setup install-test
 	$(BIN)/pytest -q -m "not sim"
 
 bench: setup
