@@ -57,3 +57,20 @@ def gone_within(processes: dict[int, int], seconds: float) -> list[int]:
     while (running := alive(processes)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return running
+
+
+def kill_group_after_first_record(proc, episodes: Path, timeout: float = 300) -> None:
+    """SIGKILL ``proc``'s process group (the run and its workers, mid-run) as soon as
+    ``episodes`` holds one complete line, or when the run ends or ``timeout`` passes.
+    ``proc`` must have been started with ``start_new_session=True``."""
+    import signal
+
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if episodes.exists() and episodes.read_bytes().count(b"\n") >= 1:
+                break
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

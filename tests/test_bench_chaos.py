@@ -21,7 +21,7 @@ import pytest
 
 from evalharness.bench.chaos import ChaosFigures, compare_runs, find_workers
 from evalharness.video import EpisodeVideo
-from tests.factories import record_fields
+from factories import record_fields
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -30,7 +30,7 @@ from evalharness.results.disk_full import DiskFull, disk_full_cause, disk_full_i
 from evalharness.results.records import EpisodeRecord
 from evalharness.results.store import ResultStore
 from evalharness.video import EpisodeVideo, mp4_is_complete
-from tests.factories import record_fields
+from factories import record_fields
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = 4096
@@ -129,7 +129,7 @@ _FSIZE_CHILD = """
 import errno, resource, sys
 from evalharness.results.records import EpisodeRecord
 from evalharness.results.store import ResultStore
-from tests.factories import record_fields
+from factories import record_fields
 store = ResultStore(sys.argv[1])
 store.append(EpisodeRecord(**record_fields(key="small")))
 size = store.path.stat().st_size

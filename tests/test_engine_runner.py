@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from proctable import kill_group_after_first_record
 
 from evalharness.plan import build_plan
 from evalharness.policies.baselines import ZeroPolicy
@@ -159,15 +160,9 @@ def killed_and_resumed(tmp_path_factory) -> dict[str, Any]:
     episodes = out / "episodes.jsonl"
 
     proc = _start(args, cwd=root)
-    deadline = time.monotonic() + 300
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if episodes.exists() and episodes.read_bytes().count(b"\n") >= 1:
-                break
-            time.sleep(0.02)
+        kill_group_after_first_record(proc, episodes)  # the run and its workers, mid-run
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # the run and its workers, mid-run
         killed = _finish(proc, timeout=60)
     assert killed.returncode == -signal.SIGKILL, f"the run ended before the kill (exit {killed.returncode}):\n{killed.stderr[-3000:]}"
     data = episodes.read_bytes()

@@ -28,7 +28,7 @@ from evalharness.perturb.settings import load_perturb_config
 from evalharness.plan import build_plan, stable_hash
 from evalharness.results.records import EpisodeRecord
 from evalharness.results.robustness import robustness_groups, robustness_table
-from tests.factories import record_fields
+from factories import record_fields
 
 
 def _node(*overrides: str) -> dict:

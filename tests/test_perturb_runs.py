@@ -13,11 +13,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from proctable import kill_group_after_first_record
 
 pytestmark = [pytest.mark.sim, pytest.mark.usefixtures("assets_installed")]
 
@@ -57,15 +58,9 @@ def runs(tmp_path_factory) -> dict[str, Any]:
     episodes = zero / "episodes.jsonl"
     proc = subprocess.Popen(_cmd(args), cwd=root, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
-    deadline = time.monotonic() + 300
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if episodes.exists() and episodes.read_bytes().count(b"\n") >= 1:
-                break
-            time.sleep(0.02)
+        kill_group_after_first_record(proc, episodes)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=60)
     data = episodes.read_bytes()
     before = data[: data.rfind(b"\n") + 1]
