@@ -146,7 +146,7 @@ def test_a_file_size_limit_gives_efbig_and_no_partial_line(tmp_path: Path) -> No
     # fails with EFBIG after a short write up to the limit).
     run = tmp_path / "run"
     out = subprocess.run([sys.executable, "-c", _FSIZE_CHILD, str(run)], cwd=REPO, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+                         env={**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests'}"}, timeout=120)
     assert out.stdout.split() == ["errno", "EFBIG", "True"], out.stderr
     assert [r.key for r in _lines_are_records(run / "episodes.jsonl")] == ["small"]
 
