@@ -22,7 +22,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from envs.libero.env import LiberoEnv
-from envs.libero.perturb.scene import contact_pairs, object_positions, target_object
+from envs.libero.perturb.scene import object_positions, target_object
 from evalharness.evaluate import CONF_DIR
 from evalharness.perturb.episode import active_perturbation
 from evalharness.perturb.plan import perturb_plan, perturbation_json

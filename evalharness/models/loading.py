@@ -11,7 +11,6 @@ or ``cuda[:i]``; ``dtype`` is ``float32``, ``bfloat16`` or ``float16``.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from evalharness.errors import UserInputError
 from evalharness.models.checkpoint_files import SPEC_FILE, WEIGHTS_FILE, CheckpointFiles
