@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_subcommand(argv[0], argv[1:])
     if argv and argv[0] == "eval":
         argv = argv[1:]
-    from evalharness.evaluate import run_hydra
+    from evalharness.engine.evaluate import run_hydra
 
     try:
         return run_hydra(argv)

@@ -62,7 +62,7 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None, help="only the first N tasks (for trying the script)")
     args = parser.parse_args()
 
-    from envs.libero.assets import file_sha256
+    from envs.libero.manifest import file_sha256
     from envs.libero.home import AssetsInfo, select_assets
     from envs.libero.manifest import MANIFEST_PATH, format_manifest
     from envs.libero.pypi_assets import SOURCE, pypi_assets_root

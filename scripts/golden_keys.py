@@ -67,7 +67,7 @@ def cases(checkpoints: dict[str, Path]) -> dict[str, list[str]]:
 def plan_digests() -> dict[str, dict[str, object]]:
     from hydra import compose, initialize_config_dir
 
-    from evalharness.models.init import write_reference_checkpoint
+    from evalharness.models.reference_checkpoint import write_reference_checkpoint
 
     # A fixed place: a stats file's path is part of the pipeline's identity (as the user gave it).
     tmp = Path(tempfile.gettempdir()) / "evalharness-golden-keys"
@@ -90,7 +90,7 @@ def plan_digests() -> dict[str, dict[str, object]]:
 
 def _prepare_function():
     """``prepare`` wherever the run engine keeps it (the package layout may move)."""
-    for module in ("evalharness.engine.evaluate", "evalharness.evaluate"):
+    for module in ("evalharness.engine.evaluate", "evalharness.engine.evaluate"):
         try:
             return __import__(module, fromlist=["prepare"]).prepare
         except ModuleNotFoundError:

@@ -2,7 +2,7 @@
 # Peak resident memory of one process running one episode with both 256 px cameras, on the
 # assets set up in the current harness home (run `python -m evalharness setup` first), for
 # one task of each scene style. The largest figure is WORKER_PEAK_BYTES in
-# evalharness/worker_budget.py. Usage: MUJOCO_GL=egl scripts/worker_peak_rss.sh [python]
+# evalharness/engine/worker_budget.py. Usage: MUJOCO_GL=egl scripts/worker_peak_rss.sh [python]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${1:-python}

@@ -26,7 +26,7 @@ def assets_installed() -> None:
 @pytest.fixture(scope="session")
 def reference_checkpoints(tmp_path_factory) -> dict:
     """Random checkpoints of the reference network (``checkpoint init``): tokens (seed 0) and chunk (seed 1)."""
-    from evalharness.models.init import write_reference_checkpoint
+    from evalharness.models.reference_checkpoint import write_reference_checkpoint
 
     root = tmp_path_factory.mktemp("reference_checkpoints")
     return {"tokens": write_reference_checkpoint(root / "tokens", seed=0),

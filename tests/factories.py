@@ -50,8 +50,8 @@ def protocol_settings(name: str = "openpi", **overrides: Any) -> dict[str, Any]:
     """A protocol preset from conf/protocol/ as a run records it, with ``overrides``."""
     from omegaconf import OmegaConf
 
-    from evalharness.evaluate import CONF_DIR
-    from evalharness.protocol import load_protocol
+    from evalharness.config.conf import CONF_DIR
+    from evalharness.config.protocol import load_protocol
 
     preset = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "protocol" / f"{name}.yaml"), resolve=True)
     settings = load_protocol(preset).model_dump()

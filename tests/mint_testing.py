@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from evalharness.mint.wire import CAMERA_ORDER as CAMERAS
+from evalharness.transports.mint.wire import CAMERA_ORDER as CAMERAS
 
 
 def train_sentencepiece(directory: Path) -> Path:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from evalharness.bench.chaos import ChaosFigures, compare_runs, find_workers
-from evalharness.video import EpisodeVideo
+from evalharness.episode.video import EpisodeVideo
 from factories import record_fields
 
 REPO = Path(__file__).resolve().parents[1]

@@ -20,11 +20,11 @@ import pytest
 import yaml
 
 from evalharness.errors import UserInputError
-from evalharness.models.init import write_reference_checkpoint
+from evalharness.models.reference_checkpoint import write_reference_checkpoint
 from evalharness.policies.checker import example_observation, load_protocol_named
 from evalharness.policies.checkpoint import CheckpointPolicy
 from evalharness.policies.pipelined import PipelinedPolicy, split_at_decoder, wrap_with_pipeline
-from evalharness.worker import build_policy
+from evalharness.policies.build import build_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 NONE = {"decoder": {"name": "none"}, "normalize": {"name": "none"}, "convert": {"name": "none"}}
@@ -206,7 +206,7 @@ def spy(file, *a, **k):
     opened.append((str(file), a[0] if a else k.get('mode', 'r')))
     return real_open(file, *a, **k)
 builtins.open = io.open = spy
-from evalharness.evaluate import _policy_identity
+from evalharness.engine.evaluate import _policy_identity
 cfg = {json.dumps(cfg(ckpt))}
 none = {json.dumps(NONE)}
 identity = _policy_identity(cfg, none)

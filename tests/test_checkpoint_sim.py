@@ -75,8 +75,8 @@ def test_in_process_and_two_workers_give_identical_action_fingerprints(runs):
 def test_recorded_raw_outputs_are_the_models_tokens(runs):
     """The recorder sits between the model and its declared pipeline: the sidecar holds token
     ids while the episodes (equal fingerprints above) executed the decoded actions."""
-    from evalharness.policies.raw_outputs import decode_output
-    from evalharness.results.raw_outputs import load_raw_outputs
+    from evalharness.policies.raw_output_recorder import decode_output
+    from evalharness.results.raw_output_log import load_raw_outputs
 
     episodes = load_raw_outputs(runs[2])
     assert len(episodes) == 2

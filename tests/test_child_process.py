@@ -50,7 +50,7 @@ def _child_after_parent_killed(call: str, wait_for_death: bool) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
 def test_a_child_that_asked_dies_with_its_parent_and_one_that_did_not_survives() -> None:
-    pid = _child_after_parent_killed("from evalharness.child_process import die_with_parent; die_with_parent(); ", True)
+    pid = _child_after_parent_killed("from evalharness.engine.child_process import die_with_parent; die_with_parent(); ", True)
     assert not _alive(pid)
     pid = _child_after_parent_killed("", False)  # the control: without the call, the child is orphaned
     try:

@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalharness.plan import EpisodeSpec
-from evalharness.recording import SCRATCH_DIR, EpisodeRecorder
+from evalharness.plan.spec import EpisodeSpec
+from evalharness.episode.video_selection import SCRATCH_DIR, EpisodeRecorder
 from evalharness.results.disk_full import DiskFull, disk_full_cause, disk_full_in_events, stop_when_disk_full
 from evalharness.results.records import EpisodeRecord
 from evalharness.results.store import ResultStore
-from evalharness.video import EpisodeVideo, mp4_is_complete
+from evalharness.episode.video import EpisodeVideo, mp4_is_complete
 from factories import record_fields
 
 REPO = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 The expected values below are transcribed by hand from the reference table, not read
 from the presets, so an edit to a preset that drifts from the published protocol fails
 here. Presets are loaded the way a run loads them: Hydra composes conf/, then
-evalharness.protocol.load_protocol validates the group.
+evalharness.config.protocol.load_protocol validates the group.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from omegaconf import OmegaConf
 
 from envs.libero.env import LIBERO_CAMERAS, STATE_DIM
 from evalharness.errors import UserInputError
-from evalharness.evaluate import CONF_DIR
-from evalharness.protocol import Protocol, load_protocol
+from evalharness.config.conf import CONF_DIR
+from evalharness.config.protocol import Protocol, load_protocol
 from evalharness.transforms.images import build_image_transform, resize_with_pad
 
 SETTLE_ACTION = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0]

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from proctable import kill_group_after_first_record
 
-from evalharness.plan import build_plan
+from evalharness.plan.build import build_plan
 from evalharness.policies.baselines import ZeroPolicy
 
 pytestmark = [pytest.mark.sim, pytest.mark.usefixtures("assets_installed")]

@@ -12,7 +12,7 @@ Each suite's run also exercises one more part of the engine, so that one env bui
   anywhere under the run folder.
 
 Videos are decoded back: an episode of N steps has N + 1 frames (one before each step
-and the final state; see evalharness.rollout.run_episode), at the camera size.
+and the final state; see evalharness.episode.rollout.run_episode), at the camera size.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from evalharness.errors import UserInputError
-from evalharness.evaluate import CONF_DIR, REDACTED, evaluate
+from evalharness.config.conf import CONF_DIR
+from evalharness.config.redaction import REDACTED
+from evalharness.engine.evaluate import evaluate
 
 pytestmark = pytest.mark.sim
 

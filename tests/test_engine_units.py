@@ -11,16 +11,18 @@ import numpy as np
 import pytest
 
 from evalharness.errors import InvalidActionError, UserInputError
-from evalharness.evaluate import REDACTED, check_group_choices, redact
-from evalharness.plan import build_plan
+from evalharness.config.conf import check_group_choices
+from evalharness.config.redaction import REDACTED, redact
+from evalharness.plan.build import build_plan
 from evalharness.policies.base import Policy
 from evalharness.policies.baselines import RandomPolicy, ZeroPolicy
 from evalharness.policies.faulty import FaultyPolicy
-from evalharness.recording import EpisodeRecorder, remove_scratch
-from evalharness.rollout import EpisodeOutcome, RolloutSettings, run_episode, validate_chunk
-from evalharness.runner import LocalRunner, group_items
+from evalharness.episode.video_selection import EpisodeRecorder, remove_scratch
+from evalharness.episode.rollout import EpisodeOutcome, RolloutSettings, run_episode
+from evalharness.policies.chunks import validate_chunk
+from evalharness.engine.runner import LocalRunner, group_items
 from evalharness.transforms.images import build_image_transform
-from evalharness.worker import WorkItem
+from evalharness.engine.worker import WorkItem
 
 SETTLE = np.array([0, 0, 0, 0, 0, 0, -1.0])
 
@@ -155,7 +157,7 @@ class ChunkPolicy(Policy):
         self.observations: list[dict[str, Any]] = []
         self.resets: list[dict[str, Any]] = []
 
-    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None, attempt: int = 1) -> None:
         if self.fail == "reset":
             raise ValueError("no such object in the instruction")
         self.resets.append({"instruction": instruction, "seed": seed, "init_state": init_state})
@@ -477,8 +479,8 @@ _KILLED_WHILE_FILMING = """
 import os, signal, sys
 from pathlib import Path
 import numpy as np
-from evalharness.plan import build_plan
-from evalharness.recording import EpisodeRecorder
+from evalharness.plan.build import build_plan
+from evalharness.episode.video_selection import EpisodeRecorder
 spec = build_plan("libero_object", [0], None, [0], 7, "ctx")[0]
 recorder = EpisodeRecorder(Path(sys.argv[1]), spec, "yes", fps=10)
 recorder.sink(np.zeros((16, 16, 3), dtype=np.uint8))
@@ -547,7 +549,7 @@ def test_baselines() -> None:
 def _pipeline_cfg(**groups: str) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
-    from evalharness.evaluate import CONF_DIR
+    from evalharness.config.conf import CONF_DIR
 
     cfg = {}
     for group in ("decoder", "normalize", "convert"):
@@ -599,7 +601,7 @@ def test_policy_cameras_narrow_what_is_rendered():
     """A policy that declares it ignores images gets none rendered (rendering is the cost)."""
     from evalharness.policies.base import Policy
     from evalharness.policies.scripted import ScriptedPickPlace
-    from evalharness.rollout import policy_cameras
+    from evalharness.episode.rollout import policy_cameras
 
     class Wrist(Policy):
         cameras = ("left_wrist_0_rgb", "right_wrist_0_rgb")

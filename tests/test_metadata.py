@@ -5,7 +5,7 @@ from __future__ import annotations
 from factories import alter_png, assets_farm
 
 from envs.libero import assets as assets_mod
-from evalharness import metadata
+from evalharness.results import metadata
 
 STAND_IN_ARCHIVE = next(iter(metadata.KNOWN_ASSET_NOTES))
 

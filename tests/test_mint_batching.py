@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from evalharness.commands.serve import compose
-from evalharness.mint.policy import MintPolicy
-from evalharness.mint.server import ServerThread, build_service, create_app
+from evalharness.transports.mint.policy import MintPolicy
+from evalharness.transports.mint.server import ServerThread, build_service, create_app
 from evalharness.policies.baselines import RandomPolicy
 from mint_testing import BatchedRandomPolicy, observation
 

@@ -34,7 +34,7 @@ import httpx
 import pytest
 
 from evalharness.commands.serve import compose
-from evalharness.mint.server import ServerThread, build_service, create_app
+from evalharness.transports.mint.server import ServerThread, build_service, create_app
 from mint_testing import Fault, Recorder, check_act_request, train_sentencepiece
 
 pytestmark = [pytest.mark.sim, pytest.mark.usefixtures("assets_installed")]

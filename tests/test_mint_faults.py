@@ -21,10 +21,10 @@ import pytest
 
 from evalharness.commands.serve import compose
 from evalharness.errors import EpisodeError, PolicyError, UserInputError
-from evalharness.mint.policy import MintPolicy
-from evalharness.mint.prompt import PromptCodec
-from evalharness.mint.server import ServerThread, build_service, create_app
-from evalharness.mint.sessions import seed_from_session_id
+from evalharness.transports.mint.policy import MintPolicy
+from evalharness.transports.mint.prompt import PromptCodec
+from evalharness.transports.mint.server import ServerThread, build_service, create_app
+from evalharness.transports.mint.sessions import seed_from_session_id
 from evalharness.policies.baselines import RandomPolicy
 from mint_testing import Fault, Recorder, observation, train_sentencepiece
 
@@ -189,7 +189,7 @@ def test_an_unreachable_server_is_policy_unavailable(tmp_path) -> None:
 
 # ---------------------------------------------------------------- the server's own checks
 def _body(server, **changes: Any) -> dict[str, Any]:
-    from evalharness.mint import wire
+    from evalharness.transports.mint import wire
 
     codec = PromptCodec(None)
     tokens = codec.encode(INSTRUCTION, np.zeros(8)).tokens
@@ -340,13 +340,13 @@ def test_session_seeds_come_from_the_client_session_id() -> None:
 
 
 def test_policy_server_choices_are_checked() -> None:
-    from evalharness.mint.policy_server import mode
+    from evalharness.engine.policy_server import mode
 
     assert mode({"runner": {"policy_server": "none"}, "policy": {"_target_": "x"}}) == "none"
     with pytest.raises(UserInputError, match="runner.policy_server"):
         mode({"runner": {"policy_server": "always"}, "policy": {"_target_": "x"}})
     with pytest.raises(UserInputError, match="policy=mint is already remote"):
-        mode({"runner": {"policy_server": "auto"}, "policy": {"_target_": "evalharness.mint.policy.MintPolicy"}})
+        mode({"runner": {"policy_server": "auto"}, "policy": {"_target_": "evalharness.transports.mint.policy.MintPolicy"}})
 
 
 def test_the_served_policy_sees_only_its_own_cameras_as_in_process() -> None:

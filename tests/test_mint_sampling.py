@@ -17,8 +17,8 @@ import pytest
 from evalharness.actions.fast_fit import fit_fast_tokenizer
 from evalharness.commands.serve import compose
 from evalharness.errors import PolicyError
-from evalharness.mint.policy import MintPolicy
-from evalharness.mint.server import ServerThread, build_service, create_app
+from evalharness.transports.mint.policy import MintPolicy
+from evalharness.transports.mint.server import ServerThread, build_service, create_app
 from evalharness.policies.pipelined import PipelinedPolicy
 from evalharness.policies.replay import ReplayPolicy
 from mint_testing import observation

@@ -22,10 +22,10 @@ import pytest
 import yaml
 
 from envs.libero.catalog import get_task
-from evalharness.plan import EpisodeSpec
-from evalharness.policies.openpi_remote import OpenpiPolicy
-from evalharness.protocol import load_protocol
-from evalharness.rollout import RolloutSettings, run_episode
+from evalharness.plan.spec import EpisodeSpec
+from evalharness.transports.openpi.policy import OpenpiPolicy
+from evalharness.config.protocol import load_protocol
+from evalharness.episode.rollout import RolloutSettings, run_episode
 from openpi_server import ObservationPolicy, OpenpiTestServer
 
 pytestmark = [pytest.mark.sim, pytest.mark.usefixtures("assets_installed")]

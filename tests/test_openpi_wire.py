@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from openpi_client import msgpack_numpy as openpi_codec
 
-from evalharness.policies.openpi_wire import WireError, pack, unpack
+from evalharness.transports.openpi.wire import WireError, pack, unpack
 
 
 def _libero_element() -> dict:

@@ -21,10 +21,11 @@ from omegaconf import OmegaConf
 from envs.libero.perturb.camera import PIVOT, TABLE_AGENTVIEW_POS, TABLE_AGENTVIEW_QUAT, orbit
 from envs.libero.perturb.image import KINDS, corrupt_image
 from evalharness.errors import UserInputError
-from evalharness.evaluate import CONF_DIR, check_group_choices
-from evalharness.perturb.plan import perturb_plan
-from evalharness.perturb.settings import load_perturb_config
-from evalharness.plan import build_plan, stable_hash
+from evalharness.config.conf import CONF_DIR, check_group_choices
+from evalharness.plan.perturbed import perturb_plan
+from evalharness.perturb.config import load_perturb_config
+from evalharness.plan.spec import stable_hash
+from evalharness.plan.build import build_plan
 from evalharness.results.records import EpisodeRecord
 from evalharness.results.robustness import robustness_groups, robustness_table
 from factories import record_fields
@@ -223,7 +224,7 @@ def test_a_partial_perturbed_run_is_read_with_its_perturbed_episodes(tmp_path: P
 
 
 def test_perturbed_runs_get_their_own_folder_name_and_plain_runs_keep_theirs() -> None:
-    from evalharness.perturb.settings import run_name_suffix
+    from evalharness.perturb.config import run_name_suffix
 
     assert run_name_suffix(_node()) == ""
     assert run_name_suffix(_node("perturb=[light,camera]", "perturb.level=4")) == "-camera+light-L4"

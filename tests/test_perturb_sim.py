@@ -23,15 +23,15 @@ from omegaconf import OmegaConf
 
 from envs.libero.env import LiberoEnv
 from envs.libero.perturb.scene import object_positions, target_object
-from evalharness.evaluate import CONF_DIR
-from evalharness.perturb.episode import active_perturbation
-from evalharness.perturb.plan import perturb_plan, perturbation_json
-from evalharness.perturb.settings import load_perturb_config
-from evalharness.plan import build_plan
+from evalharness.config.conf import CONF_DIR
+from evalharness.episode.perturbed_start import active_perturbation
+from evalharness.plan.perturbed import perturb_plan, perturbation_json
+from evalharness.perturb.config import load_perturb_config
+from evalharness.plan.build import build_plan
 from evalharness.policies.base import Policy
 from evalharness.policies.scripted import ScriptedPickPlace
-from evalharness.protocol import load_protocol
-from evalharness.rollout import RolloutSettings, run_episode
+from evalharness.config.protocol import load_protocol
+from evalharness.episode.rollout import RolloutSettings, run_episode
 
 pytestmark = [pytest.mark.sim, pytest.mark.usefixtures("assets_installed")]
 
@@ -68,7 +68,7 @@ class ReachPolicy(Policy):
     def identity(self) -> dict[str, Any]:
         return {"name": self.name}
 
-    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None, attempt: int = 1) -> None:
         self.seen = [{"reset": instruction}]
 
     def act(self, obs: dict[str, Any]) -> np.ndarray:
@@ -84,8 +84,8 @@ class ReachPolicy(Policy):
 class RecordingScripted(ScriptedPickPlace):
     cameras = None  # render the protocol's cameras (the scripted policy itself needs none)
 
-    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
-        super().reset(instruction, seed=seed, init_state=init_state)
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None, attempt: int = 1) -> None:
+        super().reset(instruction, seed=seed, init_state=init_state, attempt=attempt)
         self.seen = [{"reset": instruction}]
 
     def act(self, obs: dict[str, Any]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The run plan (evalharness.plan) and video decisions (evalharness.recording): no simulator.
+"""The run plan (evalharness.plan.spec) and video decisions (evalharness.episode.video_selection): no simulator.
 
 Episode keys are what resume relies on: they must be stable (same inputs, same key, in
 any process) and must change with anything that can change an outcome.
@@ -16,8 +16,9 @@ import pytest
 
 from envs.libero.catalog import suite_tasks
 from evalharness.errors import UserInputError
-from evalharness.plan import EpisodeSpec, build_plan, select_init_states, select_tasks, stable_hash
-from evalharness.recording import video_decisions
+from evalharness.plan.spec import EpisodeSpec, stable_hash
+from evalharness.plan.build import build_plan, select_init_states, select_tasks
+from evalharness.episode.video_selection import video_decisions
 
 CONTEXT = stable_hash({"protocol": "openpi", "policy": {"name": "zero"}})
 
@@ -51,7 +52,7 @@ def test_keys_are_stable_across_calls_and_unique_within_a_plan() -> None:
 def test_keys_are_stable_across_processes() -> None:
     """No dependence on Python's per-process hash randomization (PYTHONHASHSEED)."""
     code = (
-        "import json; from evalharness.plan import build_plan; "
+        "import json; from evalharness.plan.build import build_plan; "
         f"print(json.dumps([s.key for s in build_plan('libero_object', [0, 1], 3, None, 7, {CONTEXT!r})]))"
     )
     keys = []

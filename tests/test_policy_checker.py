@@ -19,8 +19,8 @@ from evalharness.policies.base import Policy
 from evalharness.policies.baselines import RandomPolicy, ZeroPolicy
 from evalharness.policies.checker import PolicyCheckError, check_policy, example_observation, load_protocol_named
 from evalharness.commands.serve import compose
-from evalharness.mint.server import ServerThread, build_service, create_app
-from evalharness.worker import build_policy
+from evalharness.transports.mint.server import ServerThread, build_service, create_app
+from evalharness.policies.build import build_policy
 from openpi_server import ObservationPolicy, OpenpiTestServer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -168,14 +168,14 @@ class UnstableIdentity(ZeroPolicy):
 
 
 class SeededOnlyOnce(RandomPolicy):
-    def reset(self, instruction, *, seed, init_state=None):
+    def reset(self, instruction, *, seed, init_state=None, attempt=1):
         pass  # keeps the generator of __init__: the second episode differs from the first
 
 
 class GlobalRandom(ZeroPolicy):
     """Seeds NumPy's global generator: forks share it, so a fork's answer depends on the others."""
 
-    def reset(self, instruction, *, seed, init_state=None):
+    def reset(self, instruction, *, seed, init_state=None, attempt=1):
         np.random.seed(seed % 2**32)
 
     def act(self, observation):

@@ -21,8 +21,8 @@ import yaml
 from evalharness.policies.base import Policy, PolicyWrapper, find_in_chain
 from evalharness.policies.checker import check_policy, example_observation, load_protocol_named
 from evalharness.policies.pipelined import PipelinedPolicy
-from evalharness.policies.raw_outputs import RawOutputRecorder, decode_output, take_raw_outputs
-from evalharness.worker import build_policy
+from evalharness.policies.raw_output_recorder import RawOutputRecorder, decode_output, take_raw_outputs
+from evalharness.policies.build import build_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 NONE = {"decoder": {"name": "none"}, "normalize": {"name": "none"}, "convert": {"name": "none"}}
@@ -56,7 +56,7 @@ class Probe(Policy):
         self.log.append("declared_pipeline")
         return DECLARED
 
-    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None, attempt: int = 1) -> None:
         self.log.append(f"reset:{instruction}:{seed}:{init_state}")
 
     def act(self, observation) -> np.ndarray:

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from evalharness.errors import PolicyError, UserInputError
-from evalharness.policies.raw_outputs import RawOutputRecorder, decode_output, encode_output, take_raw_outputs
+from evalharness.policies.raw_output_recorder import RawOutputRecorder, decode_output, encode_output, take_raw_outputs
 from evalharness.policies.replay import ReplayPolicy
-from evalharness.results.raw_outputs import RAW_OUTPUTS_FILENAME, RawOutputLog, load_raw_outputs, record_settings
+from evalharness.results.raw_output_log import RAW_OUTPUTS_FILENAME, RawOutputLog, load_raw_outputs, record_settings
 from evalharness.results.store import ResultStore, StoreWarning
 from factories import episode_record
 

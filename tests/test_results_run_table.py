@@ -17,7 +17,7 @@ from evalharness.cli import main
 from evalharness.errors import UserInputError
 from evalharness.results.aggregate import iqm_with_interval
 from evalharness.results.atomic import write_json_atomic
-from evalharness.results.run_table import build_table, render
+from evalharness.results.comparison_table import build_table, render
 from evalharness.results.runs import load_runs
 from evalharness.results.summary import build_summary
 from factories import outcomes_records, protocol_settings, run_metadata

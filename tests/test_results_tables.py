@@ -9,7 +9,7 @@ import pytest
 
 from evalharness.results.summary import build_summary
 from factories import episode_record
-from evalharness.results.tables import render_csv, render_latex, render_markdown
+from evalharness.results.summary_table import render_csv, render_latex, render_markdown
 
 _keys = iter(range(10**6))
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from evalharness.attempts import CrashAccounting, crash_record, exit_cause
-from evalharness.plan import EpisodeSpec
+from evalharness.engine.crash_accounting import CrashAccounting, crash_record, exit_cause
+from evalharness.plan.spec import EpisodeSpec
 from evalharness.results.records import EpisodeRecord
-from evalharness.worker import WorkItem
+from evalharness.engine.worker import WorkItem
 
 
 def _item(init_state: int, attempt: int = 1) -> WorkItem:

@@ -160,11 +160,11 @@ def test_a_ray_rerun_resumes_and_runs_nothing(local_and_ray) -> None:
 
 REFUSAL = """
 import sys
-from evalharness import ray_runner
+from evalharness.engine import ray_runner
 from evalharness.errors import UserInputError
-from evalharness.metadata import simulator_identity
-from evalharness.plan import EpisodeSpec
-from evalharness.worker import WorkerConfig, WorkItem
+from evalharness.results.metadata import simulator_identity
+from evalharness.plan.spec import EpisodeSpec
+from evalharness.engine.worker import WorkerConfig, WorkItem
 
 driver = {**simulator_identity(), "mujoco": "0.0.1"}  # the driver claims another MuJoCo
 ray_runner.simulator_identity = lambda: driver
@@ -183,7 +183,7 @@ print(f"recorded: {len(recorded)}")
 def test_a_node_with_another_simulator_is_refused_with_one_line(cluster, tmp_path) -> None:
     """The actors (other processes) compare their real versions with a driver claiming
     another MuJoCo; the run refuses before any episode."""
-    from evalharness.metadata import simulator_identity
+    from evalharness.results.metadata import simulator_identity
 
     _, address = cluster
     proc = subprocess.run([sys.executable, "-c", REFUSAL, address, str(tmp_path)], env=_env(), capture_output=True,
@@ -214,7 +214,7 @@ def test_without_ray_runner_ray_is_one_line_naming_the_extra(tmp_path) -> None:
 def test_each_actor_renders_on_the_gpu_ray_assigns_it() -> None:
     """No GPU here: the choice itself (robosuite requires an id listed in CUDA_VISIBLE_DEVICES,
     which Ray sets to the assigned ids)."""
-    from evalharness.ray_runner import render_device
+    from evalharness.engine.ray_runner import render_device
 
     assert render_device([]) is None
     assert render_device([3]) == "3" and render_device(["1", "2"]) == "1"

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from evalharness.errors import UserInputError
-from evalharness.evaluate import CONF_DIR
-from evalharness.interrupt import StopRequest
-from evalharness.runner import LocalRunner, Runner, default_workers
-from evalharness.runner_settings import RunnerSettings, build_runner, load_runner_settings
+from evalharness.config.conf import CONF_DIR
+from evalharness.engine.interrupt import StopRequest
+from evalharness.engine.runner import LocalRunner, Runner, default_workers
+from evalharness.engine.runner_settings import RunnerSettings, build_runner, load_runner_settings
 
 
 def _yaml(name: str) -> dict:
@@ -71,8 +71,8 @@ def test_a_bad_runner_setting_is_one_line_naming_key_value_and_rule(key: str, va
 
 def test_an_unknown_runner_class_is_one_line() -> None:
     with pytest.raises(UserInputError) as info:
-        load_runner_settings({**_yaml("local"), "_target_": "evalharness.runner.NoSuchRunner"})
-    assert "\n" not in str(info.value) and "runner._target_='evalharness.runner.NoSuchRunner' cannot be loaded" in str(info.value)
+        load_runner_settings({**_yaml("local"), "_target_": "evalharness.engine.runner.NoSuchRunner"})
+    assert "\n" not in str(info.value) and "runner._target_='evalharness.engine.runner.NoSuchRunner' cannot be loaded" in str(info.value)
 
 
 def test_an_unknown_runner_key_is_refused() -> None:

@@ -289,9 +289,9 @@ def test_completes_libero_object_task_0_init_state_0(assets_installed: None) -> 
     import yaml
 
     from envs.libero.env import LiberoEnv
-    from evalharness.plan import build_plan
-    from evalharness.protocol import load_protocol
-    from evalharness.rollout import RolloutSettings, run_episode
+    from evalharness.plan.build import build_plan
+    from evalharness.config.protocol import load_protocol
+    from evalharness.episode.rollout import RolloutSettings, run_episode
 
     conf = Path(__file__).resolve().parents[1] / "conf" / "protocol" / "openpi.yaml"
     protocol = load_protocol(yaml.safe_load(conf.read_text()))

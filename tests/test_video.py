@@ -8,7 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from evalharness.video import EpisodeVideo, video_filename
+from evalharness.episode.video import EpisodeVideo, video_filename
 
 
 def decode(path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalharness.worker_budget import WORKER_PEAK_BYTES, auto_workers, available_memory_bytes
+from evalharness.engine.worker_budget import WORKER_PEAK_BYTES, auto_workers, available_memory_bytes
 
 PEAK = WORKER_PEAK_BYTES
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ from envs.errors import UserInputError
 from envs.libero.home import ASSETS_MARKER, AssetsInfo, harness_home, select_assets, unpacked_assets_dir
 from envs.libero.pypi_assets import SOURCE as PYPI_SOURCE
 from envs.libero.pypi_assets import pypi_assets_root
+from envs.libero.manifest import file_sha256
 
 if TYPE_CHECKING:
     from envs.libero.manifest import Verification
@@ -48,14 +48,6 @@ REQUIRED_SUBDIRS = (
 )
 
 ASSETS_ENV_VAR = "LIBERO_ASSETS"
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_sha256_file(archive: Path) -> str | None:

@@ -7,7 +7,7 @@ Observation (a ``Dict`` space):
   camera), each ``uint8`` of shape (H, W, 3). **Orientation**: frames are exactly LIBERO's
   own ``agentview_image`` / ``robot0_eye_in_hand_image`` arrays, which are upside down
   (OpenGL rows run bottom-up). openpi and OpenVLA rotate them 180 degrees before the
-  policy sees them; that is the protocol's job (``evalharness.protocol``), not the env's.
+  policy sees them; that is the protocol's job (``evalharness.config.protocol``), not the env's.
   ``render()`` returns an upright agentview frame for humans.
 - ``image_mask``: for each camera, ``True`` when it is a real camera.
 - ``state``: ``float32[8]`` = end-effector position (3), end-effector orientation as
@@ -44,7 +44,7 @@ import atexit
 import gc
 import string
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -56,8 +56,24 @@ from envs.libero.geometry import quat_xyzw_to_axis_angle
 from envs.libero.render import FrameRenderer, free_render_context
 from envs.libero.runtime import import_libero
 
-if TYPE_CHECKING:
-    from envs.libero.perturb import ActivePerturbation
+
+
+class EpisodePerturbation(Protocol):
+    """What the env calls on an episode's perturbation (``envs.libero.perturb.ActivePerturbation``).
+
+    Declared here so the env does not import the perturbations, which import the env:
+    they sit above it and edit it through these four hooks.
+    """
+
+    def apply(self, env: "LiberoEnv") -> None: ...
+
+    def undo(self) -> None: ...
+
+    def after_step(self, env: "LiberoEnv") -> bool: ...
+
+    def corrupt(self, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def instruction(self) -> str | None: ...
 
 CAMERAS: tuple[str, ...] = ("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb")
 LIBERO_CAMERAS: dict[str, str] = {"base_0_rgb": "agentview", "left_wrist_0_rgb": "robot0_eye_in_hand"}
@@ -148,7 +164,7 @@ class LiberoEnv(gym.Env):
         self._raw_obs: dict[str, Any] = {}
         self._success = False
         self._init_state: int | None = None
-        self._perturbation: "ActivePerturbation | None" = None  # see envs.libero.perturb
+        self._perturbation: "EpisodePerturbation | None" = None  # see envs.libero.perturb
         self._closed = False
 
         image = spaces.Box(0, 255, shape=(self.height, self.width, 3), dtype=np.uint8)
@@ -189,7 +205,7 @@ class LiberoEnv(gym.Env):
 
     # ----- lower-level interface used by the rollout loop -------------------------------
 
-    def reset_to(self, init_state: int, layout_seed: int = 0, perturbation: "ActivePerturbation | None" = None) -> None:
+    def reset_to(self, init_state: int, layout_seed: int = 0, perturbation: "EpisodePerturbation | None" = None) -> None:
         """Put the scene in the task's fixed initial state ``init_state`` (no rendering).
 
         ``layout_seed`` (with the init state) fixes where LIBERO places jointless fixtures.

@@ -24,11 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envs.errors import UserInputError
-from envs.libero.assets import file_sha256
 from envs.libero.home import AssetsInfo, harness_home, installed_assets, not_set_up_error
 
 MANIFEST_PATH = Path(__file__).with_name("assets-manifest.sha256")
 CACHE_FILE = "assets-verified.json"
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def format_manifest(hashes: dict[str, str]) -> str:

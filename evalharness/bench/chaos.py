@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     mode_name = args.chaos
     if mode_name not in MODES:
         raise UserInputError(f"--chaos {mode_name!r} is not valid; allowed: {', '.join(sorted(MODES))}")
-    from evalharness.evaluate import CONF_DIR
+    from evalharness.config.conf import CONF_DIR
 
     runners = sorted(p.stem for p in (CONF_DIR / "runner").glob("*.yaml"))
     if args.runner not in runners:
@@ -470,7 +470,7 @@ def compare_runs(clean_dir: Path, chaos_dir: Path, figures: ChaosFigures) -> Cha
 
 def _check_videos(run_dir: Path, records, figures: ChaosFigures) -> None:
     """Every recorded video is a whole mp4; no partial or scratch file is left in the run folder."""
-    from evalharness.video import mp4_is_complete
+    from evalharness.episode.video import mp4_is_complete
 
     for record in records:
         if record.get("video"):

@@ -36,7 +36,7 @@ class CameraZeroPolicy(Policy):
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "horizon": self.horizon, "cameras": list(self.cameras)}
 
-    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None, attempt: int = 1) -> None:
         self._pixel_sum = 0
 
     def act(self, observation: dict[str, Any]) -> np.ndarray:

@@ -37,7 +37,7 @@ DEFAULT_POLICY_LABEL = f"the reference checkpoint (checkpoint init --seed {REFER
 
 def default_policy(directory: Path) -> list[str]:
     """Overrides serving the reference checkpoint, written now into ``directory``."""
-    from evalharness.models.init import write_reference_checkpoint
+    from evalharness.models.reference_checkpoint import write_reference_checkpoint
 
     path = write_reference_checkpoint(directory / "reference-checkpoint", seed=REFERENCE_SEED)
     return ["policy=checkpoint", f"policy.path={path}"]
@@ -55,8 +55,8 @@ def _sessions(text: str) -> list[int]:
 
 def _request(seed: int) -> dict[str, Any]:
     """One act body: a synthetic scene (noise images, zero right wrist) and a prompt."""
-    from evalharness.mint import wire
-    from evalharness.mint.prompt import PromptCodec
+    from evalharness.transports.mint import wire
+    from evalharness.transports.mint.prompt import PromptCodec
 
     rng = np.random.default_rng(seed)
     images = {cam: rng.integers(0, 256, size=(224, 224, 3), dtype=np.uint8) for cam in wire.CAMERA_ORDER}
@@ -69,8 +69,8 @@ def _request(seed: int) -> dict[str, Any]:
 
 
 def _measure(url: str, sessions: int, queries: int) -> dict[str, Any]:
-    from evalharness.mint.client import API, MintClient, Retries, Timeouts
-    from evalharness.mint.policy import session_id_for
+    from evalharness.transports.mint.client import API, MintClient, Retries, Timeouts
+    from evalharness.transports.mint.policy import session_id_for
 
     latencies: list[float] = []
     errors: list[BaseException] = []
@@ -128,7 +128,7 @@ def _measure(url: str, sessions: int, queries: int) -> dict[str, Any]:
 def _measure_all(overrides: list[str], sessions: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
     """One row per (max_batch, sessions), each against a fresh server (no state carried between rows)."""
     from evalharness.commands.serve import compose
-    from evalharness.mint.policy_server import PolicyServer
+    from evalharness.engine.policy_server import PolicyServer
 
     rows: list[dict[str, Any]] = []
     for max_batch in (args.max_batch, 1):

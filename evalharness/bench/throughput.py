@@ -88,8 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _setup(args: argparse.Namespace) -> BenchSetup:
     from envs.libero.catalog import check_suite, suite_tasks
-    from evalharness.protocol import load_protocol
-    from evalharness.runner import default_workers
+    from evalharness.config.protocol import load_protocol
+    from evalharness.engine.runner import default_workers
 
     suite = check_suite(args.suite)
     try:
@@ -101,7 +101,7 @@ def _setup(args: argparse.Namespace) -> BenchSetup:
         raise UserInputError(f"--tasks {args.tasks!r} is not valid; allowed: indices in 0..{count - 1}")
     import yaml
 
-    from evalharness.evaluate import CONF_DIR
+    from evalharness.config.conf import CONF_DIR
 
     protocol = load_protocol(yaml.safe_load((CONF_DIR / "protocol" / "openpi.yaml").read_text()))
     quick = bool(args.quick)
@@ -299,11 +299,13 @@ def harness_run(setup: BenchSetup, workers: int, cameras: tuple[str, ...], out_d
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from evalharness.evaluate import CONF_DIR, evaluate
-    from evalharness.plan import build_plan
+    from evalharness.config.conf import CONF_DIR
+
+    from evalharness.engine.evaluate import evaluate
+    from evalharness.plan.build import build_plan
     from evalharness.results.store import ResultStore
-    from evalharness.runner import group_items
-    from evalharness.worker import WorkItem
+    from evalharness.engine.runner import group_items
+    from evalharness.engine.worker import WorkItem
 
     overrides = [
         "protocol=openpi", "video=none", f"suite={setup.suite}", f"suite.tasks=[{','.join(map(str, setup.tasks))}]",
@@ -435,7 +437,7 @@ def bare_stepping(env_for, setup: BenchSetup) -> dict[str, Any]:
 def measure(setup: BenchSetup, work_dir: Path) -> dict[str, Any]:
     """Every section, in an order that keeps one simulator in this process at a time."""
     from envs.libero.env import LiberoEnv
-    from evalharness.metadata import run_metadata
+    from evalharness.results.metadata import run_metadata
 
     versions = run_metadata()["versions"]
     figures: dict[str, Any] = {

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "init":
-        from evalharness.models.init import write_reference_checkpoint
+        from evalharness.models.reference_checkpoint import write_reference_checkpoint
 
         out = write_reference_checkpoint(args.directory, seed=args.seed, image_size=args.image_size,
                                          output=args.output, force=args.force)

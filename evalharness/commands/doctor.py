@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from evalharness.metadata import package_versions
+from evalharness.results.metadata import package_versions
 
 
 @dataclass

@@ -4,7 +4,7 @@
 
 Arguments are Hydra overrides of the evaluation config: the ``policy`` and ``decoder``
 groups choose what is served, ``protocol`` which cameras are real, ``serve.*`` how (see
-``evalharness/mint/settings.py``). Evaluate against it with ``policy=mint
+``evalharness/transports/mint/serve_settings.py``). Evaluate against it with ``policy=mint
 policy.base_url=http://HOST:PORT policy.model_path=local://NAME policy.state_space=raw``.
 With ``serve.port=0`` a free port is chosen; the ready line printed on stdout names it.
 """
@@ -16,7 +16,7 @@ import sys
 
 from evalharness.errors import UserInputError
 
-READY = "evalharness serve: listening on "
+from evalharness.transports.mint.serve_settings import READY
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +33,7 @@ def compose(overrides: list[str]) -> dict:
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    from evalharness.evaluate import CONF_DIR, check_group_choices, check_overrides
+    from evalharness.config.conf import CONF_DIR, check_group_choices, check_overrides
 
     check_group_choices(overrides)
     check_overrides(overrides)
@@ -46,11 +46,11 @@ def compose(overrides: list[str]) -> dict:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from evalharness.mint.policy import api_key_from_env
-    from evalharness.mint.server import build_service, create_app, listening_socket
+    from evalharness.transports.mint.policy import api_key_from_env
+    from evalharness.transports.mint.server import build_service, create_app, listening_socket
 
     if args.die_with_parent:
-        from evalharness.child_process import die_with_parent
+        from evalharness.engine.child_process import die_with_parent
 
         die_with_parent()
     if args.config_stdin:

@@ -15,7 +15,7 @@ import argparse
 
 from envs.libero.assets import ASSETS_ENV_VAR, install_assets
 from envs.libero.home import ensure_libero_config, harness_home
-from evalharness.metadata import KNOWN_ASSET_NOTES
+from evalharness.results.metadata import KNOWN_ASSET_NOTES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ import argparse
 
 from evalharness.errors import UserInputError
 from evalharness.results.atomic import write_text_atomic
-from evalharness.results.run_table import CELL_MODES, FORMATS, MARK_MODES, build_table, render
+from evalharness.results.comparison_table import CELL_MODES, FORMATS, MARK_MODES, build_table, render
 from evalharness.results.runs import load_runs
 
 

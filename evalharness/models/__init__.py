@@ -9,7 +9,7 @@
 - :mod:`~evalharness.models.inputs`: the named input transforms, observation -> model inputs;
 - :mod:`~evalharness.models.reference`: a small reference VLA network (three masked
   cameras, state, instruction -> MinT-uniform action tokens), and
-  :mod:`~evalharness.models.init` writes a randomly initialised checkpoint of it
+  :mod:`~evalharness.models.reference_checkpoint` writes a randomly initialised checkpoint of it
   (``evalharness checkpoint init``).
 
 This package's ``__init__`` must stay free of torch imports: the parent resolves

@@ -16,7 +16,7 @@ Adding a new policy
    process builds every policy once for its identity (load weights on first use).
 2. **Its config**, ``conf/policy/<name>.yaml``, with ``_target_`` naming the class and its
    constructor arguments as keys. Validate them in one pydantic settings model with
-   :func:`evalharness.settings.validate_settings` (as ``CheckpointSettings``,
+   :func:`evalharness.config.validation.validate_settings` (as ``CheckpointSettings``,
    ``OpenpiSettings``, ``MintSettings`` do): a bad value raises
    :class:`~evalharness.errors.UserInputError` with one line naming it::
 
@@ -33,7 +33,7 @@ Adding a new policy
    harness will and names the first broken rule::
 
        from evalharness.policies.checker import check_policy
-       from evalharness.worker import build_policy
+       from evalharness.policies.build import build_policy
        check_policy(build_policy(policy_cfg, pipeline_cfg), "openpi")
 
    Add that to its tests (``tests/test_policy_checker.py`` checks every shipped policy).

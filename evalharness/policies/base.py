@@ -87,12 +87,14 @@ class Policy(abc.ABC):
         """
         return None
 
-    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None, attempt: int = 1) -> None:
         """Start a new episode.
 
         ``seed`` is the episode's own seed (derived from the run seed, task and init
-        state), for stochastic policies. ``init_state`` is given for diagnostic policies
-        only; a policy under evaluation must not use it.
+        state), for stochastic policies. ``init_state`` and ``attempt`` (1 for the first
+        run of this episode, 2 after its worker crashed, as the run engine's crash
+        accounting numbers it) are given for diagnostic policies only; a policy under
+        evaluation must not use them.
         """
 
     @abc.abstractmethod
@@ -182,8 +184,8 @@ class PolicyWrapper(Policy):
     def declared_pipeline(self) -> dict[str, dict[str, Any]] | None:
         return self.inner.declared_pipeline()
 
-    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
-        self.inner.reset(instruction, seed=seed, init_state=init_state)
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None, attempt: int = 1) -> None:
+        self.inner.reset(instruction, seed=seed, init_state=init_state, attempt=attempt)
 
     def act(self, observation: Observation) -> Any:
         return self.inner.act(observation)

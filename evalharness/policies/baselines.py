@@ -53,7 +53,7 @@ class RandomPolicy(Policy):
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "horizon": self.horizon, "scale": self.scale}
 
-    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None, attempt: int = 1) -> None:
         self._rng = np.random.default_rng(seed)
 
     def act(self, observation: dict[str, Any]) -> np.ndarray:

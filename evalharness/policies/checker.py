@@ -6,7 +6,7 @@ instead of letting a broken policy cost a night of evaluation. It checks, in ord
 
 1. its attributes (``name``, ``cameras``, ``needs_privileged_state``);
 2. ``identity()``: a JSON object (strict JSON, no NaN), free of secrets: no value under a
-   secret-looking key (the rule of :func:`evalharness.evaluate.redact`), no value of an
+   secret-looking key (the rule of :func:`evalharness.config.redaction.redact`), no value of an
    environment variable whose name looks like a credential (``MINT_API_KEY``, ``*_TOKEN``,
    ...), nothing shaped like an API key (``sk-...``);
 3. ``reset`` then ``act`` on the example observation; the output, after the policy's
@@ -24,7 +24,7 @@ Check a policy as the harness runs it, i.e. behind its pipeline: a model policy'
 output (tokens, a normalized chunk) only becomes actions there. ``evalharness checkpoint
 check DIR`` does this for a checkpoint; for any configured policy::
 
-    from evalharness.worker import build_policy
+    from evalharness.policies.build import build_policy
     check_policy(build_policy(policy_cfg, pipeline_cfg), "openpi")
 """
 
@@ -42,7 +42,7 @@ import numpy as np
 from envs.libero.env import CAMERAS
 from evalharness.errors import InvalidActionError, UserInputError
 from evalharness.policies.base import Observation, Policy
-from evalharness.protocol import Protocol
+from evalharness.config.protocol import Protocol
 
 #: A LIBERO-Object instruction (the scripted baseline understands it; any policy should cope).
 EXAMPLE_INSTRUCTION = "pick up the alphabet soup and place it in the basket"
@@ -57,8 +57,8 @@ class PolicyCheckError(UserInputError):
 
 def load_protocol_named(protocol: Protocol | Mapping[str, Any] | str) -> Protocol:
     """A Protocol from an instance, a config dict, or a preset name in ``conf/protocol``."""
-    from evalharness.evaluate import CONF_DIR
-    from evalharness.protocol import load_protocol
+    from evalharness.config.conf import CONF_DIR
+    from evalharness.config.protocol import load_protocol
 
     if isinstance(protocol, Protocol):
         return protocol
@@ -115,7 +115,7 @@ def example_observation(protocol: Protocol, policy: Policy, seed: int = 0,
 
 def find_secret(identity: Any) -> str | None:
     """Where ``identity`` holds something secret-looking (a description), or None."""
-    from evalharness.evaluate import redact
+    from evalharness.config.redaction import redact
 
     path = _first_difference(identity, redact(identity), "identity")
     if path is not None:
@@ -196,7 +196,7 @@ class _Checker:
         return self.chunk(output, what)
 
     def chunk(self, output: Any, what: str) -> np.ndarray:
-        from evalharness.rollout import validate_chunk
+        from evalharness.policies.chunks import validate_chunk
 
         try:
             return validate_chunk(output)
@@ -204,11 +204,11 @@ class _Checker:
             hint = ""
             if np.asarray(output).ndim == 1 and np.asarray(output).size != 7:
                 hint = (" (it looks like raw tokens: a model policy needs its action pipeline; check it as the "
-                        "harness builds it, worker.build_policy(policy_cfg, pipeline_cfg))")
+                        "harness builds it, policies.build.build_policy(policy_cfg, pipeline_cfg))")
             raise self.fail(f"{what} after the action pipeline: {exc}{hint}") from None
 
     def reset(self, policy: Policy, seed: int, what: str = "reset()") -> None:
-        self.call(what, policy.reset, EXAMPLE_INSTRUCTION, seed=seed, init_state=None)
+        self.call(what, policy.reset, EXAMPLE_INSTRUCTION, seed=seed, init_state=None, attempt=1)
 
     def extras(self, policy: Policy) -> None:
         events = self.call("drain_events()", policy.drain_events)
@@ -274,7 +274,7 @@ class _Checker:
 def check_policy(policy: Policy, protocol: Protocol | Mapping[str, Any] | str = "openpi", *, seed: int = 0) -> None:
     """Raise :class:`PolicyCheckError` naming the first way ``policy`` breaks the contract.
 
-    ``protocol`` is a :class:`~evalharness.protocol.Protocol`, its config dict, or a preset
+    ``protocol`` is a :class:`~evalharness.config.protocol.Protocol`, its config dict, or a preset
     name (``openpi``, ``lerobot``, ``openvla``). The policy is closed at the end.
     """
     _Checker(policy, load_protocol_named(protocol), seed).run()

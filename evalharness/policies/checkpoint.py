@@ -34,7 +34,7 @@ from evalharness.errors import PolicyError
 from evalharness.models.checkpoint_files import FORMAT_VERSION, CheckpointFiles
 from evalharness.models.loading import DEVICE_PATTERN, DEVICES_ALLOWED
 from evalharness.policies.base import Observation, Policy
-from evalharness.settings import validate_settings
+from evalharness.config.validation import validate_settings
 
 class CheckpointSettings(BaseModel):
     """``policy=checkpoint`` settings (``conf/policy/checkpoint.yaml``), validated in one model."""
@@ -135,7 +135,7 @@ class CheckpointPolicy(Policy):
     def loaded(self) -> bool:
         return self._shared.model is not None
 
-    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None, attempt: int = 1) -> None:
         self.load()
         self._seed = int(seed) % (2**63)
         self._generator = None  # created (and seeded) on first sampling, only when temperature > 0

@@ -63,15 +63,13 @@ class FaultyPolicy(Policy):
             "first_attempt_only": self.first_attempt_only,
         }
 
-    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None, attempt: int = 1) -> None:
         self._queries = 0
         self._armed = self.on_init_states is None or init_state in self.on_init_states
         if self.while_file_exists is not None and not os.path.exists(self.while_file_exists):
             self._armed = False
         if self.first_attempt_only:
-            from evalharness.worker import current_attempt
-
-            self._armed = self._armed and current_attempt() == 1
+            self._armed = self._armed and attempt == 1
 
     def act(self, observation: dict[str, Any]) -> np.ndarray:
         self._queries += 1

@@ -104,9 +104,9 @@ class PipelinedPolicy(PolicyWrapper):
     def declared_pipeline(self) -> dict[str, dict[str, Any]] | None:
         return None  # already resolved into this wrapper's pipeline
 
-    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None, attempt: int = 1) -> None:
         self._events.clear()
-        super().reset(instruction, seed=seed, init_state=init_state)
+        super().reset(instruction, seed=seed, init_state=init_state, attempt=attempt)
 
     def act(self, observation: Observation) -> np.ndarray:
         return self._to_actions(self.inner.act(observation), observation)

@@ -73,7 +73,7 @@ class ReplayPolicy(Policy):
         digest = hashlib.sha256(json.dumps(self.outputs, sort_keys=True).encode()).hexdigest()
         return {"name": self.name, "outputs_sha256": digest, "count": len(self.outputs), "source": self.source}
 
-    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None, attempt: int = 1) -> None:
         self._query = 0
         if self.recorded is not None:
             self._episode = self.recorded.get((instruction, int(init_state if init_state is not None else -1), int(seed)))
@@ -83,7 +83,7 @@ class ReplayPolicy(Policy):
 
     def act(self, observation: dict[str, Any]) -> Any:
         if self._episode is not None:
-            from evalharness.policies.raw_outputs import decode_output
+            from evalharness.policies.raw_output_recorder import decode_output
 
             if self._query >= len(self._episode):
                 raise PolicyError(f"the recorded outputs of this episode end after {len(self._episode)} queries; the "
@@ -97,7 +97,7 @@ class ReplayPolicy(Policy):
 
 def _load_run(from_run: str) -> dict[tuple[str, int, int], list[dict[str, Any]]]:
     """The recorded outputs of a run, by (instruction, init state, episode seed)."""
-    from evalharness.results.raw_outputs import RAW_OUTPUTS_FILENAME, load_raw_outputs
+    from evalharness.results.raw_output_log import RAW_OUTPUTS_FILENAME, load_raw_outputs
 
     run_dir = Path(from_run).expanduser()
     if not (run_dir / RAW_OUTPUTS_FILENAME).is_file():

@@ -338,7 +338,7 @@ class ScriptedPickPlace(Policy):
             "phase_timeout": self.phase_timeout,
         }
 
-    def reset(self, instruction: str, *, seed: int, init_state: int | None = None) -> None:
+    def reset(self, instruction: str, *, seed: int, init_state: int | None = None, attempt: int = 1) -> None:
         """Parse the instruction (``ValueError`` if it names no known object) and start over.
 
         ``seed`` and ``init_state`` are ignored: the controller is deterministic and must

@@ -14,7 +14,7 @@ from evalharness.results.schema import SCHEMA_VERSION, Summary
 from evalharness.results.stats import RateSummary, holm, mcnemar_exact, rate_summary, wilson_interval
 from evalharness.results.store import ResultStore, StoreScan, StoreWarning
 from evalharness.results.summary import build_summary
-from evalharness.results.tables import render_csv, render_latex, render_markdown
+from evalharness.results.summary_table import render_csv, render_latex, render_markdown
 
 __all__ = [
     "EpisodeRecord",

@@ -75,14 +75,14 @@ def describe_conditions(summary: Summary) -> str:
 
 def _preset_changes(protocol: dict[str, Any]) -> list[str]:
     """Settings in which a recorded protocol differs from the preset of its name."""
-    from evalharness.evaluate import CONF_DIR
+    from evalharness.config.conf import CONF_DIR
 
     path = CONF_DIR / "protocol" / f"{protocol.get('name')}.yaml"
     if not path.is_file():
         return []
     from omegaconf import OmegaConf
 
-    from evalharness.protocol import load_protocol
+    from evalharness.config.protocol import load_protocol
 
     try:
         preset = load_protocol(OmegaConf.to_container(OmegaConf.load(path), resolve=True)).model_dump()
@@ -167,7 +167,7 @@ def _protocol_text(protocol: dict[str, Any] | None) -> str:
     """The protocol's name and a short hash of all its settings (equal iff the settings are)."""
     if protocol is None:
         return "not recorded"
-    from evalharness.plan import stable_hash
+    from evalharness.plan.spec import stable_hash
 
     return f"{protocol.get('name', 'unnamed')} (settings {stable_hash(protocol)[:10]})"
 

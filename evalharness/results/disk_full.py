@@ -13,7 +13,7 @@ fix), so the run stops with one line naming the folder and the cause:
 It is deliberately not an ``OSError``: runners treat an ``OSError`` from a pipe as a dead
 worker, and the stop must reach the entry point. A video that cannot be written does not
 cost its episode: the episode is recorded with ``video: null`` and a ``video_not_written``
-event (see :mod:`evalharness.recording`), and the run then stops the same way, since the
+event (see :mod:`evalharness.episode.video_selection`), and the run then stops the same way, since the
 next write would fail too.
 """
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from evalharness.results.runs import LoadedRun
-from evalharness.results.run_table import SUITE_COLUMNS
+from evalharness.results.comparison_table import SUITE_COLUMNS
 
 __all__ = ["per_task_chart", "length_chart"]
 

@@ -1,7 +1,7 @@
 """One self-contained HTML page of one or more runs: table, charts, episodes, videos.
 
 A person judging a policy wants to see it, not read JSON: the page holds the summary
-table (the same :class:`~evalharness.results.run_table.Table` the ``table`` command
+table (the same :class:`~evalharness.results.comparison_table.Table` the ``table`` command
 prints), a per-task bar chart with interval whiskers, episode length against outcome,
 every episode with its outcome, steps and error, and the videos playable in place.
 
@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from evalharness.results.context import describe_conditions
 from evalharness.results.figures import length_chart, per_task_chart
-from evalharness.results.run_table import build_table
+from evalharness.results.comparison_table import build_table
 from evalharness.results.runs import LoadedRun
 
 __all__ = ["render_report"]

@@ -85,21 +85,14 @@ def _metadata_from_run_json(run_info: dict[str, Any]) -> dict[str, Any]:
 
 
 def _planned(run_info: dict[str, Any]) -> set[str] | None:
-    """The planned episode keys, rebuilt from run.json the way the run built them."""
-    from evalharness.plan import build_plan
+    """The planned episode keys, rebuilt from run.json by the function the run planned with."""
+    from evalharness.plan.build import plan_from_config
 
-    suite = (run_info.get("config") or {}).get("suite") or {}
+    config = run_info.get("config") or {}
     protocol = (run_info.get("context_inputs") or {}).get("protocol") or {}
     try:
-        plan = build_plan(
-            suite["name"], suite.get("tasks", "all"), suite.get("episodes_per_task"), suite.get("init_states"),
-            protocol.get("seed", 0), run_info["context"],
-        )
-        # perturb: the perturbed twins' keys are drawn the way the run drew them.
-        from evalharness.perturb.plan import perturb_plan
-        from evalharness.perturb.settings import load_perturb_config
-
-        plan = perturb_plan(plan, load_perturb_config((run_info.get("config") or {}).get("perturb")))
+        plan = plan_from_config(config.get("suite") or {}, config.get("perturb"), protocol.get("seed", 0),
+                                run_info["context"])
     except (KeyError, TypeError, UserInputError):
         return None
     return {spec.key for spec in plan}

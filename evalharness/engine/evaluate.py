@@ -1,0 +1,327 @@
+"""The evaluation job: config -> plan -> runner -> result store -> summary and table.
+
+``run_hydra(argv)`` is what ``evalharness`` / ``python -m evalharness`` call with Hydra
+overrides. ``evaluate(cfg)`` does the work for one resolved config (one job of a sweep).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import shlex
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from evalharness.config.conf import CONF_DIR, check_group_choices, check_overrides, int_setting
+from evalharness.config.redaction import recordable, redact
+from evalharness.errors import UserInputError
+from evalharness.engine import policy_server
+from evalharness.perturb.config import register_resolvers
+from evalharness.plan.spec import EpisodeSpec, stable_hash
+from evalharness.plan.build import plan_from_config
+from evalharness.results.disk_full import check_record, stop_when_disk_full
+
+register_resolvers()  # conf/config.yaml's run_name uses ${perturb_suffix:...}
+
+_exit_code = 0
+
+
+def _policy_identity(policy_cfg: dict[str, Any], pipeline_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Instantiate the policy once in the parent: validates its config and yields its identity."""
+    from hydra.errors import InstantiationException
+
+    from evalharness.policies.build import build_policy
+
+    try:
+        policy = build_policy(policy_cfg, pipeline_cfg)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, UserInputError):
+            raise cause from None
+        raise UserInputError(f"policy could not be built: {cause or exc}") from None
+    try:
+        return policy.identity()
+    finally:
+        policy.close()
+
+
+@contextlib.contextmanager
+def _run_dir_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the run folder while the run writes to it.
+
+    Two runs resuming into one folder would run the same episodes twice; the second is
+    refused instead. The lock dies with the process, so a killed run never blocks its resume.
+    """
+    with open(run_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserInputError(
+                f"another evalharness run is writing to {run_dir}; wait for it or pick another output_dir"
+            ) from None
+        yield
+
+
+def _check_run_dir(run_dir: Path, context: str) -> None:
+    """Refuse to mix episodes of another configuration into this run's folder."""
+    run_file = run_dir / "run.json"
+    if run_file.exists():
+        previous = json.loads(run_file.read_text()).get("context")
+        if previous != context:
+            raise UserInputError(
+                f"{run_dir} holds a run with another configuration (context {str(previous)[:12]} != {context[:12]}); "
+                "pass a new output_dir=... or run_name=..., or delete the folder"
+            )
+
+
+def episodes_to_run(plan: list[EpisodeSpec], recorded: list[Any], retry_errors: bool) -> list[EpisodeSpec]:
+    """The planned episodes not yet recorded; with ``retry_errors``, errored ones run again."""
+    finished = {r.key for r in recorded if not (retry_errors and r.outcome == "error")}
+    return [spec for spec in plan if spec.key not in finished]
+
+
+@dataclass
+class PreparedRun:
+    """A run whose every setting has been validated and whose episodes are planned."""
+
+    config: dict[str, Any]
+    protocol: Any
+    camera_size: int
+    fast_physics: bool
+    max_steps: int | None
+    pipeline_cfg: dict[str, Any]
+    runner: Any  # RunnerSettings: which runner class (_target_) and its validated settings
+    workers: int
+    max_attempts: int
+    retry_errors: bool
+    video_fps: int
+    identity: dict[str, Any]
+    metadata: dict[str, Any]
+    context_inputs: dict[str, Any]
+    context: str
+    plan: list[EpisodeSpec]
+    video: dict[str, str]  # episode key -> "yes" | "no" | "if_failure"
+    raw_outputs: bool = False  # record.raw_outputs: keep each query's raw model output (not in the context)
+
+
+def prepare(cfg: DictConfig) -> PreparedRun:
+    """Validate every setting and plan the episodes; writes nothing."""
+    from envs.libero.runtime import import_libero
+    from evalharness.results.metadata import SIMULATOR_PACKAGES, run_metadata
+    from evalharness.config.protocol import load_protocol
+    from evalharness.episode.video_selection import video_decisions
+    from evalharness.results.raw_output_log import record_settings
+    from evalharness.engine.runner import default_workers
+    from evalharness.engine.runner_settings import load_runner_settings
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(config, dict)
+    protocol = load_protocol(config["protocol"])
+    suite = config["suite"]
+    camera_size = int_setting("camera_size", config["camera_size"], low=8, high=2048, nullable=True) or protocol.render_size
+    fast_physics = config.get("fast_physics", True)
+    if not isinstance(fast_physics, bool):
+        raise UserInputError(f"fast_physics={fast_physics!r} is not valid; allowed: true, false")
+    max_steps = int_setting("suite.max_steps", suite.get("max_steps"), low=1, nullable=True)
+    pipeline_cfg = {part: config[part] for part in ("decoder", "normalize", "convert")}
+    runner = load_runner_settings(config["runner"])
+    video_cfg = config["video"]
+    record = record_settings(config.get("record"))
+
+    import_libero()  # fails with one line when assets are missing, before any worker starts
+    if fast_physics:
+        from envs.libero.fast_step import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason is not None:
+            raise UserInputError(f"fast_physics=true is not available: {reason}; set fast_physics=false")
+    identity = _policy_identity(config["policy"], pipeline_cfg)
+    # runner.policy_server=auto: how it is served; redacted like the config (an identity never holds a secret)
+    identity = redact(policy_server.annotate_identity(identity, config))
+    metadata = run_metadata()
+    context_inputs = {
+        "protocol": protocol.model_dump(),
+        "policy": identity,
+        "camera_size": camera_size,
+        "max_steps_override": max_steps,
+        "simulator": {k: metadata["versions"][k] for k in SIMULATOR_PACKAGES},
+        "assets": metadata["assets"]["loaded_sha256"],
+    }
+    context = stable_hash(context_inputs)
+    plan = plan_from_config(suite, config.get("perturb"), protocol.seed, context)
+    return PreparedRun(
+        config=config,
+        protocol=protocol,
+        camera_size=camera_size,
+        fast_physics=fast_physics,
+        max_steps=max_steps,
+        pipeline_cfg=pipeline_cfg,
+        runner=runner,
+        workers=default_workers() if runner.workers == "auto" else runner.workers,
+        max_attempts=runner.max_attempts,
+        retry_errors=runner.retry_errors,
+        video_fps=int_setting("video.fps", video_cfg.get("fps"), low=1, nullable=True) or protocol.video_fps,
+        identity=identity,
+        metadata=metadata,
+        context_inputs=context_inputs,
+        context=context,
+        plan=plan,
+        video=video_decisions(plan, video_cfg["mode"], video_cfg.get("first_n", 1)),
+        raw_outputs=record.raw_outputs,
+    )
+
+
+def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
+    """Run the planned episodes not yet recorded in ``run_dir``, then summarize all of them."""
+    from evalharness.results.metadata import assets_footnote
+    from evalharness.engine.progress import RunProgress
+    from evalharness.episode.video_selection import remove_scratch
+    from evalharness.results.atomic import write_json_atomic, write_text_atomic
+    from evalharness.results.raw_output_log import RawOutputLog
+    from evalharness.results.records import EpisodeRecord
+    from evalharness.results.robustness import render_robustness_markdown
+    from evalharness.results.store import ResultStore
+    from evalharness.results.summary import build_summary
+    from evalharness.results.summary_table import render_markdown
+    from evalharness.engine.interrupt import RunInterrupted, StopRequest, sigint_stops
+    from evalharness.engine.runner_settings import build_runner
+    from envs.libero.runtime import render_threads_per_worker
+    from evalharness.engine.worker import WorkerConfig, WorkItem
+
+    config = run.config
+    _check_run_dir(run_dir, run.context)
+    worker_config = WorkerConfig(
+        policy=config["policy"], pipeline=run.pipeline_cfg, protocol=config["protocol"], run_dir=str(run_dir),
+        video_fps=run.video_fps, camera_size=run.camera_size, raw_outputs=run.raw_outputs,
+        fast_physics=run.fast_physics, render_threads=render_threads_per_worker(run.workers),
+    )
+    stop = StopRequest()
+    runner = build_runner(run.runner, config=worker_config, stop=stop)  # e.g. a missing extra: one line, nothing written
+    recorded_config = recordable(redact(config))
+    with stop_when_disk_full(run_dir, "writing run.json"):
+        write_json_atomic(run_dir / "run.json", {"context": run.context, "context_inputs": run.context_inputs, "config": recorded_config})
+    remove_scratch(run_dir)  # videos of episodes a killed run did not finish
+
+    with stop_when_disk_full(run_dir, "opening episodes.jsonl"):
+        store = ResultStore(run_dir)
+    planned = {spec.key for spec in run.plan}
+    recorded = store.records()
+    todo = episodes_to_run(run.plan, recorded, run.retry_errors)
+    done = planned - {spec.key for spec in todo}
+    items = [WorkItem(spec, run.video[spec.key], run.max_steps) for spec in todo]
+    # runner.policy_server=auto: one serve process for the run, the workers query it (stopped below)
+    policy_cfg, pipeline_cfg, stop_policy_server = policy_server.start_for_run(config, run.pipeline_cfg, bool(items))
+    if (policy_cfg, pipeline_cfg) != (worker_config.policy, worker_config.pipeline):
+        worker_config = dataclasses.replace(worker_config, policy=policy_cfg, pipeline=pipeline_cfg)
+        runner = build_runner(run.runner, config=worker_config, stop=stop)  # constructors are cheap: nothing starts yet
+    raw_log = RawOutputLog(run_dir, recorded) if run.raw_outputs else None
+    resumed = [r.model_dump() for r in recorded if r.key in done]
+    label = f"{config['suite']['name']} · {config['policy']['_target_'].rsplit('.', 1)[-1]}"
+    progress = RunProgress(len(run.plan), resumed, label)
+
+    def sink(record: dict[str, Any]) -> None:
+        raw_outputs = record.pop("raw_outputs", None)
+        if raw_log is not None and raw_outputs is not None:
+            with stop_when_disk_full(run_dir, "appending to raw_outputs.jsonl"):
+                raw_log.append(record, raw_outputs)  # before the record: a kill in between reruns the episode
+        with stop_when_disk_full(run_dir, "appending to episodes.jsonl"):
+            store.append(EpisodeRecord(**record))
+        progress.update(record)
+        check_record(run_dir, record)  # its video failed for lack of space: stop here too
+
+    try:
+        with sigint_stops(stop):
+            runner.run(items, sink)
+    finally:
+        progress.close()
+        stop_policy_server()
+        stop.close()
+        remove_scratch(run_dir)  # workers are stopped by now; a killed one leaves its partial video
+    if stop.requested:
+        recorded_now = len({r.key for r in store.records()} & planned)
+        raise RunInterrupted(f"{recorded_now}/{len(run.plan)} episodes recorded in {run_dir}")
+
+    records = [r for r in store.records() if r.key in planned]
+    metadata = {
+        **run.metadata,
+        "run_name": config["run_name"],
+        "context": run.context,
+        "protocol": run.protocol.model_dump(),
+        "policy": run.identity,
+        "config": recorded_config,
+        "camera_size": run.camera_size,
+        "workers": getattr(runner, "workers", run.workers),
+    }
+    summary = build_summary(records, metadata, expected_episodes=len(run.plan))
+    table = render_markdown(summary) + render_robustness_markdown(summary.get("robustness") or [])
+    assets_note = assets_footnote(metadata["assets"])
+    if assets_note:
+        table += f"\n- Assets: {assets_note}\n"
+    with stop_when_disk_full(run_dir, "writing summary.json and summary.md"):
+        write_json_atomic(run_dir / "summary.json", summary)
+        write_text_atomic(run_dir / "summary.md", table)
+    print(table)
+    if not summary["complete"]:
+        print(f"evalharness: run incomplete: {'; '.join(summary['incomplete_reasons'])}", file=sys.stderr)
+    print(f"\nresults: {run_dir}/ (episodes.jsonl, summary.json, summary.md" + (", videos/)" if any(r.video for r in records) else ")"))
+    return summary
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Run (or resume) one evaluation and return its summary."""
+    run = prepare(cfg)  # every value is checked before anything is written
+    run_dir = Path(run.config["output_dir"]).resolve()
+    with stop_when_disk_full(run_dir, "creating the run folder"):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / ".lock").touch()
+    with _run_dir_lock(run_dir):
+        return execute(run, run_dir)
+
+
+class _StopSweep(BaseException):
+    """Ends a Hydra sweep after an interrupted job (Hydra would go on to the next one)."""
+
+
+def run_hydra(argv: list[str]) -> int:
+    """Run the Hydra app with ``argv`` as its command line; returns the exit status."""
+    import hydra
+
+    from evalharness.engine.interrupt import INTERRUPTED_EXIT, RunInterrupted
+
+    check_group_choices(argv)
+    check_overrides(argv)
+    global _exit_code
+    _exit_code = 0
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+    def _app(cfg: DictConfig) -> None:
+        global _exit_code
+        try:
+            evaluate(cfg)
+        except UserInputError as exc:
+            print(f"evalharness: error: {exc}", file=sys.stderr)
+            _exit_code = 2
+        except RunInterrupted as exc:
+            print(f"evalharness: interrupted: {exc}; resume with: evalharness {shlex.join(argv)}", file=sys.stderr)
+            _exit_code = INTERRUPTED_EXIT
+            raise _StopSweep from None
+
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "evalharness", *argv]
+    try:
+        _app()
+    except _StopSweep:
+        pass
+    except KeyboardInterrupt:  # before any episode ran: nothing to keep
+        print("\nevalharness: interrupted before the run started", file=sys.stderr)
+        _exit_code = INTERRUPTED_EXIT
+    finally:
+        sys.argv = saved
+    return _exit_code

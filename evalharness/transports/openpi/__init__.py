@@ -1,0 +1,1 @@
+"""openpi's websocket protocol: ``wire`` (its msgpack-numpy codec) and ``policy`` (the client, ``policy=openpi``)."""
