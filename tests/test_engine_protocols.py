@@ -1,4 +1,4 @@
-"""The protocol presets (conf/protocol/*.yaml) against shared/reference/protocols.md.
+"""The protocol presets (conf/protocol/*.yaml) against docs/reference/protocols.md.
 
 The expected values below are transcribed by hand from the reference table, not read
 from the presets, so an edit to a preset that drifts from the published protocol fails
@@ -24,7 +24,7 @@ from evalharness.transforms.images import build_image_transform, resize_with_pad
 SETTLE_ACTION = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0]
 SUITES = ("libero_spatial", "libero_object", "libero_goal", "libero_10", "libero_90")
 
-# protocols.md, "openpi (Physical Intelligence examples/libero/main.py)"
+# docs/reference/protocols.md, "openpi (Physical Intelligence examples/libero/main.py)"
 OPENPI: dict[str, Any] = {
     "settle_steps": 10,
     "settle_action": SETTLE_ACTION,
@@ -37,9 +37,9 @@ OPENPI: dict[str, Any] = {
     "seed": 7,
     "video_fps": 10,
 }
-# protocols.md, "OpenVLA (run_libero_eval.py)": same max steps, settle steps and render
-# size as openpi; one query per step, agentview only, no state, rotate + JPEG + resize 224
-# + center crop of 90% of the area; env.seed(0); video at 30 fps.
+# docs/reference/protocols.md, "OpenVLA (run_libero_eval.py)": same max steps, settle
+# steps and render size as openpi; one query per step, agentview only, no state, rotate +
+# JPEG + resize 224 + center crop of 90% of the area; env.seed(0); video at 30 fps.
 OPENVLA: dict[str, Any] = {
     "settle_steps": 10,
     "settle_action": SETTLE_ACTION,
@@ -53,14 +53,15 @@ OPENVLA: dict[str, Any] = {
     "video_fps": 30,
 }
 # The lerobot preset follows LeRobot's own source (huggingface/lerobot at commit
-# 7427f318), one citation per field, and protocols.md "LeRobot (lerobot-eval with the
-# libero env)" for the step counts. Each value below was read there, not from the preset.
+# 7427f318), one citation per field, and docs/reference/protocols.md "LeRobot (lerobot-eval
+# with the libero env)" for the step counts. Each value below was read there, not from the preset.
 LEROBOT: dict[str, Any] = {
     # src/lerobot/envs/libero.py LiberoEnv.reset: num_steps_wait=10 no-op steps of
     # get_libero_dummy_action() = [0, 0, 0, 0, 0, 0, -1] before the policy acts.
     "settle_steps": 10,
     "settle_action": SETTLE_ACTION,
-    # src/lerobot/envs/libero.py TASK_SUITE_MAX_STEPS; protocols.md: spatial 280 (not 220).
+    # src/lerobot/envs/libero.py TASK_SUITE_MAX_STEPS; docs/reference/protocols.md: spatial 280
+    # (not 220).
     "max_steps": {"libero_spatial": 280, "libero_object": 280, "libero_goal": 300, "libero_10": 520, "libero_90": 400},
     # docs/source/libero.mdx, "Reproducing published results": --policy.n_action_steps=10.
     "replan_steps": 10,

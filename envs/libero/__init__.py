@@ -4,6 +4,9 @@
 - :mod:`envs.libero.catalog`: suites and tasks, listable without a simulator.
 - :mod:`envs.libero.env`: :class:`LiberoEnv`, one task as a ``gymnasium.Env``.
 - :mod:`envs.libero.registration`: the ``LIBERO/<suite>-<index>-v0`` ids.
+
+What this package assumes about LIBERO is in docs/reference/libero.md (the offline
+assets archive: docs/reference/libero-assets.md).
 """
 
 from envs.libero.catalog import SUITES, TaskInfo, all_tasks, get_task, suite_tasks

@@ -14,7 +14,7 @@ from envs.libero.catalog import SUITES, suite_tasks
 NAMESPACE = "LIBERO"
 VERSION = 0
 
-# openpi's max policy steps per suite (shared/reference/protocols.md).
+# openpi's max policy steps per suite (docs/reference/protocols.md).
 DEFAULT_MAX_STEPS = {
     "libero_spatial": 220,
     "libero_object": 280,

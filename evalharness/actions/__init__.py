@@ -12,7 +12,8 @@ Each stage is a small step chosen by configuration (Hydra groups ``decoder``,
 - :mod:`~evalharness.actions.pipeline`: :func:`build_pipeline` composes them.
 
 Also here: :mod:`~evalharness.actions.state_tokens` (pi0-FAST's state bins for the prompt)
-and :mod:`~evalharness.actions.fast_fit` (fitting a FAST tokenizer).
+and :mod:`~evalharness.actions.fast_fit` (fitting a FAST tokenizer). The formulas they
+follow are in docs/reference/action-tokens.md.
 """
 
 from evalharness.actions.pipeline import ActionPipeline, PipelineResult, build_pipeline

@@ -3,7 +3,7 @@
 Published LIBERO numbers differ in small settings (settle steps, max steps, how many
 actions of a chunk run before replanning, image preprocessing) that move scores by
 points. A :class:`Protocol` holds all of them; the presets live in ``conf/protocol/`` and
-are transcribed from ``shared/reference/protocols.md``. The resolved protocol, with any
+are transcribed from ``docs/reference/protocols.md``. The resolved protocol, with any
 override, is written into every run's metadata.
 """
 

@@ -1,4 +1,5 @@
-"""The harness side of the ``perturb`` config group (docs/robustness.md).
+"""The harness side of the ``perturb`` config group (docs/robustness.md; upstream facts in
+docs/reference/robustness.md).
 
 - :mod:`.settings`: the group's one validated settings model and its parts (Hydra
   ``_target_`` dimensions from :mod:`envs.libero.perturb`);

@@ -1,11 +1,12 @@
 """Paper-style tables across runs: one row per run, one column per LIBERO suite.
 
-The layout follows the published LIBERO tables (protocols.md): Spatial / Object / Goal /
-Long / 90 / Average, restricted to the suites present. What the published tables leave
-out, these keep (statistics.md): each rate carries its 95% Wilson interval (or its k/n),
-"best" is only claimed where the intervals say so, and every way a run departs from the
-standard (fewer than 50 episodes per task, modified assets, another MuJoCo, errors, a
-run still going) is a footnote on its row, so a pasted table cannot overstate itself.
+The layout follows the published LIBERO tables (docs/reference/protocols.md): Spatial /
+Object / Goal / Long / 90 / Average, restricted to the suites present. What the published
+tables leave out, these keep (docs/reference/statistics.md): each rate carries its 95%
+Wilson interval (or its k/n), "best" is only claimed where the intervals say so, and every
+way a run departs from the standard (fewer than 50 episodes per task, modified assets,
+another MuJoCo, errors, a run still going) is a footnote on its row, so a pasted table
+cannot overstate itself.
 
 :func:`build_table` computes a :class:`Table` (cells, marks, footnotes) once; the three
 renderers only format it, so Markdown, LaTeX and CSV always say the same thing.

@@ -1,7 +1,8 @@
 """What, besides the policy, made a run's numbers: protocol, simulator, assets, run size.
 
-Published LIBERO numbers are only comparable under the same protocol (protocols.md), and
-MuJoCo / robosuite versions and modified assets can move scores too. The table states
+Published LIBERO numbers are only comparable under the same protocol
+(docs/reference/protocols.md), and MuJoCo / robosuite versions and modified assets can move
+scores too. The table states
 these as footnotes and refuses to put different protocols side by side; the gate refuses
 to compare across protocols and lists every other difference. Both read them from here,
 so "same protocol" means the same thing to both.

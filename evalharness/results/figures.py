@@ -3,7 +3,7 @@
 PNG rather than SVG: a report of libero_90 (90 tasks x several runs, thousands of
 episode points) stays a few hundred kB as PNG, while SVG grows with every mark drawn.
 Each rate is drawn with its Wilson interval as a whisker, because a bar alone invites
-reading differences the intervals do not support (statistics.md).
+reading differences the intervals do not support (docs/reference/statistics.md).
 """
 
 from __future__ import annotations

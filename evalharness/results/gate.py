@@ -1,7 +1,7 @@
 """The regression gate: did the candidate run get worse than the baseline, per task and suite?
 
-A gate must be able to say three things (statistics.md): "regressed", "no evidence of
-change", "improved". Failing on any drop is noise at small n; never failing is worse.
+A gate must be able to say three things (docs/reference/statistics.md): "regressed", "no
+evidence of change", "improved". Failing on any drop is noise at small n; never failing is worse.
 
 How each task is tested:
 

@@ -56,7 +56,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-# Archives known to differ from LIBERO's original assets (shared/libero-assets.md): the
+# Archives known to differ from LIBERO's original assets (docs/reference/libero-assets.md): the
 # project's offline archive, with 22 visual stand-ins (17 of them among the files LIBERO loads).
 KNOWN_ASSET_NOTES = {
     "4debe991b6d9f76b2648bc14dfd8cb9c46a2ad4dd367b272dc2a7f212e202d36": (

@@ -67,7 +67,7 @@ class Counts(_Strict):
     """The count block shared by a task, a suite and the totals.
 
     ``episodes`` counts episodes with a verdict (successes + failures); ``errors`` are
-    episodes that could not run to a verdict and are neither (statistics.md).
+    episodes that could not run to a verdict and are neither (docs/reference/statistics.md).
     """
 
     recorded: int = Field(ge=0, description="Episodes recorded, errors included.")

@@ -1,8 +1,7 @@
 """Statistics for success rates: Wilson intervals, rate summaries, paired tests, Holm.
 
-A success rate without its count and interval misleads (see the project's statistics
-note): 9/10 and 450/500 are both "90%", but the first is compatible with anything from
-60% to 98%. The Wilson score interval is used because the normal approximation
+A success rate without its count and interval misleads (see docs/reference/statistics.md):
+9/10 and 450/500 are both "90%", but the first is compatible with anything from 60% to 98%. The Wilson score interval is used because the normal approximation
 collapses to a zero-width interval at 0% and 100%, exactly where policies often sit.
 
 For comparing two runs of the same episodes (regression gates) the comparison is paired,

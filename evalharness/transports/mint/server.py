@@ -1,6 +1,6 @@
 """``evalharness serve``: any harness policy over the MinT routes, with FastAPI.
 
-Routes (``shared/reference/mint.md``), all under ``/api/v1``:
+Routes (``docs/reference/mint.md``), all under ``/api/v1``:
 
 - ``POST mint/action_sessions`` -> ``{"action_session_id"}``; ``POST
   mint/action_sessions/{id}/act`` -> ``{"request_id"}``; ``DELETE

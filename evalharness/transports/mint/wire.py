@@ -6,7 +6,7 @@ serve``); the client builds its requests from the same models, so a field the cl
 and the server does not know cannot drift in unnoticed. Responses are parsed leniently by
 the client (``extra="ignore"``): a real MinT server may add fields.
 
-Shapes (see ``shared/reference/mint.md``):
+Shapes (see ``docs/reference/mint.md``):
 
 - an observation is ``model_input.chunks`` = three PNG image chunks in the camera order
   ``base_0_rgb, left_wrist_0_rgb, right_wrist_0_rgb``, then one ``encoded_text`` chunk
