@@ -91,6 +91,10 @@ PAD_MARGIN_X = 0.012
 _ALIASES: dict[str, str] = {"barbecue": "bbq", "barbeque": "bbq", "b.b.q.": "bbq"}
 
 PHASES: tuple[str, ...] = ("approach", "descend", "grasp", "lift", "transport", "lower", "release", "retreat")
+# Phases in which the object is in the hand: a slip sends the machine back to approach.
+CARRYING: frozenset[str] = frozenset({"lift", "transport", "lower"})
+#: One step of the machine: (hand target xyz, gripper command: -1 open, 1 closed).
+Step = tuple[np.ndarray, float]
 
 
 def _words(text: str) -> list[str]:
@@ -424,89 +428,92 @@ class ScriptedPickPlace(Policy):
     def _step_machine(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, float]:
         """Advance the phase given the current poses; return (hand target, gripper command).
 
-        A phase whose exit condition already holds hands over to the next within the same
-        step, so no step is wasted; the loop is bounded because every chain of hand-overs
+        Each phase is a method that returns the step, or None when its exit condition
+        already holds: it has entered the next phase, which then runs within the same
+        step, so no step is wasted. The loop is bounded because every chain of hand-overs
         ends in a phase that returns.
         """
-        tol = self.position_tolerance
         for _ in range(2 * len(PHASES)):
             self._phase_steps += 1
-            phase = self._phase
             timed_out = self._phase_steps > self.phase_timeout
-            grasp_x = obj[0] + self._dx
-
-            if phase == "approach":
-                target = np.array([grasp_x, obj[1], max(self.transit_z, self._grasp_z(obj))])
-                if np.linalg.norm((target - eef)[:2]) < 1.5 * tol or timed_out:
-                    self._enter("descend")
-                    continue
-                return target, -1.0
-
-            if phase == "descend":
-                target = np.array([grasp_x, obj[1], self._grasp_z(obj)])
-                err = target - eef
-                if np.linalg.norm(err[:2]) > 4 * tol:
-                    # The object moved (pushed by a finger): line up again from above.
-                    self._enter("approach")
-                    return np.array([eef[0], eef[1], self.transit_z]), -1.0
-                if (np.linalg.norm(err[:2]) < tol and abs(err[2]) < tol) or timed_out:
-                    self._grasp_xyz = target
-                    self._enter("grasp")
-                    continue
-                return target, -1.0
-
-            if phase == "grasp":
-                if self._phase_steps > self.grasp_steps:
-                    self._in_hand = obj - eef
-                    self._enter("lift")
-                    continue
-                return self._grasp_xyz, 1.0
-
-            if phase in ("lift", "transport", "lower") and self._slipped(eef, obj):
+            if self._phase in CARRYING and self._slipped(eef, obj):
                 self._give_up_grasp()
                 continue
-
-            if phase == "lift":
-                if eef[2] > self.carry_z - 2 * tol or timed_out:
-                    self._enter("transport")
-                    continue
-                return np.array([self._grasp_xyz[0], self._grasp_xyz[1], self.carry_z]), 1.0
-
-            # Put the object, not the hand, above the basket centre.
-            over_box = np.array([box[0] - self._in_hand[0], box[1] - self._in_hand[1], self.carry_z])
-
-            if phase == "transport":
-                if np.linalg.norm((box - obj)[:2]) < 1.5 * tol or timed_out:
-                    self._enter("lower")
-                    continue
-                return over_box, 1.0
-
-            if phase == "lower":
-                target = over_box.copy()
-                target[2] = box[2] + self.release_height - self._in_hand[2]
-                if abs(eef[2] - target[2]) < tol or timed_out:
-                    self._release_xyz = target
-                    self._enter("release")
-                    continue
-                return target, 1.0
-
-            if phase == "release":
-                if self._phase_steps > self.release_steps:
-                    self._enter("retreat")
-                    continue
-                return self._release_xyz, -1.0
-
-            if phase == "retreat":
-                if eef[2] > self.transit_z - 2 * tol or timed_out:
-                    missed = float(np.linalg.norm((obj - box)[:2])) > self.basket_radius
-                    if self._start_over or missed:
-                        if missed and not self._start_over:
-                            self._retries += 1
-                        self._start_over = False
-                        self._enter("approach")
-                        continue
-                    self._phase_steps = 0  # done: wait (the engine stops on success)
-                return np.array([eef[0], eef[1], self.transit_z]), -1.0
-
-            raise AssertionError(f"unknown phase {phase!r}")
+            phase_step = getattr(self, f"_phase_{self._phase}", None)
+            if phase_step is None:
+                raise AssertionError(f"unknown phase {self._phase!r}")
+            step = phase_step(eef, obj, box, timed_out)
+            if step is not None:
+                return step
         raise AssertionError("scripted policy: the phase machine did not settle")  # pragma: no cover
+
+    def _over_box(self, box: np.ndarray) -> np.ndarray:
+        """Where the hand goes to put the object, not the hand, above the basket centre."""
+        return np.array([box[0] - self._in_hand[0], box[1] - self._in_hand[1], self.carry_z])
+
+    def _phase_approach(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray, timed_out: bool) -> Step | None:
+        target = np.array([obj[0] + self._dx, obj[1], max(self.transit_z, self._grasp_z(obj))])
+        if np.linalg.norm((target - eef)[:2]) < 1.5 * self.position_tolerance or timed_out:
+            self._enter("descend")
+            return None
+        return target, -1.0
+
+    def _phase_descend(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray, timed_out: bool) -> Step | None:
+        tol = self.position_tolerance
+        target = np.array([obj[0] + self._dx, obj[1], self._grasp_z(obj)])
+        err = target - eef
+        if np.linalg.norm(err[:2]) > 4 * tol:
+            # The object moved (pushed by a finger): line up again from above.
+            self._enter("approach")
+            return np.array([eef[0], eef[1], self.transit_z]), -1.0
+        if (np.linalg.norm(err[:2]) < tol and abs(err[2]) < tol) or timed_out:
+            self._grasp_xyz = target
+            self._enter("grasp")
+            return None
+        return target, -1.0
+
+    def _phase_grasp(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray, timed_out: bool) -> Step | None:
+        if self._phase_steps > self.grasp_steps:
+            self._in_hand = obj - eef
+            self._enter("lift")
+            return None
+        return self._grasp_xyz, 1.0
+
+    def _phase_lift(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray, timed_out: bool) -> Step | None:
+        if eef[2] > self.carry_z - 2 * self.position_tolerance or timed_out:
+            self._enter("transport")
+            return None
+        return np.array([self._grasp_xyz[0], self._grasp_xyz[1], self.carry_z]), 1.0
+
+    def _phase_transport(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray, timed_out: bool) -> Step | None:
+        if np.linalg.norm((box - obj)[:2]) < 1.5 * self.position_tolerance or timed_out:
+            self._enter("lower")
+            return None
+        return self._over_box(box), 1.0
+
+    def _phase_lower(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray, timed_out: bool) -> Step | None:
+        target = self._over_box(box)
+        target[2] = box[2] + self.release_height - self._in_hand[2]
+        if abs(eef[2] - target[2]) < self.position_tolerance or timed_out:
+            self._release_xyz = target
+            self._enter("release")
+            return None
+        return target, 1.0
+
+    def _phase_release(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray, timed_out: bool) -> Step | None:
+        if self._phase_steps > self.release_steps:
+            self._enter("retreat")
+            return None
+        return self._release_xyz, -1.0
+
+    def _phase_retreat(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray, timed_out: bool) -> Step | None:
+        if eef[2] > self.transit_z - 2 * self.position_tolerance or timed_out:
+            missed = float(np.linalg.norm((obj - box)[:2])) > self.basket_radius
+            if self._start_over or missed:
+                if missed and not self._start_over:
+                    self._retries += 1
+                self._start_over = False
+                self._enter("approach")
+                return None
+            self._phase_steps = 0  # done: wait (the engine stops on success)
+        return np.array([eef[0], eef[1], self.transit_z]), -1.0
