@@ -7,7 +7,16 @@ LIBERO_ASSETS ?=
 BIN := $(VENV)/bin
 export MUJOCO_GL ?= egl
 
-.PHONY: setup install install-test run test test-fast bench doctor clean
+# What the tests need beyond PyPI, as Debian packages: Chromium and a font (the HTML
+# report's tests open it in headless Chromium) and EGL with Mesa's software rasterizer
+# (MuJoCo renders headless). `system-deps` installs the missing ones (as root, with apt-get;
+# one `apt-get update` first) or names them in one line and fails. On a machine that
+# provides them otherwise, `make test SYSTEM_DEPS=` skips the check.
+# SYSTEM_DEPS_DRY_RUN=1 prints the apt-get commands instead of running them.
+SYSTEM_DEPS ?= chromium fonts-dejavu-core libegl1 libegl-mesa0 libgl1-mesa-dri
+SYSTEM_DEPS_DRY_RUN ?=
+
+.PHONY: setup install install-test system-deps run test test-fast bench doctor clean
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -29,16 +38,33 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet --no-deps openpi-client==0.1.2
 	touch $@
 
+system-deps:
+	@missing=""; \
+	for pkg in $(SYSTEM_DEPS); do \
+	  dpkg-query -W -f='$${Status}\n' "$$pkg" 2>/dev/null | grep -q '^install ok installed$$' || missing="$$missing $$pkg"; \
+	done; \
+	missing="$${missing# }"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	run() { if [ -n "$(SYSTEM_DEPS_DRY_RUN)" ]; then echo "would run: $$*"; else "$$@"; fi; }; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian packages the tests need: $$missing"; \
+	  run apt-get update -qq && \
+	  run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+	  echo "make: the tests need Debian packages that are missing: $$missing; install them with: sudo apt-get install $$missing (or run make test SYSTEM_DEPS= on a machine that provides them otherwise)" >&2; \
+	  exit 1; \
+	fi
+
 setup: install
 	$(BIN)/evalharness setup $(if $(LIBERO_ASSETS),--assets "$(LIBERO_ASSETS)")
 
 run: setup
 	$(BIN)/evalharness
 
-test: setup install-test
+test: system-deps setup install-test
 	$(BIN)/pytest -q
 
-test-fast: setup install-test
+test-fast: system-deps setup install-test
 	$(BIN)/pytest -q -m "not sim"
 
 bench: setup
