@@ -23,18 +23,22 @@ install-test: $(VENV)/.installed-test
 
 # torch is installed first and pinned: the local CPU wheel. A looser spec (or letting a
 # dependency pick it) downloads gigabytes of CUDA packages.
+# setuptools prints an "Editable installation" note (InformationOnly: imports may prefer
+# same-named folders of the working directory) on every editable install of a flat-layout
+# project; it asks nothing of this one, so the editable installs filter it out.
+EDITABLE_PIP := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e .
+	$(EDITABLE_PIP) install --quiet -e .
 	touch $@
 
 # What only the tests need: pytest and friends, Ray (runner=ray is tested on a local
 # instance), and the real openpi client, against which policy=openpi's wire format is
 # proven; it pins numpy<2 (its code runs on numpy 2), hence --no-deps.
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[dev,ray]"
+	$(EDITABLE_PIP) install --quiet -e ".[dev,ray]"
 	$(BIN)/pip install --quiet --no-deps openpi-client==0.1.2
 	touch $@
 
