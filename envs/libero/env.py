@@ -11,7 +11,22 @@ Observation (a ``Dict`` space):
   ``render()`` returns an upright agentview frame for humans.
 - ``image_mask``: for each camera, ``True`` when it is a real camera.
 - ``state``: ``float32[8]`` = end-effector position (3), end-effector orientation as
-  axis-angle (3), gripper finger positions (2).
+  axis-angle (3), gripper finger positions (2). Its ``Box`` is unbounded (so Gymnasium's
+  ``check_env`` warns about infinite bounds), because none of the three parts has a bound
+  that holds for every step:
+
+  * position: world coordinates of the grip site, bounded only by the arm's reach
+    (the sum of its link lengths) around a mount that LIBERO places differently per scene; the
+    OSC controller enforces no workspace limits;
+  * axis-angle: ``2 * acos(w)`` times the axis (the datasets' convention, see
+    :func:`envs.libero.geometry.quat_xyzw_to_axis_angle`) lies in [-2 pi, 2 pi] only for
+    an exactly unit quaternion: near w = -1 the axis is MuJoCo's ``xquat`` divided by a
+    tiny sine, and its rounding error is amplified beyond that range;
+  * gripper: the finger joints' ranges (0..0.04 m and -0.04..0 m) are soft constraints
+    in MuJoCo, which contacts and the actuator can overshoot.
+
+  A bound that a real observation could exceed would make
+  ``observation_space.contains`` reject it, so none is declared.
 - ``instruction``: the task's language instruction.
 
 ``step(action)`` takes LIBERO's 7-D action (6 end-effector deltas in [-1, 1], gripper
