@@ -7,27 +7,57 @@ LIBERO_ASSETS ?=
 BIN := $(VENV)/bin
 export MUJOCO_GL ?= egl
 
-.PHONY: setup install install-test run test test-fast bench doctor clean
+# What the tests need beyond PyPI, as Debian packages: Chromium and a font (the HTML
+# report's tests open it in headless Chromium) and EGL with Mesa's software rasterizer
+# (MuJoCo renders headless). `system-deps` installs the missing ones (as root, with apt-get;
+# one `apt-get update` first) or names them in one line and fails. On a machine that
+# provides them otherwise, `make test SYSTEM_DEPS=` skips the check.
+# SYSTEM_DEPS_DRY_RUN=1 prints the apt-get commands instead of running them.
+SYSTEM_DEPS ?= chromium fonts-dejavu-core libegl1 libegl-mesa0 libgl1-mesa-dri
+SYSTEM_DEPS_DRY_RUN ?=
+
+.PHONY: setup install install-test system-deps run test test-fast bench doctor clean
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 # torch is installed first and pinned: the local CPU wheel. A looser spec (or letting a
 # dependency pick it) downloads gigabytes of CUDA packages.
+# setuptools prints an "Editable installation" note (InformationOnly: imports may prefer
+# same-named folders of the working directory) on every editable install of a flat-layout
+# project; it asks nothing of this one, so the editable installs filter it out.
+EDITABLE_PIP := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e .
+	$(EDITABLE_PIP) install --quiet -e .
 	touch $@
 
 # What only the tests need: pytest and friends, Ray (runner=ray is tested on a local
 # instance), and the real openpi client, against which policy=openpi's wire format is
 # proven; it pins numpy<2 (its code runs on numpy 2), hence --no-deps.
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[dev,ray]"
+	$(EDITABLE_PIP) install --quiet -e ".[dev,ray]"
 	$(BIN)/pip install --quiet --no-deps openpi-client==0.1.2
 	touch $@
+
+system-deps:
+	@missing=""; \
+	for pkg in $(SYSTEM_DEPS); do \
+	  dpkg-query -W -f='$${Status}\n' "$$pkg" 2>/dev/null | grep -q '^install ok installed$$' || missing="$$missing $$pkg"; \
+	done; \
+	missing="$${missing# }"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	run() { if [ -n "$(SYSTEM_DEPS_DRY_RUN)" ]; then echo "would run: $$*"; else "$$@"; fi; }; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian packages the tests need: $$missing"; \
+	  run apt-get update -qq && \
+	  run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+	  echo "make: the tests need Debian packages that are missing: $$missing; install them with: sudo apt-get install $$missing (or run make test SYSTEM_DEPS= on a machine that provides them otherwise)" >&2; \
+	  exit 1; \
+	fi
 
 setup: install
 	$(BIN)/evalharness setup $(if $(LIBERO_ASSETS),--assets "$(LIBERO_ASSETS)")
@@ -35,10 +65,10 @@ setup: install
 run: setup
 	$(BIN)/evalharness
 
-test: setup install-test
+test: system-deps setup install-test
 	$(BIN)/pytest -q
 
-test-fast: setup install-test
+test-fast: system-deps setup install-test
 	$(BIN)/pytest -q -m "not sim"
 
 bench: setup

@@ -83,9 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_subcommand(argv[0], argv[1:])
     if argv and argv[0] == "eval":
         argv = argv[1:]
-    from evalharness.engine.evaluate import run_hydra
+    from evalharness.commands.words import check_command_words
 
     try:
+        check_command_words(argv, [*SUBCOMMANDS, "eval"])
+        from evalharness.engine.evaluate import run_hydra
+
         return run_hydra(argv)
     except UserInputError as exc:
         return _fail(str(exc))

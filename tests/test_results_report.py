@@ -34,7 +34,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 def chromium(tmp_path: Path, url: str, *extra: str) -> tuple[str, list[str]]:
     """(stdout, console lines) of one headless Chromium run on ``url``."""
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does)")
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does: make system-deps)")
     profile = tmp_path / f"profile{len(list(tmp_path.glob('profile*')))}"
     proc = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *extra, url],
                           capture_output=True, text=True, timeout=120)

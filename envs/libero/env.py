@@ -11,7 +11,22 @@ Observation (a ``Dict`` space):
   ``render()`` returns an upright agentview frame for humans.
 - ``image_mask``: for each camera, ``True`` when it is a real camera.
 - ``state``: ``float32[8]`` = end-effector position (3), end-effector orientation as
-  axis-angle (3), gripper finger positions (2).
+  axis-angle (3), gripper finger positions (2). Its ``Box`` declares only the bound
+  that holds for every step (:mod:`envs.libero.state_bounds`), and leaves the rest
+  infinite, so Gymnasium's ``check_env`` warns about infinite bounds:
+
+  * position: within the arm's reach (the sum of its link offsets) around its mount,
+    which LIBERO places per scene; declared (the OSC controller enforces no tighter
+    workspace limit);
+  * axis-angle: ``2 * acos(w)`` times the axis (the datasets' convention, see
+    :func:`envs.libero.geometry.quat_xyzw_to_axis_angle`) lies in [-2 pi, 2 pi] only for
+    an exactly unit quaternion: near w = -1 the axis is MuJoCo's ``xquat`` divided by a
+    tiny sine, and its rounding error is amplified beyond that range; not declared;
+  * gripper: the finger joints' ranges (0..0.04 m and -0.04..0 m) are soft constraints
+    in MuJoCo, which contacts and the actuator can overshoot; not declared.
+
+  A bound that a real observation could exceed would make
+  ``observation_space.contains`` reject it.
 - ``instruction``: the task's language instruction.
 
 ``step(action)`` takes LIBERO's 7-D action (6 end-effector deltas in [-1, 1], gripper
@@ -55,6 +70,7 @@ from envs.libero.catalog import INIT_STATES_PER_TASK, TaskInfo, check_init_state
 from envs.libero.geometry import quat_xyzw_to_axis_angle
 from envs.libero.render import FrameRenderer, free_render_context
 from envs.libero.runtime import import_libero
+from envs.libero.state_bounds import state_bounds
 
 
 
@@ -172,7 +188,7 @@ class LiberoEnv(gym.Env):
             {
                 "images": spaces.Dict({cam: image for cam in CAMERAS}),
                 "image_mask": spaces.Dict({cam: spaces.Box(0, 1, shape=(), dtype=np.bool_) for cam in CAMERAS}),
-                "state": spaces.Box(-np.inf, np.inf, shape=(STATE_DIM,), dtype=np.float32),
+                "state": spaces.Box(*state_bounds(self._sim.model._model, self._robot.eef_site_id), dtype=np.float32),
                 "instruction": spaces.Text(min_length=1, max_length=512, charset=INSTRUCTION_CHARSET),
             }
         )
