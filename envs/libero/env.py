@@ -285,8 +285,15 @@ class LiberoEnv(gym.Env):
         return images
 
     def render_upright(self) -> np.ndarray:
-        """The agentview frame turned right side up (rows top-down), for videos and humans."""
-        return np.ascontiguousarray(self._renderer.render(["agentview"])["agentview"][::-1])
+        """The agentview frame turned right side up (rows top-down), for videos and humans.
+
+        An active image corruption is applied as to the policy's agentview (in LIBERO's raw
+        orientation, then turned), so a video shows the episode the policy saw.
+        """
+        frame = self._renderer.render(["agentview"])["agentview"]
+        if self._perturbation is not None:
+            frame = self._perturbation.corrupt_view({"base_0_rgb": frame})["base_0_rgb"]
+        return np.ascontiguousarray(frame[::-1])
 
     def proprio_state(self) -> np.ndarray:
         """``float32[8]``: eef position, eef axis-angle, gripper qpos."""

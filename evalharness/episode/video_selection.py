@@ -38,7 +38,15 @@ def remove_scratch(run_dir: Path) -> None:
 
 
 def video_decisions(specs: list[EpisodeSpec], mode: str, first_n: int = 1) -> dict[str, str]:
-    """For each episode key: "yes", "no" or "if_failure"."""
+    """For each episode key: "yes", "no" or "if_failure".
+
+    Also checks, whatever the mode, that no two planned episodes share a video name
+    (:func:`evalharness.episode.video_names.check_unique_video_names`): this runs when the plan
+    is built, so a collision stops the run before any episode.
+    """
+    from evalharness.episode.video_names import check_unique_video_names
+
+    check_unique_video_names(specs)
     if mode not in MODES:
         raise choices_error("video.mode", mode, list(MODES))
     if mode == "first_n" and (not isinstance(first_n, int) or first_n < 1):
@@ -100,7 +108,7 @@ class EpisodeRecorder:
 
     def finish(self, outcome) -> str | None:
         """Close the file; return its path relative to the run dir, or None if dropped."""
-        from evalharness.episode.video import video_filename
+        from evalharness.episode.video_names import video_name
 
         if self._video is None:
             return None
@@ -111,8 +119,7 @@ class EpisodeRecorder:
             path = video.finish(keep=keep)  # deletes the partial file itself when it fails
             if path is None:
                 return None
-            name = video_filename(self.spec.suite, self.spec.task_index, self.spec.task_name, self.spec.init_state, result)
-            final = self.run_dir / "videos" / name
+            final = self.run_dir / "videos" / video_name(self.spec, result)
             final.parent.mkdir(parents=True, exist_ok=True)
             Path(path).replace(final)
         except (OSError, RuntimeError) as exc:  # no space to finish the file, or ffmpeg failed
