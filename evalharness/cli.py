@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "measure simulation and rendering throughput on this machine"),
     "table": ("table", "paper-style table of one or more runs (Markdown, LaTeX, CSV)"),
     "gate": ("gate", "regression gate: compare a candidate run to a baseline (exit 1 on a regression)"),
+    "power": ("power", "episodes a gate needs to see a drop, and the smallest drop a budget can see"),
     "report": ("report", "self-contained HTML report of runs: table, charts, episodes, videos"),
     "serve": ("serve", "serve a policy over the MinT protocol (one model for many workers)"),
     "checkpoint": ("checkpoint", "write a random reference checkpoint (init) or load and check one (check)"),
