@@ -115,14 +115,17 @@ class SequentialDecision:
     reason: str
 
 
-def decide(tasks: Sequence[TaskSequence]) -> SequentialDecision:
-    """After a round: stop with a regression, stop with none, or go on."""
+def decide(tasks: Sequence[TaskSequence], futility: bool = True) -> SequentialDecision:
+    """After a round: stop with a regression, stop with none, or go on.
+
+    ``futility=False`` runs to the budget even when no task can reach its threshold any more
+    (same verdict, more episodes: for a run that must be complete anyway)."""
     crossed = [t for t in tasks if t.crossed_at is not None]
     if crossed:
         return SequentialDecision(REGRESSED, f"{len(crossed)} task(s) reached the e-value threshold")
     if all(t.pairs >= t.budget for t in tasks):
         return SequentialDecision(NO_REGRESSION, "budget reached without a task reaching the threshold")
-    if not any(t.can_still_cross for t in tasks):
+    if futility and not any(t.can_still_cross for t in tasks):
         return SequentialDecision(
             NO_REGRESSION, "no task can reach the threshold even if every remaining episode were a drop"
         )
