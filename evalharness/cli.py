@@ -70,6 +70,7 @@ def _usage() -> str:
         "evaluation (the default): Hydra overrides, e.g.",
         "  evalharness suite=libero_object policy=scripted suite.episodes_per_task=5",
         "  evalharness --cfg job            # print the resolved config",
+        "  evalharness suite=libero_object policy=zero --dry-run   # episodes, time, memory; runs nothing",
         "  evalharness -m suite=libero_spatial,libero_goal policy=zero   # a sweep",
     ]
     return "\n".join(lines)
@@ -84,10 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_subcommand(argv[0], argv[1:])
     if argv and argv[0] == "eval":
         argv = argv[1:]
+    dry_run = "--dry-run" in argv  # plan and print the cost, run nothing (evalharness/dry_run.py)
+    argv = [arg for arg in argv if arg != "--dry-run"]
     from evalharness.evaluate import run_hydra
 
     try:
-        return run_hydra(argv)
+        return run_hydra(argv, dry_run=dry_run)
     except UserInputError as exc:
         return _fail(str(exc))
 

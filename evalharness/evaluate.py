@@ -391,6 +391,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run (or resume) one evaluation and return its summary."""
     run = prepare(cfg)  # every value is checked before anything is written
     run_dir = Path(run.config["output_dir"]).resolve()
+    from evalharness.dry_run import announce_large_run
+
+    announce_large_run(run, run_dir)  # a large run says what it will cost before it starts
     with stop_when_disk_full(run_dir, "creating the run folder"):
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / ".lock").touch()
@@ -402,8 +405,11 @@ class _StopSweep(BaseException):
     """Ends a Hydra sweep after an interrupted job (Hydra would go on to the next one)."""
 
 
-def run_hydra(argv: list[str]) -> int:
-    """Run the Hydra app with ``argv`` as its command line; returns the exit status."""
+def run_hydra(argv: list[str], dry_run: bool = False) -> int:
+    """Run the Hydra app with ``argv`` as its command line; returns the exit status.
+
+    ``dry_run``: validate, plan and print the cost of each job (:mod:`evalharness.dry_run`)
+    instead of running it; nothing is written."""
     import hydra
 
     from evalharness.interrupt import INTERRUPTED_EXIT, RunInterrupted
@@ -417,7 +423,12 @@ def run_hydra(argv: list[str]) -> int:
     def _app(cfg: DictConfig) -> None:
         global _exit_code
         try:
-            evaluate(cfg)
+            if dry_run:
+                from evalharness.dry_run import dry_run as print_cost
+
+                print_cost(cfg)
+            else:
+                evaluate(cfg)
         except UserInputError as exc:
             print(f"evalharness: error: {exc}", file=sys.stderr)
             _exit_code = 2
