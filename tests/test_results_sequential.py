@@ -19,7 +19,7 @@ from scipy import integrate
 from evalharness.commands.power import sequential_budget
 from evalharness.results.power import episodes_needed, pair_model
 from evalharness.results.sequential import (
-    CONTINUE, NO_REGRESSION, REGRESSED, crossing_boundary, decide, log_e_value, log_threshold, scan_task,
+    CONTINUE, NO_REGRESSION, REGRESSED, crossing_boundary, decide, family_thresholds, log_e_value, log_threshold, scan_task,
     sequential_power, simulate,
 )
 
@@ -74,7 +74,7 @@ def test_power_with_one_task_dropped_among_several():
     sims, tasks = 10_000, 4
     drop = pair_model(0.8, 0.3)
     same = pair_model(0.8, 1e-12)
-    log_thr = log_threshold(ALPHA, tasks)
+    log_thr, _ = family_thresholds(ALPHA, tasks)  # alpha split with the pooled suite test
     budget = sequential_budget(drop, log_thr, 0.8)
     promised = sequential_power(budget, drop.p10, drop.p01, log_thr)
     sim = simulate([drop.p10] + [same.p10] * 3, [drop.p01] + [same.p01] * 3, budget, 5, ALPHA, sims,
@@ -83,6 +83,21 @@ def test_power_with_one_task_dropped_among_several():
     print(f"\none of 4 tasks drops 30 points from 80%: power {sim.rate:.3f} (promised for that task {promised:.3f}), "
           f"mean episodes saved {sim.mean_saved:.1f} of {sim.budget}")
     assert sim.rate >= promised - 3 * sigma
+
+
+def test_a_drop_spread_over_every_task_is_caught_by_the_pooled_suite_test():
+    sims, tasks, budget = 10_000, 10, 50  # a LIBERO suite: 10 tasks x 50 init states
+    model = pair_model(0.8, 0.15)
+    task_thr, suite_thr = family_thresholds(ALPHA, tasks)
+    per_task = sequential_power(budget, model.p10, model.p01, task_thr)
+    pooled = simulate([model.p10] * tasks, [model.p01] * tasks, budget, 5, ALPHA, sims, np.random.default_rng(5))
+    tasks_only = simulate([model.p10] * tasks, [model.p01] * tasks, budget, 5, ALPHA, sims, np.random.default_rng(5),
+                          pooled=False)
+    print(f"\n15-point drop from 80% on all 10 tasks: flagged {pooled.rate:.3f} with the pooled suite test "
+          f"(tasks alone {tasks_only.rate:.3f}; one task alone {per_task:.3f}); mean episodes {pooled.episodes.mean():.0f} "
+          f"of {pooled.budget} (saved {pooled.mean_saved:.0f})")
+    assert pooled.rate > 0.9 > 0.5 > tasks_only.rate
+    assert pooled.episodes.mean() < 0.6 * pooled.budget
 
 
 def test_exact_crossing_chance_matches_simulation():

@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     seq.add_argument("--max-rounds", type=int, help="stop after this many rounds run now (exit 2 if undecided)")
     seq.add_argument("--run-to-budget", action="store_true",
                      help="do not stop when no task can reach the threshold any more; run every episode")
+    seq.add_argument("--no-suite", action="store_true",
+                     help="tasks only: no pooled suite e-process (all of alpha goes to the tasks)")
     seq.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="--sequential: the candidate's Hydra overrides")
 
 

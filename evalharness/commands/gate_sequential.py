@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from evalharness.errors import UserInputError
 from evalharness.results.gate import EXIT_INCOMPLETE, EXIT_PASS, EXIT_REGRESSED
 from evalharness.results.runs import LoadedRun, load_run
 from evalharness.results.sequential import (
-    NO_REGRESSION, REGRESSED, TaskSequence, decide, log_threshold, scan_task,
+    NO_REGRESSION, REGRESSED, TaskSequence, decide, family_thresholds, scan_task,
 )
 
 TaskKey = tuple[str, int]
@@ -116,9 +117,12 @@ def _candidate_outcomes(run_dir: Path) -> tuple[dict[tuple[int, int], bool], lis
     return outcomes, errors, run
 
 
-def scan(plan: BaselinePlan, cand: dict[tuple[int, int], bool], alpha: float, prior: float) -> dict[int, TaskSequence]:
-    """Each task's e-process over its pairs so far (the longest prefix of the order the candidate holds)."""
-    thr = log_threshold(alpha, len(plan.tasks))
+def scan(
+    plan: BaselinePlan, cand: dict[tuple[int, int], bool], alpha: float, prior: float, pooled: bool = True,
+) -> tuple[dict[int, TaskSequence], TaskSequence | None]:
+    """Each task's e-process over its pairs so far (the longest prefix of the order the candidate
+    holds), and the pooled suite's over the init states every task has (state by state, task by task)."""
+    task_thr, suite_thr = family_thresholds(alpha, len(plan.tasks), pooled)
     out = {}
     for t in plan.tasks:
         pairs = []
@@ -126,8 +130,12 @@ def scan(plan: BaselinePlan, cand: dict[tuple[int, int], bool], alpha: float, pr
             if (t, k) not in cand:
                 break
             pairs.append((plan.outcomes[(t, k)], cand[(t, k)]))
-        out[t] = scan_task(pairs, len(plan.init_states), thr, prior)
-    return out
+        out[t] = scan_task(pairs, len(plan.init_states), task_thr, prior)
+    if suite_thr is None:
+        return out, None
+    done = min(s.pairs for s in out.values())
+    pooled_pairs = [(plan.outcomes[(t, k)], cand[(t, k)]) for k in plan.init_states[:done] for t in plan.tasks]
+    return out, scan_task(pooled_pairs, len(plan.init_states) * len(plan.tasks), suite_thr, prior)
 
 
 def _evaluate_round(cfg: Any, plan: BaselinePlan, states: list[int]) -> None:
@@ -144,17 +152,17 @@ def _evaluate_round(cfg: Any, plan: BaselinePlan, states: list[int]) -> None:
         evaluate(round_cfg)
 
 
-def _table(plan: BaselinePlan, seqs: dict[int, TaskSequence], alpha: float) -> list[str]:
-    level = len(plan.tasks) / alpha
+def _table(plan: BaselinePlan, seqs: dict[int, TaskSequence], suite: TaskSequence | None, alpha: float) -> list[str]:
+    task_thr, suite_thr = family_thresholds(alpha, len(plan.tasks), suite is not None)
     lines = [
-        f"| task | pairs | b (drops) | c (rises) | max e-value | threshold | verdict |",
+        "| suite / task | pairs | b (drops) | c (rises) | max e-value | threshold | verdict |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    for t in plan.tasks:
-        s = seqs[t]
+    rows = [(f"**{plan.suite}** (pooled)", suite, suite_thr)] if suite is not None else []
+    rows += [(f"{plan.suite} {t}: {plan.names[t]}", seqs[t], task_thr) for t in plan.tasks]
+    for name, s, thr in rows:
         verdict = f"**regressed** (at pair {s.crossed_at})" if s.crossed_at else "no evidence of a drop"
-        lines.append(f"| {plan.suite} {t}: {plan.names[t]} | {s.pairs}/{s.budget} | {s.b} | {s.c} | {s.max_e:.3g} "
-                     f"| {level:g} | {verdict} |")
+        lines.append(f"| {name} | {s.pairs}/{s.budget} | {s.b} | {s.c} | {s.max_e:.3g} | {math.exp(thr):g} | {verdict} |")
     return lines
 
 
@@ -196,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     incomplete: list[str] = []
     while True:
         cand, errors, cand_run = _candidate_outcomes(run_dir)
-        seqs = scan(plan, cand, args.alpha, args.prior)
+        seqs, suite = scan(plan, cand, args.alpha, args.prior, not args.no_suite)
         done = min(s.pairs for s in seqs.values())
         if cand_run is not None and conditions_key(cand_run.summary) != conditions_key(baseline.summary):
             raise UserInputError(f"baseline ({describe_conditions(baseline.summary)}) and candidate "
@@ -210,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
             if seeds != {plan.seed}:
                 raise UserInputError(f"the candidate's seed {sorted(seeds)} differs from the baseline's {plan.seed}; "
                                      "episodes cannot be paired")
-        decision = decide(list(seqs.values()), futility=not args.run_to_budget)
+        decision = decide(list(seqs.values()), futility=not args.run_to_budget, suite=suite)
         if decision.verdict != "continue":
             verdict, reason = decision.verdict, decision.reason
             break
@@ -230,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
         except RunInterrupted as exc:
             incomplete.append(f"interrupted ({exc}); run the same command again to resume")
             cand, _, _ = _candidate_outcomes(run_dir)
-            seqs = scan(plan, cand, args.alpha, args.prior)
+            seqs, suite = scan(plan, cand, args.alpha, args.prior, not args.no_suite)
             break
 
     ran = sum(s.pairs for s in seqs.values())
@@ -249,12 +257,14 @@ def run(args: argparse.Namespace) -> int:
         f"Episodes run: **{ran} of {total}** ({total - ran} saved against the full run; {new} new in this invocation). "
         f"Stopped: {reason}.",
         "",
-        *_table(plan, seqs, args.alpha),
+        *_table(plan, seqs, suite, args.alpha),
         "",
         f"Anytime-valid test: per task, an e-process on the discordant pairs (truncated Beta({args.prior:g}, "
-        f"{args.prior:g}) mixture of likelihood ratios), a regression when it reaches tasks / alpha = "
-        f"{len(plan.tasks) / args.alpha:g} (Bonferroni over {len(plan.tasks)} task(s); Holm flags a regression exactly "
-        f"then). False alarm rate <= {args.alpha:g} however many rounds are looked at. Candidate run: `{run_dir}`.",
+        f"{args.prior:g}) mixture of likelihood ratios), a regression when it reaches the threshold: "
+        + (f"alpha split in half between the pooled suite (2 / alpha) and the {len(plan.tasks)} tasks "
+           f"(Bonferroni, 2 x tasks / alpha)" if suite is not None else
+           f"tasks / alpha (Bonferroni over {len(plan.tasks)} task(s); Holm flags a regression exactly then)")
+        + f". False alarm rate <= {args.alpha:g} however many rounds are looked at. Candidate run: `{run_dir}`.",
     ]
     text = "\n".join(lines) + "\n"
     print(text, end="")

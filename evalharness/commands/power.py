@@ -35,7 +35,7 @@ from evalharness.errors import UserInputError
 from evalharness.results.power import (
     PairModel, discordance_between, episodes_needed, mcnemar_power, pair_model, smallest_drop,
 )
-from evalharness.results.sequential import log_threshold, sequential_power, simulate
+from evalharness.results.sequential import family_thresholds, sequential_power, simulate
 
 INIT_STATES = 50
 SEQUENTIAL_SIMS = 4000
@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fraction of episodes on which two runs of the baseline disagree (default: measured or "
                              "independent outcomes)")
     parser.add_argument("--round", type=int, default=5, help="episodes per task per round of the sequential gate")
+    parser.add_argument("--no-suite", action="store_true",
+                        help="the sequential gate without its pooled suite test (as gate --sequential --no-suite)")
 
 
 @dataclass
@@ -112,11 +114,12 @@ def _row(name: str, rate: float, args: argparse.Namespace, tasks: int, discordan
     model = pair_model(rate, args.drop, discordance)
     level = args.alpha / tasks
     fixed = episodes_needed(model, level, args.power)
-    seq = sequential_budget(model, log_threshold(args.alpha, tasks), args.power)
+    task_thr, _ = family_thresholds(args.alpha, tasks, not args.no_suite)
+    seq = sequential_budget(model, task_thr, args.power)
     seq_mean = None
     if seq is not None and seq <= 2000:
-        # mean episodes to a verdict on this task when it carries the drop (the others unchanged)
-        sim = simulate([model.p10], [model.p01], seq, args.round, args.alpha / tasks, SEQUENTIAL_SIMS,
+        # mean episodes to a verdict on this task when it carries the drop (alone, at its threshold)
+        sim = simulate([model.p10], [model.p01], seq, args.round, 1.0 / math.exp(task_thr), SEQUENTIAL_SIMS,
                        np.random.default_rng(0))
         seq_mean = float(sim.episodes.mean())
     return Row(name, rate, model, fixed, seq, seq_mean, smallest_drop(rate, args.budget, level, args.power, discordance))
@@ -192,12 +195,20 @@ def run(args: argparse.Namespace) -> int:
         else:
             suite_models = [(f"{r.name} on every task", r.model) for r in pooled]  # type: ignore[misc]
         print()
-        print(f"the pooled suite test (alpha {args.alpha:g}, all tasks' pairs together), for the drop on every task:")
+        _, suite_thr = family_thresholds(args.alpha, tasks, not args.no_suite)
+        print(f"the pooled suite test (all tasks' pairs together), for the drop on every task: fixed gate at alpha "
+              f"{args.alpha:g}" + (f"; sequential at threshold {math.exp(suite_thr):g} (half of alpha)" if suite_thr else ""))
         for name, model in suite_models:
             n = episodes_needed(model, args.alpha, args.power)
             per_task = "—" if n is None else str(math.ceil(n / tasks))
-            print(f"  {name}: {_count(n).rstrip(' *')} episodes per suite ({per_task} per task); power at "
-                  f"{args.budget * tasks} episodes: {mcnemar_power(args.budget * tasks, model, args.alpha):.2f}")
+            line = (f"  {name}: fixed {_count(n).rstrip(' *')} episodes per suite ({per_task} per task), power at "
+                    f"{args.budget * tasks}: {mcnemar_power(args.budget * tasks, model, args.alpha):.2f}")
+            if suite_thr is not None:
+                seq_n = sequential_budget(model, suite_thr, args.power, max_n=20000)
+                line += ("; sequential budget " + ("> 20000" if seq_n is None else f"{seq_n} ({math.ceil(seq_n / tasks)} per task)")
+                         + f", chance to stop as regressed within {args.budget * tasks}: "
+                         f"{sequential_power(args.budget * tasks, model.p10, model.p01, suite_thr):.2f}")
+            print(line)
     print()
     print("fixed n: exact power of the one-sided exact McNemar test (stays >= the target from there on). "
           "sequential: exact chance that the e-process of `gate --sequential` reaches its threshold within the budget; "

@@ -25,6 +25,13 @@ e-values). The gate's exit code asks "did any task regress?", and for that quest
 Bonferroni reject together (Holm rejects anything exactly when the smallest p-value is below
 ``alpha / tasks``), so this is the sequential twin of the fixed gate's Holm family.
 
+The suite: a drop spread over all tasks is seen far sooner by the pooled pairs of every task
+than by any one task (the fixed gate tests suites too). With more than one task the gate
+also runs one **pooled** e-process over all pairs, in the order init state by init state,
+task by task within one, and splits alpha in half: each task must reach ``2 tasks / alpha``,
+the suite ``2 / alpha`` (:func:`family_thresholds`). The false alarm rate of "any flag" stays
+at most alpha by the union bound.
+
 The running maximum is taken over every prefix of the pairs in the plan's order, not only at
 round ends: Ville's bound covers all of them, and it makes the verdict a function of the
 prefix alone, so a resumed run reaches the same verdict as an uninterrupted one.
@@ -46,6 +53,7 @@ from scipy import special
 __all__ = [
     "log_e_value",
     "log_threshold",
+    "family_thresholds",
     "TaskSequence",
     "scan_task",
     "SequentialDecision",
@@ -69,8 +77,16 @@ def log_e_value(b: np.ndarray | int, c: np.ndarray | int, prior: float = 1.0) ->
 
 
 def log_threshold(alpha: float, tasks: int) -> float:
-    """log of the level a task's e-process must reach: ``tasks / alpha``."""
+    """log of the level a task's e-process must reach with tasks alone: ``tasks / alpha``."""
     return math.log(tasks / alpha)
+
+
+def family_thresholds(alpha: float, tasks: int, pooled: bool = True) -> tuple[float, float | None]:
+    """(log threshold of each task, of the pooled suite or None): alpha split in half between
+    the tasks and the suite when ``pooled`` and there is more than one task."""
+    if pooled and tasks > 1:
+        return math.log(2 * tasks / alpha), math.log(2 / alpha)
+    return log_threshold(alpha, tasks), None
 
 
 @dataclass(frozen=True)
@@ -115,17 +131,23 @@ class SequentialDecision:
     reason: str
 
 
-def decide(tasks: Sequence[TaskSequence], futility: bool = True) -> SequentialDecision:
+def decide(
+    tasks: Sequence[TaskSequence], futility: bool = True, suite: TaskSequence | None = None,
+) -> SequentialDecision:
     """After a round: stop with a regression, stop with none, or go on.
 
-    ``futility=False`` runs to the budget even when no task can reach its threshold any more
-    (same verdict, more episodes: for a run that must be complete anyway)."""
+    ``suite`` is the pooled e-process when the family has one. ``futility=False`` runs to
+    the budget even when nothing can reach its threshold any more (same verdict, more
+    episodes: for a run that must be complete anyway)."""
     crossed = [t for t in tasks if t.crossed_at is not None]
-    if crossed:
-        return SequentialDecision(REGRESSED, f"{len(crossed)} task(s) reached the e-value threshold")
+    if crossed or (suite is not None and suite.crossed_at is not None):
+        parts = [f"{len(crossed)} task(s)"] if crossed else []
+        if suite is not None and suite.crossed_at is not None:
+            parts.append("the pooled suite")
+        return SequentialDecision(REGRESSED, f"{' and '.join(parts)} reached the e-value threshold")
     if all(t.pairs >= t.budget for t in tasks):
         return SequentialDecision(NO_REGRESSION, "budget reached without a task reaching the threshold")
-    if futility and not any(t.can_still_cross for t in tasks):
+    if futility and not any(t.can_still_cross for t in [*tasks, *([suite] if suite else [])]):
         return SequentialDecision(
             NO_REGRESSION, "no task can reach the threshold even if every remaining episode were a drop"
         )
@@ -197,12 +219,13 @@ class Simulation:
 
 def simulate(
     p10: Sequence[float], p01: Sequence[float], budget: int, round_size: int, alpha: float, sims: int,
-    rng: np.random.Generator, prior: float = 1.0,
+    rng: np.random.Generator, prior: float = 1.0, pooled: bool = True,
 ) -> Simulation:
     """Simulate the sequential gate on ``len(p10)`` tasks of ``budget`` pairs each, ``sims`` times.
 
     Each round adds ``round_size`` pairs to every task (the gate's rounds), then the gate
-    decides exactly as :func:`decide` does. Vectorized: (sims, tasks, budget) at once.
+    decides exactly as :func:`decide` does, with the pooled suite e-process when ``pooled``
+    and there is more than one task. Vectorized: (sims, tasks, budget) at once.
     """
     p10a, p01a = np.asarray(p10, float)[None, :, None], np.asarray(p01, float)[None, :, None]
     tasks = p10a.shape[1]
@@ -210,21 +233,34 @@ def simulate(
     drop = u < p10a
     rise = (u >= p10a) & (u < p10a + p01a)
     b, c = np.cumsum(drop, axis=2), np.cumsum(rise, axis=2)
-    log_thr = log_threshold(alpha, tasks)
-    crossed = log_e_value(b, c, prior) >= log_thr  # (sims, tasks, budget)
+    task_thr, suite_thr = family_thresholds(alpha, tasks, pooled)
+    # E(b, c) >= threshold  <=>  b >= boundary[b + c]: integer look-ups instead of betainc
+    t_bound = crossing_boundary(budget, task_thr, prior)
+    crossed = b >= t_bound[b + c]  # (sims, tasks, budget)
+    # the pair index per task after which each (sims,) run first crossed anything
+    first_cross = np.where(crossed.any(axis=2), crossed.argmax(axis=2) + 1, budget + 1).min(axis=1)
+    if suite_thr is not None:
+        # pooled order: init state by init state, task by task within one
+        s_bound = crossing_boundary(budget * tasks, suite_thr, prior)
+        sb = np.cumsum(drop.transpose(0, 2, 1).reshape(sims, -1), axis=1)
+        sc = np.cumsum(rise.transpose(0, 2, 1).reshape(sims, -1), axis=1)
+        s_crossed = sb >= s_bound[sb + sc]
+        s_first = np.where(s_crossed.any(axis=1), s_crossed.argmax(axis=1) // tasks + 1, budget + 1)
+        first_cross = np.minimum(first_cross, s_first)
     ends = np.minimum(np.arange(round_size, budget + round_size, round_size), budget)  # pairs per task after each round
-    # after round r: regressed if any task crossed at a pair <= ends[r]
-    first_cross = np.where(crossed.any(axis=2), crossed.argmax(axis=2) + 1, budget + 1).min(axis=1)  # (sims,)
-    rounds_to_reject = np.searchsorted(ends, first_cross)  # index of the round whose end covers it
+    rounds_to_reject = np.searchsorted(ends, first_cross)  # the round whose end covers it
     rejected = first_cross <= budget
-    # futility: after round r no task could cross even with every remaining pair a drop
+    # futility: after round r nothing could cross even with every remaining pair a drop
     stop_round = np.full(sims, len(ends) - 1)
     for r, end in enumerate(ends[:-1]):
         remaining = budget - end
-        future = log_e_value(b[:, :, end - 1] + remaining, c[:, :, end - 1], prior) >= log_thr
-        hopeless = ~future.any(axis=1)
-        stop_round = np.where((stop_round == len(ends) - 1) & hopeless & (r < stop_round), r, stop_round)
+        bt, ct = b[:, :, end - 1] + remaining, c[:, :, end - 1]
+        future = (bt >= t_bound[bt + ct]).any(axis=1)
+        if suite_thr is not None:
+            k = end * tasks - 1
+            bs, cs = sb[:, k] + remaining * tasks, sc[:, k]
+            future |= bs >= s_bound[bs + cs]
+        stop_round = np.where((stop_round == len(ends) - 1) & ~future, r, stop_round)
     stop = np.where(rejected, np.minimum(rounds_to_reject, stop_round), stop_round)
-    # a run stopped for futility before its crossing cannot cross (futility means it never will)
     episodes = ends[stop] * tasks
     return Simulation(rejected, episodes, budget * tasks)
