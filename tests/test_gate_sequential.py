@@ -74,3 +74,12 @@ def test_fixed_gate_still_needs_a_candidate(tmp_path, capsys):
     assert "--candidate RUN is required" in capsys.readouterr().err
     assert main(["gate", "--baseline", str(base), "--candidate", str(base), "policy=zero"]) == 2
     assert "Hydra overrides are for --sequential only" in capsys.readouterr().err
+
+
+def test_another_seed_is_refused_before_any_episode_runs(tmp_path, capsys):
+    base = _run(tmp_path, "base", {0: "SSSS"})  # the factories' records ran with seed 7
+    code = main(["gate", "--sequential", "--baseline", str(base), "policy=zero", "suite=libero_object",
+                 "protocol.seed=3", f"output_dir={tmp_path / 'cand'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "protocol.seed=3 is not valid here; the baseline's episodes ran with seed 7" in err
+    assert not (tmp_path / "cand").exists()

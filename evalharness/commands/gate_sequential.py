@@ -191,6 +191,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = compose_candidate(args.overrides)
     if cfg.suite.name != plan.suite:
         raise UserInputError(f"suite={cfg.suite.name} is not valid here; the baseline is a {plan.suite} run")
+    seed = cfg.protocol.get("seed")
+    if seed is not None and int(seed) != plan.seed:
+        raise UserInputError(f"protocol.seed={seed} is not valid here; the baseline's episodes ran with seed {plan.seed} "
+                             "and a candidate under another seed cannot be paired with them")
     run_dir = Path(str(cfg.output_dir)).resolve()
 
     budget = len(plan.init_states)

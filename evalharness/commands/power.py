@@ -191,14 +191,17 @@ def run(args: argparse.Namespace) -> int:
         if args.baseline:
             p10 = float(np.mean([r.model.p10 for r in pooled]))  # type: ignore[union-attr]
             p01 = float(np.mean([r.model.p01 for r in pooled]))  # type: ignore[union-attr]
-            suite_models = [("suite (pooled)", PairModel(p10, p01, "mean over tasks"))]
+            nulls = [pair_model(r.rate, 1e-12, discordance) for r in pooled]
+            null = PairModel(float(np.mean([m.p10 for m in nulls])), float(np.mean([m.p01 for m in nulls])), "no change")
+            suite_models = [("suite (pooled)", PairModel(p10, p01, "mean over tasks"), null)]
         else:
-            suite_models = [(f"{r.name} on every task", r.model) for r in pooled]  # type: ignore[misc]
+            suite_models = [(f"{r.name} on every task", r.model, pair_model(r.rate, 1e-12, discordance))  # type: ignore[misc]
+                            for r in pooled]
         print()
         _, suite_thr = family_thresholds(args.alpha, tasks, not args.no_suite)
         print(f"the pooled suite test (all tasks' pairs together), for the drop on every task: fixed gate at alpha "
               f"{args.alpha:g}" + (f"; sequential at threshold {math.exp(suite_thr):g} (half of alpha)" if suite_thr else ""))
-        for name, model in suite_models:
+        for name, model, null in suite_models:
             n = episodes_needed(model, args.alpha, args.power)
             per_task = "—" if n is None else str(math.ceil(n / tasks))
             line = (f"  {name}: fixed {_count(n).rstrip(' *')} episodes per suite ({per_task} per task), power at "
@@ -209,12 +212,27 @@ def run(args: argparse.Namespace) -> int:
                          + f", chance to stop as regressed within {args.budget * tasks}: "
                          f"{sequential_power(args.budget * tasks, model.p10, model.p01, suite_thr):.2f}")
             print(line)
+            if tasks <= 100:
+                print("    " + _suite_simulation(model, null, tasks, args))
     print()
     print("fixed n: exact power of the one-sided exact McNemar test (stays >= the target from there on). "
           "sequential: exact chance that the e-process of `gate --sequential` reaches its threshold within the budget; "
           f"its mean episodes are from {SEQUENTIAL_SIMS} simulated runs with rounds of {args.round}. "
           f"* = more than LIBERO's {INIT_STATES} init states per task.")
     return 0
+
+
+def _suite_simulation(model: PairModel, same: PairModel, tasks: int, args: argparse.Namespace) -> str:
+    """`gate --sequential` on the whole suite at --budget per task: with the drop on every task, and with none."""
+    rng = np.random.default_rng(0)
+    drop = simulate([model.p10] * tasks, [model.p01] * tasks, args.budget, args.round, args.alpha, SEQUENTIAL_SIMS, rng,
+                    pooled=not args.no_suite)
+    null = simulate([same.p10] * tasks, [same.p01] * tasks, args.budget, args.round, args.alpha, SEQUENTIAL_SIMS, rng,
+                    pooled=not args.no_suite)
+    return (f"gate --sequential at {args.budget}/task, rounds of {args.round} ({SEQUENTIAL_SIMS} simulated runs): "
+            f"with the drop, flags {100 * drop.rate:.0f}% after {drop.episodes.mean():.0f} episodes on average "
+            f"(saves {drop.mean_saved:.0f} of {drop.budget}); with no change, flags {100 * null.rate:.1f}% and runs "
+            f"{null.episodes.mean():.0f}")
 
 
 def _drop(value: float | None) -> str:
