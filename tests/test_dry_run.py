@@ -7,7 +7,6 @@ full plan reports what is left, and the real run then records exactly that many.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
