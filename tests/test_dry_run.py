@@ -97,3 +97,17 @@ def test_dry_run_counts_equal_the_real_runs(tmp_path, capsys, assets_installed):
     assert main([*args, "suite.episodes_per_task=3"]) == 0
     lines = (out_dir / "episodes.jsonl").read_text().splitlines()
     assert len(lines) == 3  # the real run recorded exactly the 2 the dry run said were left
+
+
+def test_bench_cache_round_trip(tmp_path, monkeypatch):
+    from evalharness.bench.cache import cache_path, load_figures, save_figures
+
+    monkeypatch.delenv("EVALHARNESS_BENCH_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_path() == tmp_path / "xdg" / "evalharness" / "bench.json"
+    assert load_figures() is None
+    assert save_figures({"harness": {"steps_per_s": 42.0}}) == cache_path()
+    figures = load_figures()
+    assert figures["harness"] == {"steps_per_s": 42.0} and figures["measured_at"].endswith("UTC")
+    cache_path().write_text("{not json")
+    assert load_figures() is None  # a broken cache loses the estimate, never the run
