@@ -8,7 +8,7 @@ folder already holds, and prints:
 - episodes per worker, grouped as the local runner groups them (one task's episodes per
   group, split so every worker has something to do; a free worker takes the next group);
 - an **estimate** of the wall time, from the steps/s ``evalharness bench`` last measured on
-  this machine (:mod:`evalharness.bench.cache`), taking every episode to its step limit (an
+  this machine (:mod:`evalharness.results.bench_cache`), taking every episode to its step limit (an
   upper bound: solved episodes end early), without the policy's own inference time;
 - the memory one worker peaks at, and how many workers ``runner.workers=auto`` would start.
 
@@ -16,7 +16,9 @@ It writes nothing (no run folder, no run.json) and builds no env. The policy is 
 as the run itself does first, because its identity is part of every episode key.
 
 A run with more than :data:`LARGE_RUN_EPISODES` episodes left prints the same estimate in
-one line before it starts.
+one line before it starts. The entry points are in :mod:`evalharness.evaluate`
+(``run_cost``, ``run_hydra(dry_run=True)``), which owns preparing a run and deciding what
+resume skips; this module only counts and prints.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 
 from evalharness.worker_budget import WORKER_PEAK_BYTES, auto_workers
 
-__all__ = ["Cost", "estimate_cost", "render_cost", "dry_run", "announce_large_run", "LARGE_RUN_EPISODES"]
+__all__ = ["Cost", "recorded_episodes", "estimate_cost", "render_cost", "announce_large_run", "LARGE_RUN_EPISODES"]
 
 LARGE_RUN_EPISODES = 200
 
@@ -69,7 +71,7 @@ def _per_worker(items: list[Any], workers: int) -> list[int]:
 
 
 def _bench_rate(workers: int) -> tuple[float | None, str]:
-    from evalharness.bench.cache import cache_path, load_figures
+    from evalharness.results.bench_cache import cache_path, load_figures
 
     figures = load_figures()
     harness = (figures or {}).get("harness") or {}
@@ -87,26 +89,27 @@ def _bench_rate(workers: int) -> tuple[float | None, str]:
     return float(rate) * efficiency, note
 
 
-def estimate_cost(run: Any, run_dir: Path) -> Cost:
-    """The cost of running ``run`` (a :class:`~evalharness.evaluate.PreparedRun`) into ``run_dir``."""
+def recorded_episodes(run_dir: Path, context: str) -> tuple[list[Any], str | None]:
+    """What ``run_dir`` already holds for a run of ``context`` (read only), and why the run
+    would refuse the folder (it holds another configuration), if it would."""
     import json
 
-    from evalharness.evaluate import episodes_to_run
     from evalharness.results.store import EPISODES_FILENAME, ResultStore
+
+    run_json = run_dir / "run.json"
+    if run_json.is_file() and json.loads(run_json.read_text()).get("context") != context:
+        return [], (f"{run_dir} holds a run with another configuration; the run would be refused "
+                    "(pass a new output_dir=... or run_name=...)")
+    if (run_dir / EPISODES_FILENAME).is_file():
+        return ResultStore(run_dir, readonly=True).records(), None
+    return [], None
+
+
+def estimate_cost(run: Any, todo: list[Any], refused: str | None = None) -> Cost:
+    """The cost of running the episodes ``todo`` of ``run`` (a prepared run; the caller says
+    which episodes are left, as resume decides: ``evaluate.episodes_to_run``)."""
     from evalharness.worker import WorkItem
 
-    refused = None
-    recorded: list[Any] = []
-    run_json = run_dir / "run.json"
-    if run_json.is_file():
-        previous = json.loads(run_json.read_text()).get("context")
-        if previous != run.context:
-            refused = (f"{run_dir} holds a run with another configuration; the run would be refused "
-                       "(pass a new output_dir=... or run_name=...)")
-    if refused is None and (run_dir / EPISODES_FILENAME).is_file():
-        recorded = ResultStore(run_dir, readonly=True).records()
-    planned = {spec.key for spec in run.plan}
-    todo = episodes_to_run(run.plan, recorded, run.retry_errors)
     items = [WorkItem(spec, run.video[spec.key], run.max_steps) for spec in todo]
     per_worker = _per_worker(items, run.workers)
     suite = run.config["suite"]["name"]
@@ -114,7 +117,7 @@ def estimate_cost(run: Any, run_dir: Path) -> Cost:
     rate, note = _bench_rate(max(1, run.workers))
     wall = per_worker[0] * steps / rate if rate and per_worker else (0.0 if rate else None)
     return Cost(
-        planned=len(run.plan), recorded=len(planned) - len(todo), to_run=len(todo), workers=run.workers,
+        planned=len(run.plan), recorded=len(run.plan) - len(todo), to_run=len(todo), workers=run.workers,
         per_worker=per_worker, steps_per_episode=steps, steps_per_s=rate, bench_note=note, wall_s=wall,
         memory_per_worker=WORKER_PEAK_BYTES, auto_workers=auto_workers(), refused=refused,
     )
@@ -154,24 +157,8 @@ def render_cost(cost: Cost, run_dir: Path, label: str) -> str:
     return "\n".join(lines)
 
 
-def dry_run(cfg: Any) -> Cost:
-    """Print the cost of the run ``cfg`` describes; writes nothing, builds no env."""
-    from evalharness.evaluate import prepare
-
-    run = prepare(cfg)
-    run_dir = Path(run.config["output_dir"]).resolve()
-    cost = estimate_cost(run, run_dir)
-    label = f"{run.config['suite']['name']} · {run.config['policy']['_target_'].rsplit('.', 1)[-1]}"
-    print(render_cost(cost, run_dir, label))
-    return cost
-
-
-def announce_large_run(run: Any, run_dir: Path) -> None:
+def announce_large_run(cost: Cost) -> None:
     """Before a large run starts: its estimated cost in one line on stderr."""
-    try:
-        cost = estimate_cost(run, run_dir)
-    except Exception:  # noqa: BLE001 - a notice must never stop a run
-        return
     if cost.to_run <= LARGE_RUN_EPISODES or cost.refused:
         return
     wall = f"~{_duration(cost.wall_s)} at most (estimate)" if cost.wall_s is not None else "wall time unknown (no bench figure)"

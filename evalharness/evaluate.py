@@ -393,12 +393,32 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(run.config["output_dir"]).resolve()
     from evalharness.dry_run import announce_large_run
 
-    announce_large_run(run, run_dir)  # a large run says what it will cost before it starts
+    with contextlib.suppress(Exception):  # a cost notice must never stop a run
+        announce_large_run(run_cost(run, run_dir))  # a large run says what it will cost before it starts
     with stop_when_disk_full(run_dir, "creating the run folder"):
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / ".lock").touch()
     with _run_dir_lock(run_dir):
         return execute(run, run_dir)
+
+
+def run_cost(run: PreparedRun, run_dir: Path) -> Any:
+    """What running ``run`` into ``run_dir`` will cost (:mod:`evalharness.dry_run`); reads, never writes."""
+    from evalharness.dry_run import estimate_cost, recorded_episodes
+
+    recorded, refused = recorded_episodes(run_dir, run.context)
+    return estimate_cost(run, episodes_to_run(run.plan, recorded, run.retry_errors), refused)
+
+
+def print_run_cost(cfg: DictConfig) -> Any:
+    """``--dry-run``: validate and plan as the run would, print its cost; writes nothing, builds no env."""
+    from evalharness.dry_run import render_cost
+
+    run = prepare(cfg)
+    run_dir = Path(run.config["output_dir"]).resolve()
+    cost = run_cost(run, run_dir)
+    print(render_cost(cost, run_dir, f"{run.config['suite']['name']} · {run.config['policy']['_target_'].rsplit('.', 1)[-1]}"))
+    return cost
 
 
 class _StopSweep(BaseException):
@@ -424,9 +444,7 @@ def run_hydra(argv: list[str], dry_run: bool = False) -> int:
         global _exit_code
         try:
             if dry_run:
-                from evalharness.dry_run import dry_run as print_cost
-
-                print_cost(cfg)
+                print_run_cost(cfg)
             else:
                 evaluate(cfg)
         except UserInputError as exc:

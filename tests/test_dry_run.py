@@ -69,14 +69,14 @@ def test_a_large_run_prints_its_estimate_before_it_starts(tmp_path, capsys, no_e
     from hydra import compose, initialize_config_dir
 
     from evalharness.dry_run import LARGE_RUN_EPISODES, announce_large_run
-    from evalharness.evaluate import CONF_DIR, prepare
+    from evalharness.evaluate import CONF_DIR, prepare, run_cost
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[*TINY, "suite.episodes_per_task=50", "run_name=x",
                                                        "runner.workers=2"])
     run = prepare(cfg)
     assert len(run.plan) == 500 > LARGE_RUN_EPISODES
-    announce_large_run(run, tmp_path / "run")
+    announce_large_run(run_cost(run, tmp_path / "run"))
     err = capsys.readouterr().err
     assert "500 episodes to run (0 already recorded) on 2 worker(s), up to 250 each" in err
     assert not (tmp_path / "run").exists()
@@ -100,7 +100,7 @@ def test_dry_run_counts_equal_the_real_runs(tmp_path, capsys, assets_installed):
 
 
 def test_bench_cache_round_trip(tmp_path, monkeypatch):
-    from evalharness.bench.cache import cache_path, load_figures, save_figures
+    from evalharness.results.bench_cache import cache_path, load_figures, save_figures
 
     monkeypatch.delenv("EVALHARNESS_BENCH_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

@@ -565,7 +565,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="evalharness-bench-") as tmp:
         figures = measure(setup, Path(tmp))
     print(report(figures))
-    from evalharness.bench.cache import save_figures
+    from evalharness.results.bench_cache import save_figures
 
     cached = save_figures(figures)  # for `evalharness ... --dry-run` wall-time estimates
     if cached is not None:
