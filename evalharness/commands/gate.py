@@ -26,9 +26,9 @@ evalharness/commands/gate_sequential.py):
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
+from evalharness.commands.step_summary import append_step_summary
 from evalharness.errors import UserInputError
 from evalharness.results.gate import render_markdown, run_gate
 from evalharness.results.runs import load_runs
@@ -59,17 +59,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     seq.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="--sequential: the candidate's Hydra overrides")
 
 
-def _append_step_summary(text: str) -> None:
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not path:
-        return
-    try:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-    except OSError as exc:
-        raise UserInputError(f"cannot append to $GITHUB_STEP_SUMMARY={path}: {exc.strerror}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     if args.sequential:
         if args.candidate:
@@ -85,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_gate(baseline, candidate, alpha=args.alpha, margin=args.margin, unpaired_test=args.unpaired_test)
     text = render_markdown(result)
     print(text, end="")
-    _append_step_summary(text)
+    append_step_summary(text)
     if result.incomplete:
         print(f"evalharness: gate incomplete: {'; '.join(result.incomplete)}", file=sys.stderr)
     return result.exit_code

@@ -87,6 +87,9 @@ def compose_candidate(overrides: list[str]) -> Any:
     from omegaconf import open_dict
 
     from evalharness.evaluate import CONF_DIR, check_group_choices, check_overrides
+    from evalharness.perturb.settings import register_resolvers
+
+    register_resolvers()  # conf/config.yaml's run_name uses ${perturb_suffix:...}
 
     bad = [o for o in overrides if o.startswith("-")]
     if bad:
@@ -167,7 +170,7 @@ def _table(plan: BaselinePlan, seqs: dict[int, TaskSequence], suite: TaskSequenc
 
 
 def run(args: argparse.Namespace) -> int:
-    from evalharness.commands.gate import _append_step_summary
+    from evalharness.commands.step_summary import append_step_summary
     from evalharness.interrupt import RunInterrupted
     from evalharness.results.context import conditions_key, describe_conditions
 
@@ -272,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     text = "\n".join(lines) + "\n"
     print(text, end="")
-    _append_step_summary(text)
+    append_step_summary(text)
     if incomplete:
         print(f"evalharness: gate incomplete: {reason}", file=sys.stderr)
     return code
