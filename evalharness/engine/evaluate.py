@@ -278,6 +278,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run (or resume) one evaluation and return its summary."""
     run = prepare(cfg)  # every value is checked before anything is written
     run_dir = Path(run.config["output_dir"]).resolve()
+    from evalharness.engine.dry_run import announce_large_run
+
+    with contextlib.suppress(Exception):  # a cost notice must never stop a run
+        announce_large_run(run_cost(run, run_dir))  # a large run says what it will cost before it starts
     with stop_when_disk_full(run_dir, "creating the run folder"):
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / ".lock").touch()
@@ -285,12 +289,34 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         return execute(run, run_dir)
 
 
+def run_cost(run: PreparedRun, run_dir: Path) -> Any:
+    """What running ``run`` into ``run_dir`` will cost (:mod:`evalharness.engine.dry_run`); reads, never writes."""
+    from evalharness.engine.dry_run import estimate_cost, recorded_episodes
+
+    recorded, refused = recorded_episodes(run_dir, run.context)
+    return estimate_cost(run, episodes_to_run(run.plan, recorded, run.retry_errors), refused)
+
+
+def print_run_cost(cfg: DictConfig) -> Any:
+    """``--dry-run``: validate and plan as the run would, print its cost; writes nothing, builds no env."""
+    from evalharness.engine.dry_run import render_cost
+
+    run = prepare(cfg)
+    run_dir = Path(run.config["output_dir"]).resolve()
+    cost = run_cost(run, run_dir)
+    print(render_cost(cost, run_dir, f"{run.config['suite']['name']} · {run.config['policy']['_target_'].rsplit('.', 1)[-1]}"))
+    return cost
+
+
 class _StopSweep(BaseException):
     """Ends a Hydra sweep after an interrupted job (Hydra would go on to the next one)."""
 
 
-def run_hydra(argv: list[str]) -> int:
-    """Run the Hydra app with ``argv`` as its command line; returns the exit status."""
+def run_hydra(argv: list[str], dry_run: bool = False) -> int:
+    """Run the Hydra app with ``argv`` as its command line; returns the exit status.
+
+    ``dry_run``: validate, plan and print the cost of each job (:mod:`evalharness.engine.dry_run`)
+    instead of running it; nothing is written."""
     import hydra
 
     from evalharness.engine.interrupt import INTERRUPTED_EXIT, RunInterrupted
@@ -304,7 +330,10 @@ def run_hydra(argv: list[str]) -> int:
     def _app(cfg: DictConfig) -> None:
         global _exit_code
         try:
-            evaluate(cfg)
+            if dry_run:
+                print_run_cost(cfg)
+            else:
+                evaluate(cfg)
         except UserInputError as exc:
             print(f"evalharness: error: {exc}", file=sys.stderr)
             _exit_code = 2
