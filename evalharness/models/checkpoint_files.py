@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from envs.libero.env import CAMERAS
-from evalharness.actions._config import sha256_file
+from evalharness.actions.files import sha256_file
 from evalharness.actions.stats import load_norm_stats
 from evalharness.errors import UserInputError
 
