@@ -21,16 +21,22 @@ Model = TypeVar("Model", bound=BaseModel)
 
 
 def validate_settings(model: type[Model], values: Any, prefix: str) -> Model:
-    """``model`` built from ``values``; a bad key or value raises one line starting ``prefix.key``."""
+    """``model`` built from ``values``; a bad key or value raises one line starting ``prefix.key``.
+
+    ``prefix`` is where the settings sit in the config (``decoder``, ``runner``); ``""`` for
+    top-level keys (``camera_size``).
+    """
     try:
         return model.model_validate(values if values is not None else {})
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
+        key = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "")
         if first["type"] == "extra_forbidden":
             allowed = ", ".join(_model_at(model, first["loc"][:-1]).model_fields)
-            raise UserInputError(f"{prefix}.{key} is not a setting; allowed: {allowed}") from None
-        value = f"{prefix}.{key}={first.get('input')!r} is not valid"
+            raise UserInputError(f"{key} is not a setting; allowed: {allowed}") from None
+        if first["type"] == "missing":
+            raise UserInputError(f"{key} is required: the config gives no value for it") from None
+        value = f"{key}={first.get('input')!r} is not valid"
         if first["type"].startswith("bool"):
             raise UserInputError(f"{value}; allowed: true, false") from None
         if first["type"] == "literal_error":  # expected: "'a', 'b' or 'c'"

@@ -32,7 +32,9 @@ PIPELINE_GROUPS = ("decoder", "normalize", "convert")
 
 
 def _is_none(group_cfg: dict[str, Any] | None) -> bool:
-    return (group_cfg or {}).get("name", "none") == "none"
+    """A stage that does nothing: ``name: none``, or no config at all (a ``_target_`` without a name is a part)."""
+    cfg = group_cfg or {}
+    return cfg.get("name", None if "_target_" in cfg else "none") == "none"
 
 
 def pipeline_is_identity(pipeline_cfg: dict[str, Any]) -> bool:
