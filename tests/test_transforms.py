@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from evalharness.config.parts import part_names
 from evalharness.errors import UserInputError
 from evalharness.transforms.images import (
-    STEPS,
     build_image_transform,
     center_crop,
     flip_vertical,
@@ -170,7 +170,7 @@ def test_build_rejects_an_unknown_step_with_one_line_naming_it_and_the_choices()
     message = str(info.value)
     assert "\n" not in message
     assert "'rotate90'" in message
-    for name in STEPS:
+    for name in part_names("image_transform"):
         assert name in message
 
 

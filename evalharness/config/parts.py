@@ -29,7 +29,7 @@ from evalharness.config.conf import CONF_DIR, load_preset
 from evalharness.config.validation import validate_settings
 from evalharness.errors import UserInputError, choices_error
 
-__all__ = ["Part", "build_part", "build_steps", "load_part", "part_names", "plain", "resolve_part"]
+__all__ = ["Part", "build_part", "build_steps", "check_steps", "load_part", "part_names", "plain", "resolve_part"]
 
 T = TypeVar("T")
 
@@ -120,6 +120,18 @@ def build_steps(group: str, steps: Any, base: type[T], *, where: str) -> list[T]
     for i, step in enumerate(steps):
         built.append(build_part(group, _step_config(group, step, f"{where}[{i}]"), base, prefix=f"{where}[{i}]"))
     return built
+
+
+def check_steps(group: str, steps: Any, *, where: str) -> None:
+    """Validate a list of steps (names, classes, settings) without building them.
+
+    For a config model (the protocol's ``image_transforms``) that sits below the parts it
+    names; building checks the same and more.
+    """
+    if isinstance(steps, (str, bytes, Mapping)) or not isinstance(steps, Sequence):
+        raise UserInputError(f"{where} {steps!r} is not valid; allowed: a list of steps")
+    for i, step in enumerate(steps):
+        load_part(group, _step_config(group, step, f"{where}[{i}]"), object, prefix=f"{where}[{i}]")
 
 
 def _step_config(group: str, step: Any, where: str) -> dict[str, Any]:

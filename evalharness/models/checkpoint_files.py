@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from envs.libero.env import CAMERAS
 from evalharness.actions.files import sha256_file
 from evalharness.actions.stats import load_norm_stats
+from evalharness.config.validation import validate_settings
 from evalharness.errors import UserInputError
 
 SPEC_FILE = "policy.yaml"
@@ -121,15 +122,6 @@ class PolicySpec(_Strict):
         return value
 
 
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    key = ".".join(str(p) for p in error["loc"]) or "(top level)"
-    message = error["msg"].removeprefix("Value error, ")
-    value = error.get("input")
-    shown = "" if isinstance(value, dict) or error["type"] == "missing" else f"={value!r}"
-    return f"{key}{shown}: {message}"
-
-
 class CheckpointFiles:
     """A validated checkpoint directory (no torch involved)."""
 
@@ -165,10 +157,7 @@ class CheckpointFiles:
         if not isinstance(data, dict):
             raise UserInputError(f"{self.where(SPEC_FILE)} is not a mapping; expected keys format, model, inputs, "
                                  "output")
-        try:
-            return PolicySpec.model_validate(data)
-        except ValidationError as exc:
-            raise UserInputError(f"{self.where(SPEC_FILE)} is not valid: {_first_error(exc)}") from None
+        return validate_settings(PolicySpec, data, "", source=self.where(SPEC_FILE))
 
     def _check_target_module(self) -> None:
         """The ``_target_``'s module must exist; found by name only (importing it would import torch)."""
