@@ -30,8 +30,11 @@ Adding a decoder
        on_error: error
 
    Then ``evalharness decoder=mine decoder.action_dim=8`` selects and configures it, and a
-   checkpoint's ``policy.yaml`` may declare ``decoder: {name: mine}``. There is no registry:
-   ``tests/test_adding_a_part.py`` adds a decoder with one class and one YAML file.
+   checkpoint's ``policy.yaml`` may declare ``decoder: {name: mine}`` (a file of
+   ``conf/decoder/``) or ``decoder: {_target_: ..., ...}``. The YAML may also live in a
+   folder of your own: ``evalharness hydra.searchpath=[file://DIR] decoder=mine`` reads
+   ``DIR/decoder/mine.yaml``. There is no registry: ``tests/test_adding_a_part.py`` adds a
+   decoder with one class and one YAML file.
 3. **Test it** next to the others (``tests/test_actions_*.py``): well-formed output decodes
    to what the scheme says, malformed output is a one-line DecodeError.
 """
