@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from evalharness.config.conf import CONF_DIR, check_group_choices, check_overrides, int_setting
+from evalharness.config.conf import CONF_DIR, check_group_choices, check_overrides
 from evalharness.config.redaction import recordable, redact
 from evalharness.errors import UserInputError
 from evalharness.engine import policy_server
@@ -116,7 +116,8 @@ def prepare(cfg: DictConfig) -> PreparedRun:
     from envs.libero.runtime import import_libero
     from evalharness.results.metadata import SIMULATOR_PACKAGES, run_metadata
     from evalharness.config.protocol import load_protocol
-    from evalharness.episode.video_selection import video_decisions
+    from evalharness.episode.video_selection import load_video_settings, video_decisions
+    from evalharness.plan.build import load_suite_settings
     from evalharness.results.raw_output_log import record_settings
     from evalharness.engine.runner import default_workers
     from evalharness.engine.run_settings import load_run_settings
@@ -129,10 +130,10 @@ def prepare(cfg: DictConfig) -> PreparedRun:
     settings = load_run_settings(config)  # camera_size, fast_physics, retry_errors, policy_server
     camera_size = settings.camera_size or protocol.render_size
     fast_physics = settings.fast_physics
-    max_steps = int_setting("suite.max_steps", suite.get("max_steps"), low=1, nullable=True)
+    max_steps = load_suite_settings(suite).max_steps
     pipeline_cfg = {part: config[part] for part in ("decoder", "normalize", "convert")}
     runner = load_runner_settings(config["runner"])
-    video_cfg = config["video"]
+    video_settings = load_video_settings(config["video"])
     record = record_settings(config.get("record"))
 
     import_libero()  # fails with one line when assets are missing, before any worker starts
@@ -167,13 +168,13 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         workers=default_workers() if runner.workers == "auto" else runner.workers,
         max_attempts=runner.max_attempts,
         retry_errors=settings.retry_errors,
-        video_fps=int_setting("video.fps", video_cfg.get("fps"), low=1, nullable=True) or protocol.video_fps,
+        video_fps=video_settings.fps or protocol.video_fps,
         identity=identity,
         metadata=metadata,
         context_inputs=context_inputs,
         context=context,
         plan=plan,
-        video=video_decisions(plan, video_cfg["mode"], video_cfg.get("first_n", 1)),
+        video=video_decisions(plan, video_settings.mode, video_settings.first_n),
         raw_outputs=record.raw_outputs,
     )
 
