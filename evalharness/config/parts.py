@@ -29,7 +29,7 @@ from evalharness.config.conf import CONF_DIR, load_preset
 from evalharness.config.validation import validate_settings
 from evalharness.errors import UserInputError, choices_error
 
-__all__ = ["Part", "build_part", "build_steps", "check_steps", "load_part", "part_names", "plain", "resolve_part"]
+__all__ = ["Part", "build_part", "build_steps", "check_steps", "is_none", "load_part", "part_names", "plain", "resolve_part"]
 
 T = TypeVar("T")
 
@@ -54,6 +54,13 @@ def plain(cfg: Any, where: str = "config") -> dict[str, Any]:
     if not isinstance(cfg, Mapping):
         raise UserInputError(f"{where} {cfg!r} is not valid; allowed: a mapping")
     return dict(cfg)
+
+
+def is_none(cfg: Any) -> bool:
+    """A stage that does nothing: ``name: none``, or no config at all (a ``_target_`` without
+    a ``name`` is a part, not ``none``)."""
+    cfg = plain(cfg)
+    return cfg.get("name", None if "_target_" in cfg else "none") == "none"
 
 
 def part_names(group: str) -> list[str]:

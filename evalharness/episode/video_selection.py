@@ -29,7 +29,6 @@ from evalharness.config.validation import validate_settings
 from evalharness.plan.spec import EpisodeSpec
 
 
-
 class VideoSettings(BaseModel):
     """The ``video`` group (``conf/video/*.yaml``)."""
 

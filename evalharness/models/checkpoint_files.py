@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from envs.libero.env import CAMERAS
 from evalharness.actions.files import sha256_file
 from evalharness.actions.stats import load_norm_stats
+from evalharness.config.parts import is_none
 from evalharness.config.validation import validate_settings
 from evalharness.errors import UserInputError
 
@@ -100,7 +101,7 @@ class OutputSpec(_Strict):
 
     @model_validator(mode="after")
     def _decoder_for_tokens(self) -> "OutputSpec":
-        if self.type == "tokens" and (self.decoder or {}).get("name", "none") == "none":
+        if self.type == "tokens" and is_none(self.decoder):
             raise ValueError("output.type tokens needs a decoder (e.g. {name: mint_uniform, horizon: 10})")
         return self
 
@@ -207,8 +208,8 @@ class CheckpointFiles:
         if self.spec.inputs.state == "normalized":
             needs.append(("state", ("q01", "q99"), self.spec.inputs.state_dim))
         normalize = self.spec.output.normalize or {}
-        if normalize.get("name", "none") != "none" and normalize.get("stats_path") in (None, ""):
-            fields = ("mean", "std") if normalize["name"] == "zscore" else ("q01", "q99")
+        if not is_none(normalize) and normalize.get("stats_path") in (None, ""):
+            fields = ("mean", "std") if normalize.get("name") == "zscore" else ("q01", "q99")
             needs.append((normalize.get("key", "actions"), fields, None))
         for key, fields, dims in needs:
             stats = load_norm_stats(path, key, where=where)
@@ -231,6 +232,6 @@ class CheckpointFiles:
             if cfg is not None:
                 declared[group] = dict(cfg)
         normalize = declared.get("normalize")
-        if normalize and normalize.get("name", "none") != "none" and normalize.get("stats_path") in (None, ""):
+        if normalize and not is_none(normalize) and normalize.get("stats_path") in (None, ""):
             normalize["stats_path"] = str(self.file(STATS_FILE))
         return declared
