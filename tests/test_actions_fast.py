@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from tokenizers import Tokenizer, decoders, models, trainers
 
-from evalharness.actions.decoders.fast import FastDecoder, decode_fast_ids, paligemma_to_fast
+from evalharness.actions.decoders.fast import decode_fast_ids, paligemma_to_fast
 from evalharness.actions.decoders import build_decoder
 from evalharness.actions.fast_fit import fit_fast_tokenizer
 from evalharness.actions.pipeline import build_pipeline

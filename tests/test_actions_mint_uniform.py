@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from evalharness.actions.decoders.mint_uniform import MintUniformDecoder, decode_tokens, encode_chunk
+from evalharness.actions.decoders.mint_uniform import decode_tokens, encode_chunk
 from evalharness.actions.decoders import build_decoder
 from evalharness.actions.pipeline import build_pipeline
 from evalharness.errors import DecodeError, UserInputError
