@@ -58,3 +58,19 @@ def test_groups_compose_under_hydra_1_3(tmp_path):
                 assert cfg.decoder.name == decoder and cfg.convert.name == convert
                 pipe = build_pipeline(cfg.decoder, cfg.normalize, cfg.convert)
                 assert pipe.describe()["decoder"]["name"] == decoder
+
+
+def test_a_stage_is_none_only_by_name_or_absence():
+    """A stage declared by ``_target_`` alone is a part (wrapped), not ``none`` (skipped)."""
+    from evalharness.config.parts import is_none
+
+    assert is_none(None) and is_none({}) and is_none({"name": "none"})
+    assert not is_none({"name": "fast"})
+    assert not is_none({"_target_": "evalharness.actions.decoders.mint_uniform.MintUniformDecoder"})
+
+
+def test_a_target_without_a_file_is_built_from_its_settings_alone():
+    cfg = {**load("decoder", "mint_uniform"), "name": None}
+    assert build_pipeline(cfg, None, None).describe() == build_pipeline({"name": "mint_uniform"}, None, None).describe()
+    with pytest.raises(Exception, match="decoder.horizon is required but not given"):
+        build_pipeline({k: v for k, v in cfg.items() if k != "horizon"}, None, None)
