@@ -143,3 +143,14 @@ def test_old_and_new_keys_that_disagree_are_refused() -> None:
         load_run_settings({"retry_errors": True, "runner": {"retry_errors": False}})
     assert str(info.value) == ("runner.retry_errors=False and retry_errors=True disagree; set only retry_errors "
                                "(runner.retry_errors is its old name)")
+
+
+def test_the_policy_server_reads_the_run_setting_under_either_name() -> None:
+    from evalharness.engine.policy_server import mode
+
+    policy = {"_target_": "evalharness.policies.baselines.ZeroPolicy"}
+    assert mode({"policy_server": "auto", "policy": policy, "runner": _yaml("local")}) == "auto"
+    assert mode({"policy_server": "none", "policy": policy, "runner": {**_yaml("local"), "policy_server": "auto"}}) == "auto"
+    assert mode({"policy_server": "none", "policy": policy, "runner": _yaml("local")}) == "none"
+    with pytest.raises(UserInputError, match="^policy_server=auto serves the configured policy; policy=mint is already remote$"):
+        mode({"policy_server": "auto", "policy": {"_target_": "evalharness.transports.mint.policy.MintPolicy"}})
