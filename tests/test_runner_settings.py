@@ -141,8 +141,10 @@ def test_a_bad_forwarded_value_names_the_key_the_user_wrote() -> None:
 def test_old_and_new_keys_that_disagree_are_refused() -> None:
     with pytest.raises(UserInputError) as info:
         load_run_settings({"retry_errors": True, "runner": {"retry_errors": False}})
-    assert str(info.value) == ("runner.retry_errors=False and retry_errors=True disagree; set only retry_errors "
+    assert str(info.value) == ("runner.retry_errors=false and retry_errors=true disagree; set only retry_errors "
                                "(runner.retry_errors is its old name)")
+    with pytest.raises(UserInputError, match="^runner.policy_server=none and policy_server=auto disagree"):
+        load_run_settings({"policy_server": "auto", "runner": {"policy_server": "none"}})
 
 
 def test_the_policy_server_reads_the_run_setting_under_either_name() -> None:

@@ -43,6 +43,11 @@ class RunSettings(BaseModel):
                              BeforeValidator(lambda v: "none" if v in (None, False) else v)] = "none"
 
 
+def _spelled(value: Any) -> str:
+    """A value as the command line spells it (true, none, auto)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def load_run_settings(config: dict[str, Any]) -> RunSettings:
     """The run's settings from a resolved config, with ``runner.<key>`` forwarded to ``<key>``."""
     values = {key: config[key] for key in RunSettings.model_fields if key in config}
@@ -54,7 +59,7 @@ def load_run_settings(config: dict[str, Any]) -> RunSettings:
         if key in values:
             new = getattr(validate_settings(RunSettings, {key: values[key]}, ""), key)
             if new != RunSettings.model_fields[key].default and new != old:
-                raise UserInputError(f"runner.{key}={runner[key]!r} and {key}={values[key]!r} disagree; "
-                                     f"set only {key} (runner.{key} is its old name)")
+                raise UserInputError(f"runner.{key}={_spelled(runner[key])} and {key}={_spelled(values[key])} "
+                                     f"disagree; set only {key} (runner.{key} is its old name)")
         values[key] = old
     return validate_settings(RunSettings, values, "")
