@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from evalharness.config.conf import CONF_DIR, check_group_choices, check_overrides, int_setting
+from evalharness.config.conf import CONF_DIR, check_group_choices, check_overrides
 from evalharness.config.redaction import recordable, redact
 from evalharness.errors import UserInputError
 from evalharness.engine import policy_server
@@ -97,7 +97,7 @@ class PreparedRun:
     fast_physics: bool
     max_steps: int | None
     pipeline_cfg: dict[str, Any]
-    runner: Any  # RunnerSettings: which runner class (_target_) and its validated settings
+    runner: Any  # RunnerChoice: which runner class (_target_) and its validated settings
     workers: int
     max_attempts: int
     retry_errors: bool
@@ -116,23 +116,24 @@ def prepare(cfg: DictConfig) -> PreparedRun:
     from envs.libero.runtime import import_libero
     from evalharness.results.metadata import SIMULATOR_PACKAGES, run_metadata
     from evalharness.config.protocol import load_protocol
-    from evalharness.episode.video_selection import video_decisions
+    from evalharness.episode.video_selection import load_video_settings, video_decisions
+    from evalharness.plan.build import load_suite_settings
     from evalharness.results.raw_output_log import record_settings
     from evalharness.engine.runner import default_workers
+    from evalharness.engine.run_settings import load_run_settings
     from evalharness.engine.runner_settings import load_runner_settings
 
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
     protocol = load_protocol(config["protocol"])
     suite = config["suite"]
-    camera_size = int_setting("camera_size", config["camera_size"], low=8, high=2048, nullable=True) or protocol.render_size
-    fast_physics = config.get("fast_physics", True)
-    if not isinstance(fast_physics, bool):
-        raise UserInputError(f"fast_physics={fast_physics!r} is not valid; allowed: true, false")
-    max_steps = int_setting("suite.max_steps", suite.get("max_steps"), low=1, nullable=True)
+    settings = load_run_settings(config)  # camera_size, fast_physics, retry_errors, policy_server
+    camera_size = settings.camera_size or protocol.render_size
+    fast_physics = settings.fast_physics
+    max_steps = load_suite_settings(suite).max_steps
     pipeline_cfg = {part: config[part] for part in ("decoder", "normalize", "convert")}
     runner = load_runner_settings(config["runner"])
-    video_cfg = config["video"]
+    video_settings = load_video_settings(config["video"])
     record = record_settings(config.get("record"))
 
     import_libero()  # fails with one line when assets are missing, before any worker starts
@@ -143,7 +144,7 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         if reason is not None:
             raise UserInputError(f"fast_physics=true is not available: {reason}; set fast_physics=false")
     identity = _policy_identity(config["policy"], pipeline_cfg)
-    # runner.policy_server=auto: how it is served; redacted like the config (an identity never holds a secret)
+    # policy_server=auto: how it is served; redacted like the config (an identity never holds a secret)
     identity = redact(policy_server.annotate_identity(identity, config))
     metadata = run_metadata()
     context_inputs = {
@@ -166,14 +167,14 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         runner=runner,
         workers=default_workers() if runner.workers == "auto" else runner.workers,
         max_attempts=runner.max_attempts,
-        retry_errors=runner.retry_errors,
-        video_fps=int_setting("video.fps", video_cfg.get("fps"), low=1, nullable=True) or protocol.video_fps,
+        retry_errors=settings.retry_errors,
+        video_fps=video_settings.fps or protocol.video_fps,
         identity=identity,
         metadata=metadata,
         context_inputs=context_inputs,
         context=context,
         plan=plan,
-        video=video_decisions(plan, video_cfg["mode"], video_cfg.get("first_n", 1)),
+        video=video_decisions(plan, video_settings.mode, video_settings.first_n),
         raw_outputs=record.raw_outputs,
     )
 
@@ -216,7 +217,7 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     todo = episodes_to_run(run.plan, recorded, run.retry_errors)
     done = planned - {spec.key for spec in todo}
     items = [WorkItem(spec, run.video[spec.key], run.max_steps) for spec in todo]
-    # runner.policy_server=auto: one serve process for the run, the workers query it (stopped below)
+    # policy_server=auto: one serve process for the run, the workers query it (stopped below)
     policy_cfg, pipeline_cfg, stop_policy_server = policy_server.start_for_run(config, run.pipeline_cfg, bool(items))
     if (policy_cfg, pipeline_cfg) != (worker_config.policy, worker_config.pipeline):
         worker_config = dataclasses.replace(worker_config, policy=policy_cfg, pipeline=pipeline_cfg)

@@ -35,11 +35,38 @@ moves the hand about 1.2 cm per 20 Hz step.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from evalharness.config.validation import validate_settings
 from evalharness.policies.base import Policy
+
+_Positive = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
+_Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+_Steps = Annotated[int, Field(strict=True, ge=1)]
+
+
+class ScriptedSettings(BaseModel):
+    """``policy=scripted`` (``conf/policy/scripted.yaml``; the defaults are the constructor's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    position_gain: _Positive
+    rotation_gain: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+    transit_z: _Number
+    carry_z: _Number
+    grasp_offset: _Number
+    min_grasp_z: _Number
+    release_height: _Number
+    grasp_steps: _Steps
+    release_steps: _Steps
+    position_tolerance: _Positive
+    slip_tolerance: _Positive
+    basket_radius: _Positive
+    phase_timeout: _Steps
 
 #: Objects LIBERO-Object instructions name, as they appear in the simulator
 #: (``<name>_<n>_pos``). Multi-word names are matched as whole word sequences.
@@ -299,25 +326,14 @@ class ScriptedPickPlace(Policy):
         basket_radius: float = 0.05,
         phase_timeout: int = 60,
     ) -> None:
-        if position_gain <= 0 or rotation_gain < 0:
-            raise ValueError("scripted policy: position_gain must be > 0 and rotation_gain >= 0")
-        if grasp_steps < 1 or release_steps < 1 or phase_timeout < 1:
-            raise ValueError("scripted policy: grasp_steps, release_steps and phase_timeout must be >= 1")
-        if position_tolerance <= 0 or slip_tolerance <= 0 or basket_radius <= 0:
-            raise ValueError("scripted policy: tolerances and basket_radius must be > 0")
-        self.position_gain = float(position_gain)
-        self.rotation_gain = float(rotation_gain)
-        self.transit_z = float(transit_z)
-        self.carry_z = float(carry_z)
-        self.grasp_offset = float(grasp_offset)
-        self.min_grasp_z = float(min_grasp_z)
-        self.release_height = float(release_height)
-        self.grasp_steps = int(grasp_steps)
-        self.release_steps = int(release_steps)
-        self.position_tolerance = float(position_tolerance)
-        self.slip_tolerance = float(slip_tolerance)
-        self.basket_radius = float(basket_radius)
-        self.phase_timeout = int(phase_timeout)
+        settings = validate_settings(ScriptedSettings, {
+            "position_gain": position_gain, "rotation_gain": rotation_gain, "transit_z": transit_z,
+            "carry_z": carry_z, "grasp_offset": grasp_offset, "min_grasp_z": min_grasp_z,
+            "release_height": release_height, "grasp_steps": grasp_steps, "release_steps": release_steps,
+            "position_tolerance": position_tolerance, "slip_tolerance": slip_tolerance,
+            "basket_radius": basket_radius, "phase_timeout": phase_timeout}, "policy")
+        for key, value in settings.model_dump().items():
+            setattr(self, key, value)
         self._object: str | None = None
         self._container: str | None = None
         self._reset_episode_state()

@@ -24,12 +24,11 @@ reused by a resumed run.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
-from envs.errors import UserInputError
-from envs.libero.perturb.base import ModelPatch, Perturbation
+from envs.libero.perturb.base import ModelPatch, Perturbation, PerturbationSettings, subset_of
 
 MODES = ("dark", "bright", "glare", "backlight")
 
@@ -47,14 +46,17 @@ def tip(directions: np.ndarray, heading: float, degrees: float) -> np.ndarray:
     return Rotation.from_rotvec(np.radians(degrees) * axis).apply(directions)
 
 
+class LightSettings(PerturbationSettings):
+    modes: Annotated[tuple[str, ...] | None, subset_of(MODES)] = None  # null = all of them
+
+
 class Lighting(Perturbation):
     name = "light"
+    Settings = LightSettings
 
     def __init__(self, level: int | None = None, modes: list[str] | None = None) -> None:
         super().__init__(level)
         self.modes = tuple(modes) if modes else MODES
-        if not self.modes or any(m not in MODES for m in self.modes):
-            raise UserInputError(f"perturb.light.modes={modes!r} is not valid; allowed: a subset of {list(MODES)}")
 
     def draw(self, rng: np.random.Generator, task: Any) -> dict[str, Any]:
         return {"mode": self.modes[int(rng.integers(len(self.modes)))], "heading": float(rng.uniform(-30.0, 30.0))}
