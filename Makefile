@@ -13,10 +13,12 @@ export MUJOCO_GL ?= egl
 # one `apt-get update` first) or names them in one line and fails. On a machine that
 # provides them otherwise, `make test SYSTEM_DEPS=` skips the check.
 # SYSTEM_DEPS_DRY_RUN=1 prints the apt-get commands instead of running them.
-SYSTEM_DEPS ?= chromium fonts-dejavu-core libegl1 libegl-mesa0 libgl1-mesa-dri
+# `make run` needs only the rendering ones (RENDER_DEPS); `make test` needs all of them.
+RENDER_DEPS ?= libegl1 libegl-mesa0 libgl1-mesa-dri
+SYSTEM_DEPS ?= chromium fonts-dejavu-core $(RENDER_DEPS)
 SYSTEM_DEPS_DRY_RUN ?=
 
-.PHONY: setup install install-test system-deps run test test-fast bench doctor clean
+.PHONY: setup install install-test system-deps render-deps run test test-fast bench doctor clean
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -42,27 +44,36 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet --no-deps openpi-client==0.1.2
 	touch $@
 
-system-deps:
+# Installs the Debian packages $(1) that are missing (as root, with apt-get) or names
+# them in one line and fails; $(2) says what needs them, $(3) the variable that skips it.
+define apt_packages
 	@missing=""; \
-	for pkg in $(SYSTEM_DEPS); do \
+	for pkg in $(1); do \
 	  dpkg-query -W -f='$${Status}\n' "$$pkg" 2>/dev/null | grep -q '^install ok installed$$' || missing="$$missing $$pkg"; \
 	done; \
 	missing="$${missing# }"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	run() { if [ -n "$(SYSTEM_DEPS_DRY_RUN)" ]; then echo "would run: $$*"; else "$$@"; fi; }; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing Debian packages the tests need: $$missing"; \
+	  echo "installing Debian packages $(2) needs: $$missing"; \
 	  run apt-get update -qq && \
 	  run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else \
-	  echo "make: the tests need Debian packages that are missing: $$missing; install them with: sudo apt-get install $$missing (or run make test SYSTEM_DEPS= on a machine that provides them otherwise)" >&2; \
+	  echo "make: $(2) needs Debian packages that are missing: $$missing; install them with: sudo apt-get install $$missing (or set $(3)= on a machine that provides them otherwise)" >&2; \
 	  exit 1; \
 	fi
+endef
+
+system-deps:
+	$(call apt_packages,$(SYSTEM_DEPS),make test,SYSTEM_DEPS)
+
+render-deps:
+	$(call apt_packages,$(RENDER_DEPS),make run,RENDER_DEPS)
 
 setup: install
 	$(BIN)/evalharness setup $(if $(LIBERO_ASSETS),--assets "$(LIBERO_ASSETS)")
 
-run: setup
+run: render-deps setup
 	$(BIN)/evalharness
 
 test: system-deps setup install-test

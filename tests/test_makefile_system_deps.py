@@ -34,7 +34,7 @@ def test_missing_package_is_installed_after_one_update(tmp_path):
     proc = _make(f"SYSTEM_DEPS={MISSING}", "SYSTEM_DEPS_DRY_RUN=1")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0] == f"installing Debian packages the tests need: {MISSING}"
+    assert lines[0] == f"installing Debian packages make test needs: {MISSING}"
     assert [line for line in lines if "apt-get update" in line] == ["would run: apt-get update -qq"]
     assert lines[-1].endswith(f"apt-get install -y -qq --no-install-recommends {MISSING}")
 
@@ -53,3 +53,14 @@ def test_without_apt_get_one_line_names_what_to_install(tmp_path):
     assert f"missing: {MISSING}; install them with: sudo apt-get install {MISSING}" in ours[0]
     if shutil.which("dpkg-query"):
         assert f"{MISSING} make;" not in ours[0]  # make itself is installed: not named
+
+
+def test_make_run_checks_only_the_rendering_packages():
+    """`make run` renders (EGL) but opens no browser: it must not install chromium."""
+    proc = subprocess.run([shutil.which("make") or "make", "-s", "-n", "-C", str(REPO), "render-deps"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "libegl-mesa0" in proc.stdout and "chromium" not in proc.stdout
+    run_plan = subprocess.run([shutil.which("make") or "make", "-n", "-C", str(REPO), "run"],
+                              capture_output=True, text=True, timeout=60).stdout
+    assert "make run needs" in run_plan  # run depends on render-deps
