@@ -114,6 +114,13 @@ class Policy(abc.ABC):
         """
         return []
 
+    def episode_end(self, success: bool) -> None:
+        """The episode just run is over, with this verdict (``False`` too when it ended in an error).
+
+        Called once per episode by the rollout, before :meth:`episode_stats`. Remote
+        policies whose protocol reports the end (vla-eval's ``episode_end``) do it here.
+        """
+
     def episode_stats(self) -> dict[str, float | int]:
         """Numbers about the episode just run (query count, latencies), stored in its record.
 
@@ -192,6 +199,9 @@ class PolicyWrapper(Policy):
 
     def drain_events(self) -> list[str]:
         return self.inner.drain_events()
+
+    def episode_end(self, success: bool) -> None:
+        self.inner.episode_end(success)
 
     def episode_stats(self) -> dict[str, float | int]:
         return self.inner.episode_stats()
