@@ -95,12 +95,16 @@ def test_the_server_hello_is_in_the_identity(reference) -> None:
     assert "DeterministicServer" in text and "deterministic" in text and "binary_close_positive" in text
 
 
-def test_batching_across_connections_changes_nothing(reference, tmp_path) -> None:
-    zero, *_ = reference
-    server = DeterministicServer(max_batch_size=2, max_wait_time=0.2)
+def test_batching_across_connections_changes_nothing(tmp_path) -> None:
+    """Longer episodes, one per task: the two workers' policy phases overlap, so batches form."""
+    longer = ("suite.episodes_per_task=1", "suite.max_steps=30")
+    with ServedInThread(DeterministicServer()) as served:
+        alone = _run(served, tmp_path / "alone", "runner.workers=0", *longer)
+    # a partial batch waits for the other worker up to 3 s (a step takes ~1 s on a loaded CPU)
+    server = DeterministicServer(max_batch_size=2, max_wait_time=3.0)
     with ServedInThread(server) as served:
-        batched = _run(served, tmp_path / "batched", "runner.workers=2")
-    assert _outcomes(batched) == _outcomes(zero)
+        batched = _run(served, tmp_path / "batched", "runner.workers=2", *longer)
+    assert sorted(alone) == [(0, 0), (1, 0)] and _outcomes(batched) == _outcomes(alone)
     assert server.batch_sizes[2] > 0, server.batch_sizes  # the two workers' observations shared a predict_batch
 
 
