@@ -116,8 +116,14 @@ def test_hello_enters_the_identity_and_an_error_frame_keeps_the_connection() -> 
         assert policy.act(_observation()).shape == (1, 7)
         assert policy._ws is ws  # the error frame did not cost the connection
         policy.episode_end(True)
+        import time
+
+        deadline = time.monotonic() + 5  # the server handles the frame on its own loop
+        while len(served.model_server.episode_ends) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         policy.close()
-        assert served.model_server.episode_ends[-1] == {"metrics": {"success": True}, "steps": 1}
+        assert served.model_server.episode_ends == [{"metrics": {"success": False}, "steps": 1},
+                                                    {"metrics": {"success": True}, "steps": 1}]
 
 
 def test_a_chunk_where_one_action_is_executed_is_invalid() -> None:
@@ -148,3 +154,28 @@ def test_a_server_that_is_not_there_is_one_line() -> None:
         port = sock.getsockname()[1]
     with pytest.raises(UserInputError, match=rf"^policy=vla_eval: cannot use the model server at ws://127.0.0.1:{port}"):
         VlaEvalPolicy(port=port, **FAST).identity()
+
+
+def test_lerobot_servers_declarations_pass_unchecked_and_enter_the_identity() -> None:
+    """vla-eval's LeRobot server declares ``{"actions": raw}`` and its own camera key ``image``:
+    nothing can be checked, nothing is refused, and the declaration is in the identity."""
+    from vla_eval.specs import IMAGE_RGB, LANGUAGE, RAW
+
+    class LeRobotLike(DeterministicServer):
+        def get_observation_spec(self):
+            return {"image": IMAGE_RGB, "language": LANGUAGE, "state": RAW}
+
+    server = LeRobotLike(action_spec={"actions": RAW}, observation_params={"send_state": True})
+    with ServedInThread(server) as served:
+        policy = VlaEvalPolicy(port=served.port, params={"quat_no_antipodal": True}, **FAST)
+        identity = policy.identity()
+        policy.close()
+    assert identity["server"]["action_spec"] == {"actions": {"name": "raw", "dims": 0, "format": "raw"}}
+    assert identity["params"] == {"quat_no_antipodal": True, "send_state": True}
+    assert policy.cameras == ("base_0_rgb",)  # no wrist image asked for: none rendered
+
+
+def test_a_server_wanting_a_wrist_image_the_config_refuses_is_one_line() -> None:
+    with ServedInThread(DeterministicServer()) as served:
+        with pytest.raises(UserInputError, match=r"expects a wrist image, but send_wrist_image is false"):
+            VlaEvalPolicy(port=served.port, params={"send_wrist_image": False}, **FAST).identity()
