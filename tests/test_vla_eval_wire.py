@@ -179,3 +179,19 @@ def test_a_server_wanting_a_wrist_image_the_config_refuses_is_one_line() -> None
     with ServedInThread(DeterministicServer()) as served:
         with pytest.raises(UserInputError, match=r"expects a wrist image, but send_wrist_image is false"):
             VlaEvalPolicy(port=served.port, params={"send_wrist_image": False}, **FAST).identity()
+
+
+def test_the_readme_lerobot_server_command_has_those_arguments() -> None:
+    """The README's LeRobot recipe: vla-eval's lerobot server takes the arguments it names
+    (its --help runs without lerobot; serving needs lerobot, which is not installed here)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "python -m vla_eval.model_servers.lerobot --address 0.0.0.0:8000" in readme
+    result = subprocess.run([sys.executable, "-m", "vla_eval.model_servers.lerobot", "--help"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for argument in ("--address", "--args.policy_type", "--args.checkpoint", "--args.chunk_size"):
+        assert argument in result.stdout and argument in readme
