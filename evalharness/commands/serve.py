@@ -7,6 +7,8 @@ groups choose what is served, ``protocol`` which cameras are real, ``serve.*`` h
 ``evalharness/transports/mint/serve_settings.py``). Evaluate against it with ``policy=mint
 policy.base_url=http://HOST:PORT policy.model_path=local://NAME policy.state_space=raw``.
 With ``serve.port=0`` a free port is chosen; the ready line printed on stdout names it.
+``--protocol openpi|vla_eval`` serves the same policy behind openpi's or vla-eval's
+websocket protocol instead (``evalharness/commands/serve_websocket.py``).
 """
 
 from __future__ import annotations
