@@ -82,3 +82,20 @@ def test_observation_params_against_the_protocol() -> None:
 def test_the_config_wins_over_the_server_and_unknown_params_are_dropped() -> None:
     merged = merge_params({"send_wrist_image": False}, {"send_wrist_image": True, "send_state": True, "gpu": 3})
     assert merged == {"send_wrist_image": False, "send_state": True}
+
+
+def test_null_params_leave_the_servers_value() -> None:
+    assert merge_params({"send_state": None, "quat_no_antipodal": True}, {"send_state": True}) == {
+        "send_state": True, "quat_no_antipodal": True}
+
+
+@pytest.mark.parametrize("overrides", [
+    ["policy=vla_eval", "protocol=vla_eval", "policy.port=8000", "policy.label=ckpt"],
+    ["suite=libero_spatial", "policy=vla_eval", "protocol=lerobot", "policy.host=gpu-box", "policy.port=8000",
+     "policy.label=ckpt", "policy.params.quat_no_antipodal=true"],  # the README's LeRobot command
+    ["policy=vla_eval", "policy.params.send_wrist_image=true", "policy.binarize_gripper=false"],
+])
+def test_the_documented_command_lines_compose(overrides) -> None:
+    from evalharness.config.conf import check_overrides
+
+    check_overrides(overrides)

@@ -59,7 +59,7 @@ def merge_params(configured: Mapping[str, Any], from_server: Mapping[str, Any]) 
 
     Keys LIBERO's benchmark does not take are dropped (vla-eval drops them with a warning).
     """
-    merged = {key: value for key, value in configured.items()}
+    merged = {key: value for key, value in configured.items() if value is not None}  # null: not set
     for key, value in from_server.items():
         if key not in merged and key in BENCHMARK_PARAMS:
             merged[key] = value
