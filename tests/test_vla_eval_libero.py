@@ -127,7 +127,7 @@ def test_observation_is_byte_identical_to_vla_evals_libero(env) -> None:
 @pytest.mark.sim
 @pytest.mark.usefixtures("assets_installed")
 @pytest.mark.xfail(strict=True, reason="robosuite samples its camera observables one physics substep before the "
-                   "end of a control step (the 24th of 25); the env renders at the end (measured at 128 px: 400-470 of 16384 pixels differ per step, the moving arm). The proprioception is "
+                   "end of a control step (the 24th of 25); the env renders at the end (scripts/robosuite_image_lag.py: at 128 px 420-473 of 16384 pixels differ per step, the moving arm). The proprioception is "
                    "robosuite's own sample, so only the images lag")
 def test_images_equal_the_ones_robosuites_step_returned(env) -> None:
     settings = RolloutSettings.from_protocol(PROTOCOL, SUITE)
