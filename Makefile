@@ -38,10 +38,14 @@ $(VENV)/.installed: pyproject.toml
 
 # What only the tests need: pytest and friends, Ray (runner=ray is tested on a local
 # instance), and the real openpi client, against which policy=openpi's wire format is
-# proven; it pins numpy<2 (its code runs on numpy 2), hence --no-deps.
+# proven; it pins numpy<2 (its code runs on numpy 2), hence --no-deps. vla-eval's own
+# model-server and benchmark code (policy=vla_eval, protocol=vla_eval and serve
+# --protocol vla_eval are tested against it); its dependencies leave numpy, pydantic,
+# torch, websockets and msgpack as they are (checked with pip install --dry-run).
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(EDITABLE_PIP) install --quiet -e ".[dev,ray]"
 	$(BIN)/pip install --quiet --no-deps openpi-client==0.1.2
+	$(BIN)/pip install --quiet vla-eval==0.8.0
 	touch $@
 
 # Installs the Debian packages $(1) that are missing (as root, with apt-get) or names

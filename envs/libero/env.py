@@ -307,8 +307,18 @@ class LiberoEnv(gym.Env):
         ).astype(np.float32)
 
     def robot_state(self) -> dict[str, np.ndarray]:
-        """Raw proprioception as robosuite reports it (quaternion in x, y, z, w order)."""
-        return {key: np.array(self._raw_obs[key]) for key in ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")}
+        """Raw proprioception as robosuite reports it (quaternion in x, y, z, w order).
+
+        Also the OSC controller's own end-effector pose at its last update
+        (``robot0_controller_eef_pos``, ``robot0_controller_eef_ori_mat``), which some
+        clients send (vla-eval's ``controller_states``); absent before the first update.
+        """
+        state = {key: np.array(self._raw_obs[key]) for key in ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")}
+        controller = self._robot.controller
+        if getattr(controller, "ee_pos", None) is not None and getattr(controller, "ee_ori_mat", None) is not None:
+            state["robot0_controller_eef_pos"] = np.array(controller.ee_pos)
+            state["robot0_controller_eef_ori_mat"] = np.array(controller.ee_ori_mat)
+        return state
 
     def privileged_state(self) -> dict[str, np.ndarray]:
         """Every object's simulator position / quaternion (``<name>_pos``, ``<name>_quat``).
