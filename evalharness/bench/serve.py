@@ -64,7 +64,7 @@ def _request(seed: int) -> dict[str, Any]:
     state = rng.uniform(-0.5, 0.5, size=8).astype(np.float32)
     tokens = PromptCodec(None).encode("put the bowl on the plate", state).tokens
     observation = wire.Observation(model_input=wire.ModelInput(chunks=wire.observation_chunks(images, tokens)),
-                                   state=wire.Tensor.of(state))
+                                   state=wire.RequestTensor.of(state))
     return wire.ActRequest(observation=observation).model_dump(mode="json")
 
 

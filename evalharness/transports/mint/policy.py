@@ -67,7 +67,8 @@ class MintSettings(BaseModel):
     stats_path: str | None = None
     state_space: Literal["normalized", "raw"] = "normalized"
     state_out_of_range: Literal["clip", "keep", "error"] = "clip"
-    temperature: Annotated[float, Field(strict=True, ge=0)] = 0.0
+    temperature: Annotated[float, Field(strict=True, ge=0)] | None = Field(
+        0.0, description="sent with every query; null = the served policy's own (runner.policy_server=auto)")
     max_tokens: Annotated[int, Field(strict=True, ge=1)] = 64
     timeouts: Timeouts = Field(default_factory=Timeouts)
     retries: Retries = Field(default_factory=Retries)
@@ -115,7 +116,7 @@ class MintPolicy(Policy):
         stats_path: str | None = None,
         state_space: str = "normalized",
         state_out_of_range: str = "clip",
-        temperature: float = 0.0,
+        temperature: float | None = 0.0,
         max_tokens: int = 64,
         timeouts: dict[str, float] | None = None,
         retries: dict[str, float] | None = None,
@@ -135,7 +136,7 @@ class MintPolicy(Policy):
                          or DEFAULT_BASE_URL)
         self.mode = settings.mode
         self.state_space = settings.state_space
-        self.temperature = float(settings.temperature)
+        self.temperature = None if settings.temperature is None else float(settings.temperature)
         self.max_tokens = settings.max_tokens
         self.server = dict(settings.server or {})
         self.timeouts = settings.timeouts
@@ -227,15 +228,18 @@ class MintPolicy(Policy):
         start = time.perf_counter()
         if self.mode == "action":
             body = wire.ActRequest(
-                observation=wire.Observation(model_input=wire.ModelInput(chunks=chunks), state=wire.Tensor.of(sent_state)),
+                observation=wire.Observation(model_input=wire.ModelInput(chunks=chunks), state=wire.RequestTensor.of(sent_state)),
                 temperature=self.temperature,
             )
             result = self.client.submit(f"{API}/mint/action_sessions/{self._session}/act", body)
             output = self._chunk(result)
         else:
+            params: dict[str, Any] = {"max_tokens": self.max_tokens, "seed": self._seed}
+            if self.temperature is not None:
+                params["temperature"] = self.temperature
             body = wire.SampleRequest(
                 prompt=wire.ModelInput(chunks=chunks),
-                sampling_params=wire.SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self._seed),
+                sampling_params=wire.SamplingParams(**params),
                 sampling_session_id=self._session,
                 seq_id=len(self._round_trips_ms),
             )

@@ -1,0 +1,95 @@
+"""Lossless PNG for the MinT wire: fast to encode, safe to decode whatever a client sends.
+
+Encoding (the client, per query): PIL at ``compress_level=1``. PNG is lossless at every
+level, so the pixels a server decodes are the camera's, byte for byte (``tests/test_mint_hostile.py``
+checks it); level 1 costs about a third of PIL's default level 6 on camera images, for
+files 10-20 % larger. An all-zero image (the absent ``right_wrist_0_rgb``, and any camera a
+protocol leaves out) is encoded once per shape and reused.
+
+Decoding (the server, per request) never trusts the bytes:
+
+- the base64 text and the decoded file are bounded by the request body cap
+  (``serve.max_body_mb``), applied before anything is parsed;
+- ``Image.open`` reads only the header: the format and the dimensions are checked there,
+  before a single pixel is decompressed, so a 284 KB PNG that claims 10000 x 10000 costs
+  nothing; PIL's own decompression-bomb check is turned into the same error;
+- whatever PIL raises on a corrupt or truncated file (``UnidentifiedImageError``,
+  ``OSError``, ``SyntaxError``, ``zlib.error``, ...) becomes :class:`ImageRejected`, with a
+  short message that never quotes the input. The server answers it with a 422.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import threading
+import warnings
+
+import numpy as np
+
+#: PIL's zlib level for the wire (1 = fastest compression that still deflates).
+COMPRESS_LEVEL = 1
+
+_zero_cache: dict[tuple[int, ...], bytes] = {}
+_zero_lock = threading.Lock()
+
+
+class ImageRejected(ValueError):
+    """An image a request carries cannot be used; the message is safe to send back."""
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """The PNG file of a uint8 (H, W, 3) image (lossless; an all-zero image from a cache)."""
+    from PIL import Image
+
+    array = np.ascontiguousarray(image, dtype=np.uint8)
+    zero = not array.any()
+    if zero:
+        with _zero_lock:
+            cached = _zero_cache.get(array.shape)
+        if cached is not None:
+            return cached
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=COMPRESS_LEVEL)
+    data = buffer.getvalue()
+    if zero:
+        with _zero_lock:
+            _zero_cache[array.shape] = data
+    return data
+
+
+def decode_png(text: str, size: tuple[int, int]) -> np.ndarray:
+    """The RGB pixels (uint8, H x W x 3) of a base64 PNG of exactly ``size`` (width, height).
+
+    Raises :class:`ImageRejected` for anything else, before decoding pixels when the
+    header already says no.
+    """
+    from PIL import Image
+
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ImageRejected("data is not valid base64") from None
+    if not raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ImageRejected("data is not a PNG file (no PNG signature)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw), formats=["PNG"]) as image:
+                width, height = image.size  # from the header: nothing decoded yet
+                if (width, height) != tuple(size):
+                    raise ImageRejected(f"{width}x{height}, not {size[0]}x{size[1]}")
+                image.load()
+                if image.mode != "RGB":
+                    image = image.convert("RGB")
+                pixels = np.asarray(image)
+    except ImageRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRejected("image header declares too many pixels") from None
+    except Exception:  # noqa: BLE001 - untrusted bytes: whatever PIL raises (UnidentifiedImageError, OSError, zlib.error, ...)
+        raise ImageRejected("not a decodable PNG (corrupt or truncated)") from None
+    if pixels.shape != (size[1], size[0], 3):
+        raise ImageRejected(f"image decodes to shape {list(pixels.shape)}; send RGB {size[0]}x{size[1]}")
+    return pixels
