@@ -15,7 +15,10 @@ Decoding (the server, per request) never trusts the bytes:
   nothing; PIL's own decompression-bomb check is turned into the same error;
 - whatever PIL raises on a corrupt or truncated file (``UnidentifiedImageError``,
   ``OSError``, ``SyntaxError``, ``zlib.error``, ...) becomes :class:`ImageRejected`, with a
-  short message that never quotes the input. The server answers it with a 422.
+  short message that never quotes the input. The server answers it with a 422;
+- a file whose image data ends early but cleanly (a complete zlib stream of too few rows),
+  which PIL silently pads with black, is refused too: the inflated size of a
+  non-interlaced image must be exactly its rows.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import struct
 import threading
 import warnings
+import zlib
 
 import numpy as np
 
@@ -73,13 +78,18 @@ def decode_png(text: str, size: tuple[int, int]) -> np.ndarray:
         raise ImageRejected("data is not valid base64") from None
     if not raw.startswith(b"\x89PNG\r\n\x1a\n"):
         raise ImageRejected("data is not a PNG file (no PNG signature)")
+    if len(raw) < 33 or raw[12:16] != b"IHDR":
+        raise ImageRejected("not a decodable PNG (no IHDR header)")
+    width, height = struct.unpack(">II", raw[16:24])  # the header, before PIL reads anything
+    if (width, height) != tuple(size):
+        raise ImageRejected(f"{width}x{height}, not {size[0]}x{size[1]}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(raw), formats=["PNG"]) as image:
-                width, height = image.size  # from the header: nothing decoded yet
-                if (width, height) != tuple(size):
-                    raise ImageRejected(f"{width}x{height}, not {size[0]}x{size[1]}")
+                if image.size != tuple(size):  # PIL read the same header
+                    raise ImageRejected(f"{image.size[0]}x{image.size[1]}, not {size[0]}x{size[1]}")
+                _check_complete(raw, width, height)
                 image.load()
                 if image.mode != "RGB":
                     image = image.convert("RGB")
@@ -93,3 +103,28 @@ def decode_png(text: str, size: tuple[int, int]) -> np.ndarray:
     if pixels.shape != (size[1], size[0], 3):
         raise ImageRejected(f"image decodes to shape {list(pixels.shape)}; send RGB {size[0]}x{size[1]}")
     return pixels
+
+
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
+
+
+def _check_complete(raw: bytes, width: int, height: int) -> None:
+    """ImageRejected unless the IDAT data inflates to exactly the image's rows (non-interlaced)."""
+    depth, colour, interlace = raw[24], raw[25], raw[28]
+    if interlace or colour not in _CHANNELS:
+        return  # Adam7 rows have other sizes; PIL checks the rest
+    expected = height * (1 + (width * _CHANNELS[colour] * depth + 7) // 8)
+    inflater = zlib.decompressobj()
+    got = 0
+    at = 8
+    while at + 8 <= len(raw):
+        length, tag = struct.unpack(">I4s", raw[at:at + 8])
+        if tag == b"IDAT":
+            got += len(inflater.decompress(raw[at + 8:at + 8 + length], expected + 1 - got))
+            if got > expected:
+                break
+        elif tag == b"IEND":
+            break
+        at += 12 + length
+    if got != expected:
+        raise ImageRejected("PNG image data is incomplete or too long")
