@@ -281,8 +281,9 @@ def png_header_only(width: int, height: int, rows: int | None = None) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
     compressor = zlib.compressobj(9)
-    row = bytes(1 + 3 * width)
-    parts = [compressor.compress(row) for _ in range(height if rows is None else rows)]
+    count = height if rows is None else rows
+    row = bytes(1 + 3 * width) if count else b""
+    parts = [compressor.compress(row) for _ in range(count)]
     parts.append(compressor.flush())
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))

@@ -3,11 +3,16 @@
 Order, for every HTTP request, whatever its path (unknown routes included):
 
 1. **The key** (``serve.auth=env``): ``X-API-Key`` is compared (constant time) from the
-   headers alone; a missing or wrong key is a 401 and the body is never read.
+   headers alone; a missing or wrong key is a 401 and the body is never parsed or kept.
 2. **The body cap** (``serve.max_body_mb``): a ``Content-Length`` above it is a 413 at
    once; a body without one (chunked) is counted as it arrives and cut off with a 413 as
    soon as it passes the cap. Memory per request is bounded by the cap whatever the client
    sends.
+   A refused body is drained and thrown away, in pieces, up to ``DRAIN_LIMIT_BYTES`` and
+   ``DRAIN_LIMIT_S``, before the answer goes out: a server that closes a connection with
+   unread data makes the kernel send a reset, which destroys the answer in flight, so the
+   client would see "connection reset" instead of its 401 / 413. Beyond the limits the
+   connection is closed anyway.
 3. The body, read whole (under the cap), is handed to the app; the time the request
    arrived is left in ``scope["state"]["evalharness_t0"]`` for the per-query timing.
 
@@ -31,6 +36,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 LOG = logging.getLogger("evalharness.serve")
+#: How much of a refused body is read and discarded so that the client hears the answer.
+DRAIN_LIMIT_BYTES = 256 * 1024 * 1024
+DRAIN_LIMIT_S = 10.0
 
 
 async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
@@ -58,6 +66,7 @@ class RequestGuard:
         if self.api_key is not None:
             given = headers.get(b"x-api-key", b"")
             if not hmac.compare_digest(given, self.api_key):
+                await _drain(receive)
                 await send_json(send, 401, {"detail": "missing or wrong X-API-Key"})
                 return
         length = headers.get(b"content-length")
@@ -68,6 +77,7 @@ class RequestGuard:
                 await send_json(send, 400, {"detail": "Content-Length is not a number"})
                 return
             if declared > self.max_body_bytes:
+                await _drain(receive)
                 await self._too_large(send)
                 return
         chunks: list[bytes] = []
@@ -79,6 +89,9 @@ class RequestGuard:
             part = message.get("body", b"")
             size += len(part)
             if size > self.max_body_bytes:
+                del chunks
+                if message.get("more_body", False):
+                    await _drain(receive)
                 await self._too_large(send)
                 return
             if part:
@@ -117,3 +130,24 @@ class RequestGuard:
         mb = self.max_body_bytes / (1024 * 1024)
         await send_json(send, 413, {"detail": f"request body larger than serve.max_body_mb={mb:g}"},
                         {"connection": "close"})
+
+
+async def _drain(receive: Receive) -> None:
+    """Read and discard the rest of a request body, bounded in bytes and time."""
+    import asyncio
+
+    deadline = time.monotonic() + DRAIN_LIMIT_S
+    drained = 0
+    while drained < DRAIN_LIMIT_BYTES:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        try:
+            message = await asyncio.wait_for(receive(), timeout=left)
+        except asyncio.TimeoutError:
+            return
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return

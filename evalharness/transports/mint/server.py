@@ -65,6 +65,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 import socket
 import threading
 import time
@@ -257,11 +258,22 @@ def _invalid(detail: str) -> NoReturn:
 MAX_ERRORS = 3
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
+
+
+def _loc_part(part: Any) -> Any:
+    """A location step: an index, or a field name; a client's key that is not a short
+    identifier (an unknown field may be anything) is not repeated."""
+    if isinstance(part, int):
+        return part
+    return part if isinstance(part, str) and _NAME.fullmatch(part) else "<key>"
+
+
 def bounded_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Validation errors without their ``input`` / ``ctx`` (which may be megabytes of the request)."""
     out = []
     for error in errors[:MAX_ERRORS]:
-        loc = [part if isinstance(part, int) else str(part)[:40] for part in list(error.get("loc", ()))[:8]]
+        loc = [_loc_part(part) for part in list(error.get("loc", ()))[:8]]
         out.append({"loc": loc, "msg": str(error.get("msg", ""))[:160], "type": str(error.get("type", ""))[:40]})
     if len(errors) > MAX_ERRORS:
         out.append({"loc": [], "msg": f"... and {len(errors) - MAX_ERRORS} more", "type": "more"})
