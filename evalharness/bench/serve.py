@@ -88,11 +88,12 @@ def _scenes(seed: int) -> tuple[dict[str, np.ndarray], np.ndarray, list[int]]:
     return images, state, PromptCodec(None).encode("put the bowl on the plate", state).tokens
 
 
-def encode_act(images: dict[str, np.ndarray], state: np.ndarray, tokens: list[int]) -> bytes:
-    """One act body, encoded as ``policy=mint`` encodes every query (PNGs, then JSON)."""
+def encode_act(images: dict[str, np.ndarray], state: np.ndarray, tokens: list[int], level: int = 0) -> bytes:
+    """One act body, encoded as ``policy=mint`` encodes every query (PNGs at zlib ``level``, then JSON)."""
     from evalharness.transports.mint import wire
 
-    observation = wire.Observation(model_input=wire.ModelInput(chunks=wire.observation_chunks(images, tokens)),
+    chunks = wire.observation_chunks(images, tokens, level)
+    observation = wire.Observation(model_input=wire.ModelInput(chunks=chunks),
                                    state=wire.RequestTensor.of(state))
     return json.dumps(wire.ActRequest(observation=observation).model_dump(mode="json")).encode()
 
@@ -103,12 +104,12 @@ def _request(seed: int) -> dict[str, Any]:
 
 
 def _query(http: httpx.Client, session: str, images: dict[str, np.ndarray], state: np.ndarray,
-           tokens: list[int]) -> dict[str, float]:
+           tokens: list[int], level: int = 0) -> dict[str, float]:
     """One query as policy=mint runs it, timed: encode, act, retrieve_future (until done)."""
     from evalharness.transports.mint.client import API
 
     start = time.perf_counter()
-    body = encode_act(images, state, tokens)
+    body = encode_act(images, state, tokens, level)
     encoded = time.perf_counter()
     answer = http.post(f"{API}/mint/action_sessions/{session}/act", content=body,
                        headers={"Content-Type": "application/json"})
@@ -127,7 +128,7 @@ def _query(http: httpx.Client, session: str, images: dict[str, np.ndarray], stat
             "round_trip": 1000.0 * (end - start)}
 
 
-def _measure(url: str, sessions: int, queries: int) -> dict[str, Any]:
+def _measure(url: str, sessions: int, queries: int, level: int = 0) -> dict[str, Any]:
     from evalharness.transports.mint.client import API
     from evalharness.transports.mint.policy import session_id_for
 
@@ -145,9 +146,9 @@ def _measure(url: str, sessions: int, queries: int) -> dict[str, Any]:
                                                                     "model_path": "local://bench"})
             answer.raise_for_status()
             session = answer.json()["action_session_id"]
-            _query(http, session, *scene)  # warm-up
+            _query(http, session, *scene, level=level)  # warm-up
             barrier.wait(timeout=600)
-            mine = [_query(http, session, *scene) for _ in range(queries)]
+            mine = [_query(http, session, *scene, level=level) for _ in range(queries)]
             with lock:
                 samples.extend(mine)
         except BaseException as exc:  # noqa: BLE001 - reported by the caller
@@ -197,13 +198,17 @@ def _measure_all(overrides: list[str], sessions: list[int], args: argparse.Names
         for count in sessions:
             server = PolicyServer(config)
             try:
-                rows.append({"max_batch": max_batch, **_measure(server.url, count, args.queries)})
+                rows.append({"max_batch": max_batch, **_measure(server.url, count, args.queries, args.png_level)})
             finally:
                 server.stop()
     return rows
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "soak", False):
+        from evalharness.bench import soak
+
+        return soak.run(args)
     sessions = _sessions(args.sessions)
     if args.queries < 1 or args.max_batch < 2:
         raise UserInputError(f"--queries {args.queries} / --max-batch {args.max_batch} not valid; allowed: queries >= 1, "
@@ -212,7 +217,8 @@ def run(args: argparse.Namespace) -> int:
         overrides = list(args.overrides) if args.overrides else default_policy(Path(scratch))
         label = " ".join(overrides) if args.overrides else DEFAULT_POLICY_LABEL
         rows = _measure_all(overrides, sessions, args)
-    print(f"evalharness serve: {label}; {args.queries} queries per session, max_wait_ms {args.max_wait_ms}")
+    print(f"evalharness serve: {label}; {args.queries} queries per session, max_wait_ms {args.max_wait_ms}, "
+          f"PNG zlib level {args.png_level}")
     print(f"  {'sessions':>8}  {'max_batch':>9}  {'req/s':>8}  {'p50 ms':>8}  {'p95 ms':>8}  {'mean batch':>10}  "
           f"{'p50 - model':>11}")
     for row in rows:

@@ -24,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--queries", type=int, default=20, help="act requests per session")
     serve.add_argument("--max-batch", type=int, default=8, help="the batched setting (compared with 1)")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="serve.max_wait_ms")
+    serve.add_argument("--png-level", type=int, default=0, choices=range(10), metavar="0-9",
+                       help="the clients' PNG zlib level (0: what runner.policy_server=auto sends)")
+    serve.add_argument("--soak", action="store_true", help="with --serve: N sessions x M queries with malformed "
+                       "requests mixed in; fails on a 5xx or growing server memory (evalharness/bench/soak.py)")
+    serve.add_argument("--soak-seconds", type=float, default=300.0, help="--soak: stop sending after this long")
     serve.add_argument("overrides", nargs="*", help="--serve: Hydra overrides choosing the served policy "
                        "(default: the reference checkpoint, random weights, seed 0)")
     chaos.add_arguments(parser)  # --chaos [quick|full] and its options

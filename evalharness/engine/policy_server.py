@@ -150,6 +150,7 @@ def start_for_run(config: dict[str, Any], pipeline_cfg: dict[str, Any], needed: 
         "stats_path": None,
         "state_space": "raw",
         "temperature": None,  # the served policy samples at its own configured temperature, as in-process
+        "png_level": 0,  # 127.0.0.1: bytes are cheap, CPU is not (lossless either way)
         "timeouts": CLIENT_TIMEOUTS,
     }
     pipeline_cfg = _client_pipeline(config, pipeline_cfg)

@@ -100,10 +100,11 @@ class ImageChunk(Strict):
     expected_tokens: Annotated[int, Field(ge=0, le=1_000_000)] | None = 256
 
     @classmethod
-    def of(cls, image: np.ndarray) -> "ImageChunk":
-        from evalharness.transports.mint.png import encode_png
+    def of(cls, image: np.ndarray, level: int | None = None) -> "ImageChunk":
+        from evalharness.transports.mint.png import COMPRESS_LEVEL, encode_png
 
-        return cls(data=base64.b64encode(encode_png(image)).decode("ascii"))
+        data = encode_png(image, COMPRESS_LEVEL if level is None else level)
+        return cls(data=base64.b64encode(data).decode("ascii"))
 
     def pixels(self, size: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)) -> np.ndarray:
         """The decoded RGB image (uint8 HxWx3); :class:`~evalharness.transports.mint.png.ImageRejected`
@@ -274,8 +275,8 @@ class SampleResult(Lenient):
     policy_timing: PolicyTiming | None = None  # evalharness serve only
     server_timing: ServerTiming | None = None  # evalharness serve only
 
-def observation_chunks(images: dict[str, np.ndarray], prefix_tokens: list[int]) -> list[Any]:
+def observation_chunks(images: dict[str, np.ndarray], prefix_tokens: list[int], png_level: int | None = None) -> list[Any]:
     """The ``model_input.chunks`` of one query: the three cameras in order, then the prompt."""
-    chunks: list[Any] = [ImageChunk.of(images[camera]) for camera in CAMERA_ORDER]
+    chunks: list[Any] = [ImageChunk.of(images[camera], png_level) for camera in CAMERA_ORDER]
     chunks.append(EncodedTextChunk(tokens=list(prefix_tokens)))
     return chunks
