@@ -205,10 +205,6 @@ def _measure_all(overrides: list[str], sessions: list[int], args: argparse.Names
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "soak", False):
-        from evalharness.bench import soak
-
-        return soak.run(args)
     sessions = _sessions(args.sessions)
     if args.queries < 1 or args.max_batch < 2:
         raise UserInputError(f"--queries {args.queries} / --max-batch {args.max_batch} not valid; allowed: queries >= 1, "

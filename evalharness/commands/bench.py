@@ -3,7 +3,8 @@
 Each bench mode lives in its own module under :mod:`evalharness.bench`; this module only
 declares the flags and dispatches. Without a mode flag it runs the side-by-side of the
 harness against a plain LIBERO loop (:mod:`evalharness.bench.throughput`); ``--serve``
-measures ``evalharness serve`` (:mod:`evalharness.bench.serve`) and ``--chaos`` runs the
+measures ``evalharness serve`` (:mod:`evalharness.bench.serve`; with ``--soak``, under load
+and hostile requests, :mod:`evalharness.bench.soak`) and ``--chaos`` runs the
 fault-injection check (:mod:`evalharness.bench.chaos`).
 """
 
@@ -35,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.serve and args.soak:
+        from evalharness.bench import soak
+
+        return soak.run(args)
     if args.serve:
         from evalharness.bench import serve
 
