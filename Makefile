@@ -11,7 +11,7 @@ export MUJOCO_GL ?= egl
 .PHONY: setup install install-test run test test-fast bench doctor clean
 
 install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test $(SDK_VENV)/.installed
 
 # torch is installed first and pinned: the local CPU wheel. A looser spec (or letting a
 # dependency pick it) downloads gigabytes of CUDA packages.
@@ -25,19 +25,9 @@ $(VENV)/.installed: pyproject.toml
 # What only the tests need: pytest and friends, Ray (runner=ray is tested on a local
 # instance), and the real openpi client, against which policy=openpi's wire format is
 # proven; it pins numpy<2 (its code runs on numpy 2), hence --no-deps.
-$(VENV)/.installed-test: $(VENV)/.installed $(SDK_VENV)/.installed
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e ".[dev,ray]"
 	$(BIN)/pip install --quiet --no-deps openpi-client==0.1.2
-	touch $@
-
-# The real MinT SDK, against which `evalharness serve` is tested (tests/test_mint_sdk.py).
-# It would downgrade transformers, tokenizers and huggingface_hub here, so it gets a venv
-# of its own; the tests run it in a subprocess. mindlab-toolkit's own dependency
-# tinker-cookbook (training recipes, torch) is not needed by its client: --no-deps.
-$(SDK_VENV)/.installed:
-	$(PYTHON) -m venv $(SDK_VENV)
-	$(SDK_VENV)/bin/pip install --quiet tinker==0.15.0
-	$(SDK_VENV)/bin/pip install --quiet --no-deps mindlab-toolkit==0.1.0
 	touch $@
 
 setup: install
@@ -59,4 +49,18 @@ doctor: setup
 	$(BIN)/evalharness doctor
 
 clean:
-	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# The real MinT SDK, against which `evalharness serve` is tested (tests/test_mint_sdk.py).
+# It would downgrade transformers, tokenizers and huggingface_hub here, so it gets a venv
+# of its own; the tests run it in a subprocess. mindlab-toolkit's own dependency
+# tinker-cookbook (training recipes, torch) is not needed by its client: --no-deps.
+$(SDK_VENV)/.installed:
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/pip install --quiet tinker==0.15.0
+	$(SDK_VENV)/bin/pip install --quiet --no-deps mindlab-toolkit==0.1.0
+	touch $@
+
+clean: clean-sdk
+clean-sdk:
+	rm -rf $(SDK_VENV)
