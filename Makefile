@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 LIBERO_ASSETS ?=
 BIN := $(VENV)/bin
+SDK_VENV ?= .venv-sdk
 export MUJOCO_GL ?= egl
 
 # What the tests need beyond PyPI, as Debian packages: Chromium and a font (the HTML
@@ -21,7 +22,7 @@ SYSTEM_DEPS_DRY_RUN ?=
 .PHONY: setup install install-test system-deps render-deps run test test-fast bench doctor clean
 
 install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test $(SDK_VENV)/.installed
 
 # torch is installed first and pinned: the local CPU wheel. A looser spec (or letting a
 # dependency pick it) downloads gigabytes of CUDA packages.
@@ -94,3 +95,17 @@ doctor: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# The real MinT SDK, against which `evalharness serve` is tested (tests/test_mint_sdk.py).
+# It would downgrade transformers, tokenizers and huggingface_hub here, so it gets a venv
+# of its own; the tests run it in a subprocess. mindlab-toolkit's own dependency
+# tinker-cookbook (training recipes, torch) is not needed by its client: --no-deps.
+$(SDK_VENV)/.installed:
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/pip install --quiet tinker==0.15.0
+	$(SDK_VENV)/bin/pip install --quiet --no-deps mindlab-toolkit==0.1.0
+	touch $@
+
+clean: clean-sdk
+clean-sdk:
+	rm -rf $(SDK_VENV)

@@ -219,3 +219,71 @@ class StateEcho(RandomPolicy):
         chunk = np.zeros((1, 8))
         chunk[0] = observation["state"]
         return chunk
+
+
+# ---------------------------------------------------------------- a real `evalharness serve` process
+class ServeProcess:
+    """``python -m evalharness serve OVERRIDES serve.port=0`` as a child process on 127.0.0.1,
+    with its memory readable from /proc (the probes measure the server, not the test)."""
+
+    def __init__(self, overrides: list[str], env: dict[str, str] | None = None, timeout_s: float = 120.0) -> None:
+        import os
+        import subprocess
+        import sys
+
+        from evalharness.transports.mint.serve_settings import READY
+
+        environment = {**os.environ, **(env or {})}
+        self.process = subprocess.Popen([sys.executable, "-m", "evalharness", "serve", *overrides, "serve.port=0",
+                                         "serve.host=127.0.0.1"], stdout=subprocess.PIPE, text=True, env=environment)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.append(self.process.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout_s)
+        if not lines or not lines[0].startswith(READY):
+            self.stop()
+            raise RuntimeError(f"evalharness serve did not start: {lines!r}")
+        self.url = lines[0][len(READY):].split()[0]
+        self.pid = self.process.pid
+
+    def memory_mb(self) -> dict[str, float]:
+        """Resident memory now (``rss``) and its peak so far (``peak``, VmHWM), in MB."""
+        values = {}
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    values["rss" if line.startswith("VmRSS") else "peak"] = int(line.split()[1]) / 1024
+        return values
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except Exception:  # noqa: BLE001 - a hung child is killed
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> "ServeProcess":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def png_header_only(width: int, height: int, rows: int | None = None) -> bytes:
+    """A valid PNG that declares ``width`` x ``height`` black RGB pixels: a few hundred KB for
+    10000 x 10000 (zeros deflate ~1000:1). ``rows`` < height writes a truncated file."""
+    import struct
+    import zlib
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    compressor = zlib.compressobj(9)
+    count = height if rows is None else rows
+    row = bytes(1 + 3 * width) if count else b""
+    parts = [compressor.compress(row) for _ in range(count)]
+    parts.append(compressor.flush())
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))

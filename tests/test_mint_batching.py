@@ -96,7 +96,7 @@ def test_bench_serve_measures_batched_against_unbatched(tmp_path, capsys) -> Non
     from evalharness.bench import serve
 
     out = tmp_path / "bench.json"
-    args = argparse.Namespace(sessions="3", queries=2, max_batch=4, max_wait_ms=20.0, json=str(out),
+    args = argparse.Namespace(sessions="3", queries=2, max_batch=4, max_wait_ms=20.0, json=str(out), png_level=0,
                               overrides=["policy=zero", "policy.horizon=2"])
     assert serve.run(args) == 0
     figures = json.loads(out.read_text())
@@ -123,3 +123,48 @@ def test_bench_serve_serves_the_seeded_reference_checkpoint_by_default(tmp_path,
         assert identity["files_sha256"] == reference.identity()["policy"]["files_sha256"]
     finally:
         reference.close()
+
+
+def test_bench_serve_prints_a_split_that_adds_up(tmp_path, capsys) -> None:
+    import argparse
+    import json
+
+    from evalharness.bench import serve
+
+    out = tmp_path / "bench.json"
+    args = argparse.Namespace(sessions="1,2", queries=3, max_batch=2, max_wait_ms=5.0, json=str(out), png_level=1,
+                              overrides=["policy=zero", "policy.horizon=2"])
+    assert serve.run(args) == 0
+    for row in json.loads(out.read_text())["rows"]:
+        split = row["split_mean_ms"]
+        assert set(split) == set(serve.PARTS) and all(v >= 0 for k, v in split.items() if k != "http")
+        assert abs(sum(split.values()) - row["round_trip_mean_ms"]) < 0.05 * row["round_trip_mean_ms"] + 0.5
+        assert row["overhead_p50_ms"] <= row["latency_p50_ms"]
+    printed = capsys.readouterr().out
+    assert "encode     http   decode     wait    model    reply" in printed and "p50 - model" in printed
+
+
+def test_bench_soak_passes_against_serve_and_fails_on_a_5xx(tmp_path, capsys) -> None:
+    import argparse
+    import json
+
+    from evalharness.bench import soak
+    from mint_testing import Fault, Recorder
+
+    out = tmp_path / "soak.json"
+    args = argparse.Namespace(sessions="3", queries=6, max_batch=4, max_wait_ms=5.0, json=str(out), png_level=0,
+                              soak=True, soak_seconds=120.0, overrides=["policy=zero", "policy.horizon=2"])
+    assert soak.run(args) == 0
+    figures = json.loads(out.read_text())
+    assert figures["statuses"]["200"] >= 3 * 6 and not figures["problems"]
+    assert sum(v for k, v in figures["statuses"].items() if k.startswith("4")) >= 3 * 2  # malformed ones, refused
+    assert 0 < figures["rss_start_mb"] <= figures["rss_peak_mb"]
+    assert "server RSS: start" in capsys.readouterr().out
+
+    service = build_service(compose(["policy=zero"]))
+    recorder = Recorder(create_app(service))
+    with ServerThread(recorder) as running:
+        recorder.inject(Fault("act", status=500, body={"detail": "boom"}))
+        figures = soak.soak(running.url, 1, 4, 60.0, service.settings.max_body_bytes, 0, lambda: 0.0)
+    service.close()
+    assert figures["statuses"].get("500") == 1 and any("HTTP 500" in p for p in figures["problems"])

@@ -156,7 +156,8 @@ def test_policy_server_auto_with_2_workers_equals_the_in_process_run(runs, serve
     records = _records(out)
     assert all(r["error_kind"] is None and r["policy_stats"]["queries"] == 2 for r in records)
     identity = json.loads((out / "summary.json").read_text())["metadata"]["policy"]
-    assert identity["policy_server"] == {"mode": "auto", "protocol": "mint", "max_batch": 4, "state_space": "raw"}
+    assert identity["policy_server"] == {"mode": "auto", "protocol": "mint", "max_batch": 4, "state_space": "raw",
+                                         "max_sessions": 64, "session_ttl_s": 600.0}
     assert identity["name"] == json.loads((inprocess / "summary.json").read_text())["metadata"]["policy"]["name"]
 
 

@@ -67,8 +67,10 @@ def test_token_policies_served_give_the_in_process_actions(scheme, mode, fast_de
     config["decoder"] = served_decoder
     service = build_service(config)
     with ServerThread(create_app(service)) as server:
+        # max_tokens is honoured (it truncates): room for the replayed sequences (70 tokens)
         remote = PipelinedPolicy(MintPolicy("local://replay", base_url=server.url, mode=mode, state_space="raw",
-                                            timeouts={"read": 10.0, "future": 20.0}), _pipeline(client_decoder))
+                                            max_tokens=256, timeouts={"read": 10.0, "future": 20.0}),
+                                 _pipeline(client_decoder))
         local = PipelinedPolicy(ReplayPolicy(outputs=outputs), _pipeline(decoder_cfg))
         try:
             for policy in (remote, local):
@@ -82,7 +84,7 @@ def test_token_policies_served_give_the_in_process_actions(scheme, mode, fast_de
             identity = remote.identity()
             assert identity["mode"] == mode and ("decode" in identity["split"]) == (mode == "sampling")
             if mode == "sampling":
-                assert identity["max_tokens"] == 64
+                assert identity["max_tokens"] == 256
         finally:
             remote.close()
     service.close()

@@ -44,6 +44,7 @@ class Probe(Policy):
     name = "probe"
     cameras = ("base_0_rgb",)
     needs_privileged_state = True
+    sampling_parameters = frozenset({"seed"})
 
     def __init__(self, log: list[str] | None = None) -> None:
         self.log = [] if log is None else log
@@ -97,6 +98,7 @@ CALLS = {
     "name": (lambda w: w.name, None),
     "cameras": (lambda w: w.cameras, None),
     "needs_privileged_state": (lambda w: w.needs_privileged_state, None),
+    "sampling_parameters": (lambda w: w.sampling_parameters, None),
     "identity": (lambda w: w.identity(), "identity"),
     "declared_pipeline": (lambda w: w.declared_pipeline(), "declared_pipeline"),
     "reset": (lambda w: w.reset("go", seed=7, init_state=2), "reset:go:7:2"),
@@ -129,6 +131,7 @@ def test_each_wrapper_passes_each_member_to_inner(wrapper: str, member: str) -> 
         assert logged in probe.log, f"{wrapper}.{member} did not reach the inner policy (log: {probe.log})"
     expected = {
         "name": "probe", "cameras": ("base_0_rgb",), "needs_privileged_state": True,
+        "sampling_parameters": frozenset({"seed"}),
         "declared_pipeline": None if wrapper == "PipelinedPolicy" else DECLARED,  # resolved into its pipeline
         "drain_events": ["probe-event"], "episode_stats": {"probe_queries": 3},
     }

@@ -6,11 +6,19 @@ measured in the same run), a fresh ``evalharness serve`` process serves the poli
 by the Hydra overrides after ``--`` (e.g. ``-- policy=checkpoint policy.path=DIR``). The
 default is what issue 9 measures, a model whose forward pass batching can share: the
 reference network with random weights (``evalharness checkpoint init DIR --seed 0``),
-written into a temporary folder for the benchmark. Every session sends ``--queries`` act requests
-one after another, each a real MinT request (three 224 px PNGs, prefix tokens, state)
-built once per session so that the figures measure the server, not the client's PNG
-encoding; latency is one act + retrieve_future round trip. The first query of each
+written into a temporary folder for the benchmark. Every session sends ``--queries`` act
+requests one after another, each a real MinT request (three 224 px PNGs of a synthetic
+scene, prefix tokens, state) encoded per query exactly as ``policy=mint`` encodes it;
+latency is the whole round trip: encode, act, retrieve_future. The first query of each
 session is a warm-up (lazy model loading) and is not counted.
+
+Each query is split (issue 17): **encode** (the client's PNG + JSON), **http** (the two
+POSTs as the client timed them, minus the server's own parts: transport, framing,
+routing), and the server's ``server_timing``: **decode** (body, JSON, validation, PNG
+decode), **wait** (queued until its batch ran), **model** (the forward pass), **reply**
+(building the result). Their sum is printed next to the independently measured round
+trip. "p50 - model" is the median of round trip minus model time: what the transport
+costs beyond the model.
 
 Printed as a table; ``--json PATH`` also writes the figures.
 """
@@ -53,54 +61,103 @@ def _sessions(text: str) -> list[int]:
     return values
 
 
-def _request(seed: int) -> dict[str, Any]:
-    """One act body: a synthetic scene (noise images, zero right wrist) and a prompt."""
+#: The per-query split ``bench --serve`` prints (ms): client encode, HTTP, then the server's parts.
+PARTS = ("encode", "http", "decode", "wait", "model", "reply")
+
+
+def _scene(rng: np.random.Generator) -> np.ndarray:
+    """A synthetic 224 px camera image that compresses like a render: smooth gradients, a few
+    flat objects, mild sensor noise (pure noise would be PNG's worst case, not a camera's)."""
+    y, x = np.mgrid[0:224, 0:224].astype(np.float32)
+    base = np.stack([x * rng.uniform(0.3, 1.0), y * rng.uniform(0.3, 1.0), (x + y) * rng.uniform(0.1, 0.5)], -1)
+    for _ in range(4):
+        cy, cx, r = rng.integers(20, 200, size=2).tolist() + [int(rng.integers(10, 40))]
+        base[(y - cy) ** 2 + (x - cx) ** 2 < r * r] = rng.uniform(0, 255, size=3)
+    return np.clip(base + rng.normal(0, 2.0, base.shape), 0, 255).astype(np.uint8)
+
+
+def _scenes(seed: int) -> tuple[dict[str, np.ndarray], np.ndarray, list[int]]:
+    """A session's cameras (zero right wrist), state and prompt tokens."""
     from evalharness.transports.mint import wire
     from evalharness.transports.mint.prompt import PromptCodec
 
     rng = np.random.default_rng(seed)
-    images = {cam: rng.integers(0, 256, size=(224, 224, 3), dtype=np.uint8) for cam in wire.CAMERA_ORDER}
+    images = {cam: _scene(rng) for cam in wire.CAMERA_ORDER}
     images["right_wrist_0_rgb"][:] = 0
     state = rng.uniform(-0.5, 0.5, size=8).astype(np.float32)
-    tokens = PromptCodec(None).encode("put the bowl on the plate", state).tokens
-    observation = wire.Observation(model_input=wire.ModelInput(chunks=wire.observation_chunks(images, tokens)),
-                                   state=wire.Tensor.of(state))
-    return wire.ActRequest(observation=observation).model_dump(mode="json")
+    return images, state, PromptCodec(None).encode("put the bowl on the plate", state).tokens
 
 
-def _measure(url: str, sessions: int, queries: int) -> dict[str, Any]:
-    from evalharness.transports.mint.client import API, MintClient, Retries, Timeouts
+def encode_act(images: dict[str, np.ndarray], state: np.ndarray, tokens: list[int], level: int = 0) -> bytes:
+    """One act body, encoded as ``policy=mint`` encodes every query (PNGs at zlib ``level``, then JSON)."""
+    from evalharness.transports.mint import wire
+
+    chunks = wire.observation_chunks(images, tokens, level)
+    observation = wire.Observation(model_input=wire.ModelInput(chunks=chunks),
+                                   state=wire.RequestTensor.of(state))
+    return json.dumps(wire.ActRequest(observation=observation).model_dump(mode="json")).encode()
+
+
+def _request(seed: int) -> dict[str, Any]:
+    """One act body (a synthetic scene, zero right wrist, a prompt), as a dict."""
+    return json.loads(encode_act(*_scenes(seed)))
+
+
+def _query(http: httpx.Client, session: str, images: dict[str, np.ndarray], state: np.ndarray,
+           tokens: list[int], level: int = 0) -> dict[str, float]:
+    """One query as policy=mint runs it, timed: encode, act, retrieve_future (until done)."""
+    from evalharness.transports.mint.client import API
+
+    start = time.perf_counter()
+    body = encode_act(images, state, tokens, level)
+    encoded = time.perf_counter()
+    answer = http.post(f"{API}/mint/action_sessions/{session}/act", content=body,
+                       headers={"Content-Type": "application/json"})
+    answer.raise_for_status()
+    while True:
+        result = http.post(f"{API}/retrieve_future", json=answer.json())
+        if result.status_code != 408:
+            break
+    result.raise_for_status()
+    server = result.json()["server_timing"]
+    end = time.perf_counter()
+    posts = 1000.0 * (end - encoded)
+    inside = server["decode_ms"] + server["wait_ms"] + server["model_ms"] + server["reply_ms"]
+    return {"encode": 1000.0 * (encoded - start), "http": posts - inside, "decode": server["decode_ms"],
+            "wait": server["wait_ms"], "model": server["model_ms"], "reply": server["reply_ms"],
+            "round_trip": 1000.0 * (end - start)}
+
+
+def _measure(url: str, sessions: int, queries: int, level: int = 0) -> dict[str, Any]:
+    from evalharness.transports.mint.client import API
     from evalharness.transports.mint.policy import session_id_for
 
-    latencies: list[float] = []
+    samples: list[dict[str, float]] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(sessions + 1)
     lock = threading.Lock()
 
     def client(seed: int) -> None:
-        mint = MintClient(url, None, Timeouts(read=300.0, future=600.0), Retries(max_retries=0))
+        http = httpx.Client(base_url=url, timeout=httpx.Timeout(300.0))
         session = None
         try:
-            body = _request(seed)
-            answer = mint.post_json(f"{API}/mint/action_sessions", {"session_id": session_id_for(seed),
-                                                                    "base_model": "bench", "model_path": "local://bench"})
-            session = answer["action_session_id"]
-            mint.submit(f"{API}/mint/action_sessions/{session}/act", body)  # warm-up
+            scene = _scenes(seed)
+            answer = http.post(f"{API}/mint/action_sessions", json={"session_id": session_id_for(seed),
+                                                                    "model_path": "local://bench"})
+            answer.raise_for_status()
+            session = answer.json()["action_session_id"]
+            _query(http, session, *scene, level=level)  # warm-up
             barrier.wait(timeout=600)
-            mine = []
-            for _ in range(queries):
-                start = time.perf_counter()
-                mint.submit(f"{API}/mint/action_sessions/{session}/act", body)
-                mine.append(1000.0 * (time.perf_counter() - start))
+            mine = [_query(http, session, *scene, level=level) for _ in range(queries)]
             with lock:
-                latencies.extend(mine)
+                samples.extend(mine)
         except BaseException as exc:  # noqa: BLE001 - reported by the caller
             errors.append(exc)
             barrier.abort()
         finally:
             if session is not None:
-                mint.delete(f"{API}/mint/action_sessions/{session}")
-            mint.close()
+                http.delete(f"{API}/mint/action_sessions/{session}")
+            http.close()
 
     threads = [threading.Thread(target=client, args=(seed,)) for seed in range(sessions)]
     for thread in threads:
@@ -115,12 +172,17 @@ def _measure(url: str, sessions: int, queries: int) -> dict[str, Any]:
         raise RuntimeError(f"a bench session failed: {errors[0]}")
     after = httpx.get(f"{url}{API}/evalharness/status").json()
     batches = max(1, after["batches"] - before["batches"])
+    latencies = [q["round_trip"] for q in samples]
+    overhead = [q["round_trip"] - q["model"] for q in samples]
     return {
         "sessions": sessions,
         "requests": len(latencies),
         "requests_per_s": len(latencies) / wall,
         "latency_p50_ms": float(np.percentile(latencies, 50)),
         "latency_p95_ms": float(np.percentile(latencies, 95)),
+        "overhead_p50_ms": float(np.percentile(overhead, 50)),
+        "split_mean_ms": {part: float(np.mean([q[part] for q in samples])) for part in PARTS},
+        "round_trip_mean_ms": float(np.mean(latencies)),
         "mean_batch": (after["queries"] - before["queries"]) / batches,
     }
 
@@ -136,7 +198,7 @@ def _measure_all(overrides: list[str], sessions: list[int], args: argparse.Names
         for count in sessions:
             server = PolicyServer(config)
             try:
-                rows.append({"max_batch": max_batch, **_measure(server.url, count, args.queries)})
+                rows.append({"max_batch": max_batch, **_measure(server.url, count, args.queries, args.png_level)})
             finally:
                 server.stop()
     return rows
@@ -151,11 +213,19 @@ def run(args: argparse.Namespace) -> int:
         overrides = list(args.overrides) if args.overrides else default_policy(Path(scratch))
         label = " ".join(overrides) if args.overrides else DEFAULT_POLICY_LABEL
         rows = _measure_all(overrides, sessions, args)
-    print(f"evalharness serve: {label}; {args.queries} queries per session, max_wait_ms {args.max_wait_ms}")
-    print(f"  {'sessions':>8}  {'max_batch':>9}  {'req/s':>8}  {'p50 ms':>8}  {'p95 ms':>8}  {'mean batch':>10}")
+    print(f"evalharness serve: {label}; {args.queries} queries per session, max_wait_ms {args.max_wait_ms}, "
+          f"PNG zlib level {args.png_level}")
+    print(f"  {'sessions':>8}  {'max_batch':>9}  {'req/s':>8}  {'p50 ms':>8}  {'p95 ms':>8}  {'mean batch':>10}  "
+          f"{'p50 - model':>11}")
     for row in rows:
         print(f"  {row['sessions']:>8}  {row['max_batch']:>9}  {row['requests_per_s']:8.1f}  {row['latency_p50_ms']:8.1f}  "
-              f"{row['latency_p95_ms']:8.1f}  {row['mean_batch']:10.2f}")
+              f"{row['latency_p95_ms']:8.1f}  {row['mean_batch']:10.2f}  {row['overhead_p50_ms']:11.1f}")
+    print("  per query, mean ms (client encode, HTTP, server decode, batch wait, model, reply; their sum; the round trip):")
+    print(f"  {'sessions':>8}  {'max_batch':>9}  " + "  ".join(f"{part:>7}" for part in PARTS) + f"  {'sum':>7}  {'round trip':>10}")
+    for row in rows:
+        split = row["split_mean_ms"]
+        print(f"  {row['sessions']:>8}  {row['max_batch']:>9}  " + "  ".join(f"{split[p]:7.1f}" for p in PARTS)
+              + f"  {sum(split.values()):7.1f}  {row['round_trip_mean_ms']:10.1f}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"policy": label, "queries": args.queries, "max_wait_ms": args.max_wait_ms, "rows": rows},

@@ -3,7 +3,8 @@
 Each bench mode lives in its own module under :mod:`evalharness.bench`; this module only
 declares the flags and dispatches. Without a mode flag it runs the side-by-side of the
 harness against a plain LIBERO loop (:mod:`evalharness.bench.throughput`); ``--serve``
-measures ``evalharness serve`` (:mod:`evalharness.bench.serve`) and ``--chaos`` runs the
+measures ``evalharness serve`` (:mod:`evalharness.bench.serve`; with ``--soak``, under load
+and hostile requests, :mod:`evalharness.bench.soak`) and ``--chaos`` runs the
 fault-injection check (:mod:`evalharness.bench.chaos`).
 """
 
@@ -24,12 +25,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--queries", type=int, default=20, help="act requests per session")
     serve.add_argument("--max-batch", type=int, default=8, help="the batched setting (compared with 1)")
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="serve.max_wait_ms")
+    serve.add_argument("--png-level", type=int, default=0, choices=range(10), metavar="0-9",
+                       help="the clients' PNG zlib level (0: what runner.policy_server=auto sends)")
+    serve.add_argument("--soak", action="store_true", help="with --serve: N sessions x M queries with malformed "
+                       "requests mixed in; fails on a 5xx or growing server memory (evalharness/bench/soak.py)")
+    serve.add_argument("--soak-seconds", type=float, default=300.0, help="--soak: stop sending after this long")
     serve.add_argument("overrides", nargs="*", help="--serve: Hydra overrides choosing the served policy "
                        "(default: the reference checkpoint, random weights, seed 0)")
     chaos.add_arguments(parser)  # --chaos [quick|full] and its options
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.serve and args.soak:
+        from evalharness.bench import soak
+
+        return soak.run(args)
     if args.serve:
         from evalharness.bench import serve
 

@@ -15,8 +15,11 @@ float64, token output is decoded on the server with the run's decoder (its event
 back with the chunk), and the workers' pipeline keeps the run's ``normalize`` and
 ``convert`` steps. The prompt uses utf8-bytes tokens (no SentencePiece model is needed
 between the harness's own client and server). The identity records that the policy was
-served and the batch setting: a policy whose batched float kernels differ in the last
-bits must not share results with an unbatched run.
+served and the serve settings that can change an answer or whether an episode can finish
+(``ServeSettings.identity``: the batch setting, since a policy whose batched float kernels
+differ in the last bits must not share results with an unbatched run, and the session
+bounds ``max_sessions`` / ``session_ttl_s``). The workers send no temperature
+(``null``): the served policy samples at its own, as in-process.
 
 The server's configuration (which may hold secrets) goes to it on stdin, never on disk or
 on a command line. It dies with the run: stopped in a ``finally`` (errors, Ctrl-C), and
@@ -146,6 +149,8 @@ def start_for_run(config: dict[str, Any], pipeline_cfg: dict[str, Any], needed: 
         "tokenizer": None,
         "stats_path": None,
         "state_space": "raw",
+        "temperature": None,  # the served policy samples at its own configured temperature, as in-process
+        "png_level": 0,  # 127.0.0.1: bytes are cheap, CPU is not (lossless either way)
         "timeouts": CLIENT_TIMEOUTS,
     }
     pipeline_cfg = _client_pipeline(config, pipeline_cfg)

@@ -47,6 +47,10 @@ class Observation(TypedDict, total=False):
       (2), unnormalized; present only when the protocol gives state (``protocol.state``).
     - ``privileged``: every object's ``<name>_pos`` / ``<name>_quat`` from the simulator;
       present only when the policy sets ``needs_privileged_state`` (scripted baselines).
+    - ``sampling``: a :class:`~evalharness.policies.sampling.SamplingParams` when the query
+      asks for other sampling settings than the policy's own (a served query does, see
+      :mod:`evalharness.policies.sampling`); only parameters the policy lists in
+      :attr:`Policy.sampling_parameters` are ever set. Absent in-process.
     """
 
     images: Required[dict[str, np.ndarray]]
@@ -55,6 +59,7 @@ class Observation(TypedDict, total=False):
     robot: Required[dict[str, np.ndarray]]
     state: NotRequired[np.ndarray]
     privileged: NotRequired[dict[str, np.ndarray]]
+    sampling: NotRequired[Any]  # evalharness.policies.sampling.SamplingParams
 
 
 class Policy(abc.ABC):
@@ -72,6 +77,11 @@ class Policy(abc.ABC):
     #: most of an evaluation's cost on a CPU, so a policy that ignores images (scripted
     #: baselines) sets ``()`` and no camera is rendered for it (videos still are).
     cameras: tuple[str, ...] | None = None
+    #: The per-query sampling settings this policy honours when ``observation["sampling"]``
+    #: sets them (names of :data:`evalharness.policies.sampling.PARAMETERS`). A server
+    #: refuses a query asking for any other; :func:`~evalharness.policies.checker.check_policy`
+    #: checks that each listed one is honoured.
+    sampling_parameters: frozenset[str] = frozenset()
 
     def identity(self) -> dict[str, Any]:
         """What determines this policy's outputs; JSON-serializable, without secrets."""
@@ -158,7 +168,7 @@ class PolicyWrapper(Policy):
     """A policy around another one (``inner``) that changes only what it overrides.
 
     Like ``gymnasium.Wrapper``: every part of :class:`Policy` (the attributes ``name``,
-    ``cameras``, ``needs_privileged_state`` and every method) passes through to ``inner``
+    ``cameras``, ``needs_privileged_state``, ``sampling_parameters`` and every method) passes through to ``inner``
     unless a subclass overrides it. A wrapper written by hand, method by method, silently
     drops whatever it forgets (a forgotten ``declared_pipeline`` once fed a checkpoint's
     raw tokens to the simulator); ``tests/test_policy_wrappers.py`` fails when a public
@@ -185,6 +195,10 @@ class PolicyWrapper(Policy):
     @property
     def needs_privileged_state(self) -> bool:  # type: ignore[override]
         return self.inner.needs_privileged_state
+
+    @property
+    def sampling_parameters(self) -> frozenset[str]:  # type: ignore[override]
+        return self.inner.sampling_parameters
 
     def identity(self) -> dict[str, Any]:
         return self.inner.identity()

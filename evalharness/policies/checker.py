@@ -4,7 +4,7 @@ In the spirit of Gymnasium's ``check_env``: run a policy the way the harness wil
 example observation built for a protocol, and fail with one message naming what is wrong
 instead of letting a broken policy cost a night of evaluation. It checks, in order:
 
-1. its attributes (``name``, ``cameras``, ``needs_privileged_state``);
+1. its attributes (``name``, ``cameras``, ``needs_privileged_state``, ``sampling_parameters``);
 2. ``identity()``: a JSON object (strict JSON, no NaN), free of secrets: no value under a
    secret-looking key (the rule of :func:`evalharness.config.redaction.redact`), no value of an
    environment variable whose name looks like a credential (``MINT_API_KEY``, ``*_TOKEN``,
@@ -18,7 +18,12 @@ instead of letting a broken policy cost a night of evaluation. It checks, in ord
    last bits), and acting in forks leaves the original untouched;
 6. reproducibility: ``reset`` with the same seed, then the same observation, gives the same
    chunk (resume and worker-count independence rely on it);
-7. ``identity()`` is the same before and after all of that; then ``close()``.
+7. sampling settings per query (``observation["sampling"]``), for each parameter the policy
+   lists in ``sampling_parameters``: a ``seed`` reproduces its answer whatever came before;
+   ``temperature`` 0 is deterministic whatever the episode's seed; ``top_k`` 1 and a tiny
+   ``top_p`` give the greedy answer (at temperature 1, with any seed); ``max_tokens`` and
+   ``stop``, listed, must be accepted;
+8. ``identity()`` is the same before and after all of that; then ``close()``.
 
 Check a policy as the harness runs it, i.e. behind its pipeline: a model policy's raw
 output (tokens, a normalized chunk) only becomes actions there. ``evalharness checkpoint
@@ -42,6 +47,7 @@ import numpy as np
 from envs.libero.env import CAMERAS
 from evalharness.errors import InvalidActionError, UserInputError
 from evalharness.policies.base import Observation, Policy
+from evalharness.policies.sampling import PARAMETERS
 from evalharness.config.protocol import Protocol
 
 #: A LIBERO-Object instruction (the scripted baseline understands it; any policy should cope).
@@ -177,6 +183,10 @@ class _Checker:
                                 f"{', '.join(CAMERAS)}")
         if not isinstance(policy.needs_privileged_state, bool):
             raise self.fail(f"needs_privileged_state {policy.needs_privileged_state!r} is not a bool")
+        params = policy.sampling_parameters
+        if not isinstance(params, frozenset) or not params <= set(PARAMETERS):
+            raise self.fail(f"sampling_parameters {params!r} is not valid; allowed: a frozenset of "
+                            f"{', '.join(PARAMETERS)}")
 
     def identity(self, when: str) -> str:
         identity = self.call("identity()", self.policy.identity)
@@ -249,6 +259,41 @@ class _Checker:
         for fork in batch:
             self.call("close() of a fork", fork.close)
 
+    def sampling(self, obs: Observation) -> None:
+        """Each listed sampling parameter does what it says (see the module docstring)."""
+        from evalharness.policies.sampling import SamplingParams
+
+        params = self.policy.sampling_parameters
+        if not params:
+            return
+
+        def answer(seed: int, sampling: SamplingParams, warm: int = 0) -> np.ndarray:
+            self.reset(self.policy, seed, "reset() before a sampled query")
+            for _ in range(warm):
+                self.act(self.policy, dict(obs))
+            return self.act(self.policy, {**obs, "sampling": sampling}, f"act() with sampling {sampling}")
+
+        def same(a: np.ndarray, b: np.ndarray, what: str) -> None:
+            if a.shape != b.shape or not np.array_equal(a, b):
+                raise self.fail(f"sampling_parameters lists {what}, but it is not honoured: two queries that "
+                                "must answer alike did not")
+
+        greedy = None
+        if "temperature" in params:
+            greedy = answer(self.seed, SamplingParams(temperature=0.0))
+            same(greedy, answer(self.seed + 7, SamplingParams(temperature=0.0), warm=1), "temperature (0 = greedy)")
+        if "seed" in params:
+            hot = SamplingParams(temperature=1.0 if "temperature" in params else None, seed=12345)
+            same(answer(self.seed, hot), answer(self.seed + 7, hot, warm=2), "seed")
+        if greedy is not None:
+            for name, value in (("top_k", 1), ("top_p", 1e-9)):
+                if name in params:
+                    narrow = SamplingParams(temperature=1.0, **{name: value})
+                    same(greedy, answer(self.seed + 3, narrow), f"{name} (top_k 1 / tiny top_p = greedy)")
+        for name in ("max_tokens", "stop"):
+            if name in params:
+                answer(self.seed, SamplingParams(**{name: 10_000 if name == "max_tokens" else (10**9,)}))
+
     def run(self) -> None:
         self.attributes()
         before = self.identity("before acting")
@@ -264,6 +309,7 @@ class _Checker:
             raise self.fail("act() after reset() with the same seed and observation gave another chunk; outcomes "
                             "must be reproducible (seed random state in reset(), not in __init__); also after "
                             "forks acted, which must not change the original")
+        self.sampling(obs)
         after = self.identity("after acting")
         if after != before:
             raise self.fail("identity() changed between calls; it must depend on configuration only "

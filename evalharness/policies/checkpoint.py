@@ -19,6 +19,12 @@ the loaded module (one copy per process, however many sessions a server holds), 
 :meth:`act_batch` runs one forward pass over the forks' observations. Each fork keeps its
 own ``torch.Generator``, seeded at ``reset``, and samples on the CPU from its own row of
 the batch, so its answer never depends on its batch-mates.
+
+Per-query sampling (``observation["sampling"]``, what ``evalharness serve`` passes on,
+:mod:`evalharness.policies.sampling`): a token checkpoint honours ``temperature`` (0 =
+argmax), ``top_k`` and ``top_p`` (per position, over the classes, before the softmax
+draw) and ``seed`` (a generator seeded with it for that query only). Without it the
+draw is exactly the configured one. A chunk checkpoint is deterministic and honours none.
 """
 
 from __future__ import annotations
@@ -85,6 +91,8 @@ class CheckpointPolicy(Policy):
         self.pipeline_mode = settings.pipeline
         self.threads = settings.threads
         self.cameras = tuple(self.files.spec.inputs.cameras)
+        if self.files.spec.output.type == "tokens":
+            self.sampling_parameters = frozenset({"temperature", "top_k", "top_p", "seed"})
         self._shared = _LoadedModel()
         self._generator: Any = None
         self._seed = 0
@@ -178,7 +186,8 @@ class CheckpointPolicy(Policy):
         with torch.inference_mode():
             out = shared.model(**batch)
         out = out.detach().to("cpu", torch.float32)
-        return [fork._output(row) for fork, row in zip(forks, first._check_output(out, len(forks)), strict=True)]
+        rows = first._check_output(out, len(forks))
+        return [fork._output(row, obs.get("sampling")) for fork, row, obs in zip(forks, rows, observations, strict=True)]
 
     def _check_output(self, out: Any, batch: int) -> Any:
         spec = self.files.spec.output
@@ -193,18 +202,28 @@ class CheckpointPolicy(Policy):
                               f"{spec.type} needs {wanted}")
         return out
 
-    def _output(self, row: Any) -> np.ndarray:
+    def _output(self, row: Any, sampling: Any = None) -> np.ndarray:
         import torch
 
         self._queries += 1
         if self.files.spec.output.type == "chunk":
             return row.numpy().astype(np.float64)
-        if self.temperature == 0.0:
+        temperature = self.temperature
+        if sampling is not None and sampling.temperature is not None:
+            temperature = float(sampling.temperature)
+        if temperature == 0.0:
             return row.argmax(dim=-1).numpy().astype(np.int64)
-        if self._generator is None:
-            self._generator = torch.Generator().manual_seed(self._seed)
-        probs = torch.softmax(row / self.temperature, dim=-1)
-        return torch.multinomial(probs, 1, generator=self._generator).squeeze(-1).numpy().astype(np.int64)
+        if sampling is not None and sampling.seed is not None:
+            generator = torch.Generator().manual_seed(int(sampling.seed) % 2**63)
+        else:
+            if self._generator is None:
+                self._generator = torch.Generator().manual_seed(self._seed)
+            generator = self._generator
+        logits = row / temperature
+        if sampling is not None:
+            logits = _top_k_top_p(logits, sampling.top_k, sampling.top_p)
+        probs = torch.softmax(logits, dim=-1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1).numpy().astype(np.int64)
 
     def episode_stats(self) -> dict[str, float | int]:
         return {"queries": self._queries}
@@ -212,3 +231,22 @@ class CheckpointPolicy(Policy):
     def close(self) -> None:
         """Forks share the module; it is freed with the last reference to it."""
         self._generator = None
+
+
+def _top_k_top_p(logits: Any, top_k: int | None, top_p: float | None) -> Any:
+    """Logits (positions, classes) with every class outside the top ``k`` and outside the
+    nucleus of probability ``p`` (the smallest most-likely set reaching p; the best class
+    always stays) set to -inf."""
+    import torch
+
+    classes = logits.shape[-1]
+    if top_k is not None and 0 < top_k < classes:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        ordered, order = torch.sort(logits, dim=-1, descending=True)
+        cumulative = torch.softmax(ordered, dim=-1).cumsum(dim=-1)
+        drop = cumulative - torch.softmax(ordered, dim=-1) >= top_p  # the mass before a class already reaches p
+        drop[..., 0] = False
+        logits = logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), float("-inf"))
+    return logits

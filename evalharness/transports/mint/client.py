@@ -20,14 +20,18 @@ How every answer is handled (the single place this is written down):
     episode gets ``policy_unavailable``;
   - 200 with an ``error`` key (e.g. "Future expired") is a failure:
     :class:`~evalharness.errors.PolicyError` (error kind ``policy_error``), or the error
-    kind its ``category`` names when ``evalharness serve`` reports a ``decode_error`` or
-    ``invalid_action`` of the policy it serves. A future is retrieved once to completion
+    kind its ``kind`` (or, from older servers, ``category``) names when ``evalharness
+    serve`` reports a ``decode_error`` or ``invalid_action`` of the policy it serves. A future is retrieved once to completion
     and never asked again;
   - 200 whose body is not a JSON object is a :class:`PolicyError` too (the server broke
     the protocol; retrying a consumed future cannot help).
-- **Other 4xx** (400, 401, 404, 422) are not retried: the request or the key is wrong.
-  They raise :class:`PolicyError` with the status and the server's ``detail``; a 401 says
-  to check the key without ever printing it.
+- **Other 4xx** (400, 401, 404, 413, 422) are not retried: the request or the key is
+  wrong. They raise :class:`PolicyError` with the status and the server's ``detail``; a
+  401 says to check the key without ever printing it. A 404 naming a *session* is
+  different: the server no longer has it (``evalharness serve`` expires idle sessions
+  after ``serve.session_ttl_s``, and a restarted server knows none), which says nothing
+  about the model: :class:`~evalharness.errors.PolicyUnavailable`, so the episode can be
+  rerun.
 - **Session creation** retries 503 ("no capacity yet") like a transient failure, bounded
   by ``Timeouts.create`` (the first load of a model can take minutes on MinT).
 - **Secrets.** The key goes only into the ``X-API-Key`` header of this client; no error
@@ -203,7 +207,7 @@ class MintClient:
                 continue
             result = _json_object(response, f"POST {path}")
             if "error" in result:
-                error = ERROR_KINDS.get(result.get("category"), PolicyError)
+                error = ERROR_KINDS.get(result.get("kind", result.get("category")), PolicyError)
                 raise error(f"the server failed the request: {_error_text(result)}")
             return result
 
@@ -252,4 +256,7 @@ def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
     detail_text = json.dumps(detail)[:300] if not isinstance(detail, str) else detail[:300]
     if status == 401:
         raise PolicyError(f"{what}: HTTP 401: the server refused the API key (set MINT_API_KEY or TINKER_API_KEY)")
+    if status == 404 and "session" in detail_text.lower():
+        raise PolicyUnavailable(f"{what}: HTTP 404: {detail_text} (the server no longer has this session: it expired "
+                                "or the server restarted; rerun the episode)")
     raise PolicyError(f"{what}: HTTP {status}: {detail_text}")

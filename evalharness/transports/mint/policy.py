@@ -67,8 +67,11 @@ class MintSettings(BaseModel):
     stats_path: str | None = None
     state_space: Literal["normalized", "raw"] = "normalized"
     state_out_of_range: Literal["clip", "keep", "error"] = "clip"
-    temperature: Annotated[float, Field(strict=True, ge=0)] = 0.0
+    temperature: Annotated[float, Field(strict=True, ge=0)] | None = Field(
+        0.0, description="sent with every query; null = the served policy's own (runner.policy_server=auto)")
     max_tokens: Annotated[int, Field(strict=True, ge=1)] = 64
+    png_level: Annotated[int, Field(strict=True, ge=0, le=9)] = Field(
+        1, description="zlib level of the (lossless) PNGs: 0 = stored, least CPU; 1 = half the bytes")
     timeouts: Timeouts = Field(default_factory=Timeouts)
     retries: Retries = Field(default_factory=Retries)
     server: dict[str, Any] | None = None
@@ -115,8 +118,9 @@ class MintPolicy(Policy):
         stats_path: str | None = None,
         state_space: str = "normalized",
         state_out_of_range: str = "clip",
-        temperature: float = 0.0,
+        temperature: float | None = 0.0,
         max_tokens: int = 64,
+        png_level: int = 1,
         timeouts: dict[str, float] | None = None,
         retries: dict[str, float] | None = None,
         server: dict[str, Any] | None = None,
@@ -124,7 +128,7 @@ class MintPolicy(Policy):
         settings = validate_settings(MintSettings, {
             "model_path": model_path, "base_model": base_model, "base_url": base_url, "mode": mode,
             "tokenizer": tokenizer, "stats_path": stats_path, "state_space": state_space,
-            "state_out_of_range": state_out_of_range, "temperature": temperature, "max_tokens": max_tokens,
+            "state_out_of_range": state_out_of_range, "temperature": temperature, "max_tokens": max_tokens, "png_level": png_level,
             "timeouts": timeouts, "retries": retries, "server": server}, "policy")
         if settings.stats_path is None and settings.state_space == "normalized":
             raise UserInputError("policy.stats_path is required with policy.state_space=normalized: the checkpoint's "
@@ -135,8 +139,9 @@ class MintPolicy(Policy):
                          or DEFAULT_BASE_URL)
         self.mode = settings.mode
         self.state_space = settings.state_space
-        self.temperature = float(settings.temperature)
+        self.temperature = None if settings.temperature is None else float(settings.temperature)
         self.max_tokens = settings.max_tokens
+        self.png_level = settings.png_level  # lossless at every level: not part of the identity
         self.server = dict(settings.server or {})
         self.timeouts = settings.timeouts
         self.retries = settings.retries
@@ -222,20 +227,23 @@ class MintPolicy(Policy):
         prefix = self.prompt.encode(self._instruction, normalized)
         self._events.extend(prefix.events)
         images = {cam: _as_224(observation["images"][cam]) for cam in wire.CAMERA_ORDER}
-        chunks = wire.observation_chunks(images, prefix.tokens)
+        chunks = wire.observation_chunks(images, prefix.tokens, self.png_level)
         sent_state = raw_state if self.state_space == "raw" else np.asarray(normalized, dtype=np.float32)
         start = time.perf_counter()
         if self.mode == "action":
             body = wire.ActRequest(
-                observation=wire.Observation(model_input=wire.ModelInput(chunks=chunks), state=wire.Tensor.of(sent_state)),
+                observation=wire.Observation(model_input=wire.ModelInput(chunks=chunks), state=wire.RequestTensor.of(sent_state)),
                 temperature=self.temperature,
             )
             result = self.client.submit(f"{API}/mint/action_sessions/{self._session}/act", body)
             output = self._chunk(result)
         else:
+            params: dict[str, Any] = {"max_tokens": self.max_tokens, "seed": self._seed}
+            if self.temperature is not None:
+                params["temperature"] = self.temperature
             body = wire.SampleRequest(
                 prompt=wire.ModelInput(chunks=chunks),
-                sampling_params=wire.SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self._seed),
+                sampling_params=wire.SamplingParams(**params),
                 sampling_session_id=self._session,
                 seq_id=len(self._round_trips_ms),
             )

@@ -96,5 +96,5 @@ class PromptCodec:
             text = bytes(ids).decode("utf-8", errors="replace")
         match = _PREFIX.match(text)
         if match is None:
-            raise ValueError(f"prefix does not read 'Task: <instruction>, State: <bins>;' (got {text[:80]!r})")
+            raise ValueError(f"prefix does not read 'Task: <instruction>, State: <bins>;' ({len(text)} characters)")
         return match["instruction"], [int(v) for v in match["state"].split()]

@@ -34,10 +34,20 @@ class ServeSettings(BaseModel):
     state_space: Literal["raw", "normalized"] = "raw"
     stats_path: str | None = Field(None, description="norm_stats.json to unnormalize a normalized state")
     auth: Literal["none", "env"] = Field("none", description="env: require X-API-Key = MINT_API_KEY / TINKER_API_KEY")
+    max_body_mb: float = Field(4.0, gt=0, le=1024, description="largest request body (413 above; checked before parsing)")
+    max_sessions: int = Field(64, ge=1, le=100_000, description="open sessions at most (429 + Retry-After when full)")
+    session_ttl_s: float = Field(600.0, gt=0, description="an idle session expires after this long (404 afterwards)")
 
     def identity(self) -> dict[str, Any]:
-        """The settings that can change an answer (batching may move float results in the last bits)."""
-        return {"max_batch": self.max_batch, "state_space": self.state_space}
+        """The settings that can change an answer or whether an episode can finish: batching
+        may move float results in the last bits; the session bounds decide whether a run's
+        sessions fit and live long enough."""
+        return {"max_batch": self.max_batch, "state_space": self.state_space, "max_sessions": self.max_sessions,
+                "session_ttl_s": self.session_ttl_s}
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
 
 
 def load_serve_settings(config: dict[str, Any] | None) -> ServeSettings:
