@@ -53,6 +53,8 @@ from gymnasium import spaces
 from envs.errors import UserInputError
 from envs.libero.catalog import INIT_STATES_PER_TASK, TaskInfo, check_init_state, get_task, load_init_states
 from envs.libero.geometry import quat_xyzw_to_axis_angle
+from envs.libero.pro_data import is_pro_suite
+from envs.libero.pro_objects import register_pro_objects
 from envs.libero.render import FrameRenderer, free_render_context
 from envs.libero.runtime import import_libero
 
@@ -79,7 +81,8 @@ CAMERAS: tuple[str, ...] = ("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb
 LIBERO_CAMERAS: dict[str, str] = {"base_0_rgb": "agentview", "left_wrist_0_rgb": "robot0_eye_in_hand"}
 ACTION_DIM = 7
 STATE_DIM = 8
-INSTRUCTION_CHARSET = frozenset(string.ascii_letters + string.digits + " ,.'-_")
+# LIBERO-PRO's paraphrases add a typographic apostrophe ("the cabinet’s middle drawer").
+INSTRUCTION_CHARSET = frozenset(string.ascii_letters + string.digits + " ,.'-_\u2019")
 
 _live_envs: "weakref.WeakSet[LiberoEnv]" = weakref.WeakSet()
 _exit_hook_registered = False
@@ -134,6 +137,8 @@ class LiberoEnv(gym.Env):
         self.init_states = load_init_states(self.task.suite, self.task.index)
 
         import_libero()
+        if is_pro_suite(self.task.suite):
+            register_pro_objects()  # LIBERO-PRO's extra object classes (envs.libero.pro_objects)
         from libero.libero.envs import OffScreenRenderEnv
 
         self._env = OffScreenRenderEnv(

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.libero.catalog import base_suite
 from envs.libero.env import CAMERAS, LiberoEnv
 from envs.libero.perturb import PlacementImpossible
 from evalharness.errors import EnvError, EpisodeError, PolicyError, UserInputError
@@ -52,7 +53,7 @@ class RolloutSettings:
         return cls(
             settle_steps=protocol.settle_steps,
             settle_action=np.asarray(protocol.settle_action, dtype=np.float64),
-            max_steps=int(max_steps) if max_steps is not None else protocol.max_steps[suite],
+            max_steps=int(max_steps) if max_steps is not None else protocol.max_steps[base_suite(suite)],
             replan_steps=protocol.replan_steps,
             cameras=tuple(protocol.cameras),
             give_state=protocol.state,

