@@ -41,6 +41,7 @@ def test_every_variant_resolves_to_files_and_classes(plus_installed) -> None:
     assert sum(per_category[c] for c in plus_data.NEEDS_ASSETS_ARCHIVE) == 3743
     table = plus_data.robot_init_table()
     assert sorted(table) == list(range(1, 501)) and all(len(q) == 7 for q in table.values())
+    assert plus_data.robot_init_table("OnTheGroundPanda") == table  # floor scenes: one seed-42 sequence
     root = plus_data.data_dir()
     problems = {}
     for v in variants:
@@ -131,3 +132,96 @@ def test_not_set_up_is_one_line(home) -> None:
     bad.write_text(json.dumps({}))
     with pytest.raises(UserInputError, match="checksum mismatch"):
         plus_data.install(classification=bad)
+
+
+def _first(category: str, sub_suite: str = "libero_object", **where) -> plus_data.Variant:
+    return next(v for v in plus_data.variants() if v.category == category and v.sub_suite == sub_suite
+                and all(getattr(v, k) == val for k, val in where.items()))
+
+
+@pytest.mark.sim
+def test_variants_build_as_upstream_defines_them(plus_installed) -> None:
+    """Camera at the rounded pose (= perturb.camera.mode=libero_plus), robot init only in the controller, noise seeded."""
+    from envs.libero.env import LiberoEnv
+    from envs.libero.perturb.base import ModelPatch
+    from envs.libero.perturb.camera import CameraOrbit
+
+    camera = _first("camera")
+    h, v, s, r, t = camera.camera
+    plain = LiberoEnv("libero_object", 0, camera_size=24)
+    try:
+        model = plain._sim.model
+        cid = model.camera_name2id("agentview")
+        base_pos, base_quat = np.array(model.cam_pos[cid]), np.array(model.cam_quat[cid])
+        patch = ModelPatch()
+        CameraOrbit(level=1, mode="libero_plus").apply(plain, {"H": h, "V": v, "S": s / 100, "R": r, "E": t}, patch)
+        perturbed = (np.array(model.cam_pos[cid]), np.array(model.cam_quat[cid]))
+        patch.undo()
+        plain.reset_to(0)
+        arm = plain._robot._ref_joint_pos_indexes
+        standard_target = np.array(plain._robot.controller.initial_joint)
+    finally:
+        plain.close()
+    env = LiberoEnv("libero_plus", camera.index, camera_size=24)
+    try:
+        cid = env._sim.model.camera_name2id("agentview")
+        pos, quat = np.array(env._sim.model.cam_pos[cid]), np.array(env._sim.model.cam_quat[cid])
+        expected_pos, expected_quat = libero_plus_pose(base_pos, base_quat, h, v, s / 100, r, t)
+        assert np.allclose(pos, expected_pos, atol=1e-12) and np.allclose(quat / np.linalg.norm(quat), quat)
+        assert np.allclose(perturbed[0], pos, atol=1e-12) and np.allclose(perturbed[1], quat, atol=1e-9)
+    finally:
+        env.close()
+
+    robot = _first("robot")
+    env = LiberoEnv("libero_plus", robot.index, camera_size=24)
+    try:
+        env.reset_to(0)
+        saved = env.init_states[0][1:][arm]  # qpos follows the time entry
+        assert np.array_equal(env._sim.data.qpos[arm], saved)  # set_init_state restored the arm
+        target = np.array(env._robot.controller.initial_joint)
+        assert np.array_equal(target, np.array(plus_data.robot_init_table("OnTheGroundPanda")[robot.robot_init]))
+        assert not np.allclose(target, standard_target)
+    finally:
+        env.close()
+
+    noise = _first("noise", noise=13)  # gaussian blur, severity 3
+    env = LiberoEnv("libero_plus", noise.index, camera_size=24)
+    try:
+        env.reset_to(0)
+        clean = env.render_images()["base_0_rgb"]
+        env.step_physics(np.zeros(7))
+        first = env.render_images()
+        env.reset_to(0)
+        assert np.array_equal(env.render_images()["base_0_rgb"], clean)  # set_init_state's frame is not noised
+        env.step_physics(np.zeros(7))
+        again = env.render_images()
+        assert np.array_equal(first["base_0_rgb"], again["base_0_rgb"]) and env.noise_seed is not None
+        blurred = first["base_0_rgb"].astype(int)
+        assert np.abs(np.diff(blurred, axis=1)).mean() < np.abs(np.diff(clean.astype(int), axis=1)).mean()
+    finally:
+        env.close()
+
+
+@pytest.mark.sim
+def test_one_variant_of_each_runnable_category_runs_end_to_end(plus_installed, tmp_path) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from evalharness.config.conf import CONF_DIR
+    from evalharness.engine.evaluate import evaluate
+
+    chosen = [_first("camera"), _first("robot"), _first("language"), _first("noise", noise=15)]
+    overrides = ["suite=libero_plus", "policy=scripted", f"suite.tasks=[{','.join(str(v.index) for v in chosen)}]",
+                 "suite.max_steps=3", "camera_size=24", "video=none", "runner.workers=0", "run_name=plus-test",
+                 f"output_dir={tmp_path}"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        evaluate(compose(config_name="config", overrides=overrides))
+    records = {r["task_name"]: r for r in map(json.loads, (tmp_path / "episodes.jsonl").read_text().splitlines())}
+    assert set(records) == {v.name for v in chosen}
+    for v in chosen:
+        record = records[v.name]
+        assert record["error_kind"] is None, f"{v.category}: {record['error_message']}"
+        assert record["init_state"] == 0 and record["suite"] == "libero_plus"
+    assert records[chosen[0].name]["instruction"].endswith(chosen[0].view_id)  # the published prompt
+    assert any(e.startswith("libero_plus_noise_seed: ") for e in records[chosen[3].name]["events"])
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["context_inputs"]["suite_data"]["prompt"] == "published"

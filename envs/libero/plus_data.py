@@ -79,7 +79,8 @@ ASSETS_ARCHIVE_NOTE = (
 
 _WHEEL_ROOT = "liberoplus/liberoplus"
 _TASK_MAP = f"{_WHEEL_ROOT}/benchmark/libero_suite_task_map.py"
-_ROBOTS = f"{_WHEEL_ROOT}/envs/robots/mounted_panda.py"
+_ROBOTS = (f"{_WHEEL_ROOT}/envs/robots/mounted_panda.py", f"{_WHEEL_ROOT}/envs/robots/on_the_ground_panda.py")
+ROBOT_KINDS = {"MountedPanda": "mounted_panda.py", "OnTheGroundPanda": "on_the_ground_panda.py"}
 _MARKER = ".evalharness-libero-plus.json"
 _CLASSIFICATION = "task_classification.json"
 _VIEW = re.compile(r"^(?P<task>.+?)_view_(?P<view>-?\d+_-?\d+_\d+_-?\d+_-?\d+)_initstate_(?P<robot>\d+)(?:_noise_(?P<noise>\d+))?$")
@@ -214,12 +215,16 @@ def category_of(name: str) -> str:
 
 
 @functools.cache
-def robot_init_table(root: str | None = None) -> dict[int, tuple[float, ...]]:
-    """``MountedPanda<k>.init_qpos`` for k = 1..500, as the wheel's robots module writes them."""
-    path = Path(root or str(_require())) / "envs" / "robots" / "mounted_panda.py"
+def robot_init_table(kind: str = "MountedPanda") -> dict[int, tuple[float, ...]]:
+    """``<kind><k>.init_qpos`` for k = 1..500, as the wheel's robots modules write them.
+
+    ``kind`` is the arm LIBERO's problem class builds: ``MountedPanda`` (table scenes) or
+    ``OnTheGroundPanda`` (floor scenes); upstream generated both from one seed-42 sequence.
+    """
+    path = _require() / "envs" / "robots" / ROBOT_KINDS[kind]
     table: dict[int, tuple[float, ...]] = {}
     for node in ast.parse(path.read_text()).body:
-        m = re.fullmatch(r"MountedPanda(\d+)", getattr(node, "name", ""))
+        m = re.fullmatch(rf"{kind}(\d+)", getattr(node, "name", ""))
         if not (isinstance(node, ast.ClassDef) and m):
             continue
         for item in node.body:
@@ -273,7 +278,7 @@ def _sha256(data: bytes) -> str:
 
 
 def _wanted(member: str) -> bool:
-    if member in (_TASK_MAP, _ROBOTS):
+    if member == _TASK_MAP or member in _ROBOTS:
         return True
     parts = member.split("/")
     if len(parts) < 5 or member.endswith("/"):

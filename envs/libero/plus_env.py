@@ -5,13 +5,14 @@ Two things of a variant are fixed when LIBERO builds the scene (see :mod:`envs.l
 - **camera**: the problem class sets agentview through ``Arena.set_camera``; while the env is
   built, that call gets the variant's pose (:func:`envs.libero.plus_camera.libero_plus_pose`),
   which is what every LIBERO-Plus problem class computes from the same base pose;
-- **robot init**: upstream builds the arm as robot class ``MountedPanda<k>``, whose only
-  difference is ``init_qpos`` (the wheel's 500-entry table, generated with seed 42).
+- **robot init**: upstream builds the arm as robot class ``MountedPanda<k>`` (``OnTheGroundPanda<k>``
+  in floor scenes), whose only difference is ``init_qpos`` (the wheel's 500-entry tables,
+  generated with seed 42).
   LIBERO's ``set_init_state`` then restores the saved arm pose, so what stays perturbed is
   the controller's null-space target (``initial_joint``), exactly as upstream.
 
-The classes ``MountedPanda1..500`` are registered with robosuite on first use, as subclasses
-of hf-libero's ``MountedPanda`` (the class upstream's copies are).
+The classes are registered with robosuite on first use, as subclasses of hf-libero's
+``MountedPanda`` / ``OnTheGroundPanda`` (the classes upstream's are copies of).
 """
 
 from __future__ import annotations
@@ -28,24 +29,28 @@ def robot_name(variant: Variant) -> str:
     return "Panda" if variant.robot_init == 0 else f"Panda{variant.robot_init}"
 
 
-def register_robot(k: int) -> str:
-    """Register ``MountedPanda<k>`` with robosuite (idempotent); returns its name."""
+def register_robot(k: int) -> list[str]:
+    """Register ``MountedPanda<k>`` and ``OnTheGroundPanda<k>`` with robosuite (idempotent)."""
     import numpy as np
     from libero.libero.envs.robots.mounted_panda import MountedPanda
+    from libero.libero.envs.robots.on_the_ground_panda import OnTheGroundPanda
     from robosuite.models.robots.robot_model import REGISTERED_ROBOTS
     from robosuite.robots import ROBOT_CLASS_MAPPING
     from robosuite.robots.single_arm import SingleArm
 
-    name = f"MountedPanda{k}"
-    if name not in REGISTERED_ROBOTS:
-        qpos = robot_init_table()[k]
+    names = []
+    for kind, parent in (("MountedPanda", MountedPanda), ("OnTheGroundPanda", OnTheGroundPanda)):
+        name = f"{kind}{k}"
+        if name not in REGISTERED_ROBOTS:
+            qpos = robot_init_table(kind)[k]
 
-        def init_qpos(self) -> np.ndarray:
-            return np.array(qpos)
+            def init_qpos(self, qpos=qpos) -> np.ndarray:
+                return np.array(qpos)
 
-        type(name, (MountedPanda,), {"init_qpos": property(init_qpos), "__doc__": f"LIBERO-Plus robot init state {k}."})
-    ROBOT_CLASS_MAPPING.setdefault(name, SingleArm)
-    return name
+            type(name, (parent,), {"init_qpos": property(init_qpos), "__doc__": f"LIBERO-Plus robot init state {k}."})
+        ROBOT_CLASS_MAPPING.setdefault(name, SingleArm)
+        names.append(name)
+    return names
 
 
 @contextlib.contextmanager
