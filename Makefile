@@ -36,7 +36,7 @@ setup: install
 # The side venv running LIBERO-PRO's own env code, for tests/test_libero_pro_fidelity.py
 # (its `libero` package clashes with hf-libero, so never in $(VENV)). Under ~/.cache/evalharness.
 upstream-venv:
-	scripts/upstream_venv.sh
+	scripts/upstream_venv.sh pro
 
 run: setup
 	$(BIN)/evalharness
