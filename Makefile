@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 # instance), and the real openpi client, against which policy=openpi's wire format is
 # proven; it pins numpy<2 (its code runs on numpy 2), hence --no-deps.
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[dev,ray]"
+	$(BIN)/pip install --quiet -e ".[dev,ray,libero_plus]"
 	$(BIN)/pip install --quiet --no-deps openpi-client==0.1.2
 	touch $@
 

@@ -225,3 +225,29 @@ def test_one_variant_of_each_runnable_category_runs_end_to_end(plus_installed, t
     assert any(e.startswith("libero_plus_noise_seed: ") for e in records[chosen[3].name]["events"])
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["context_inputs"]["suite_data"]["prompt"] == "published"
+
+
+def test_noise_codes_kinds_seeding_and_sizes() -> None:
+    from envs.libero.plus_noise import SensorNoise, check_image_size, kind_and_severity
+
+    assert [kind_and_severity(c) for c in (1, 10, 11, 25, 31, 50)] == [
+        ("motion_blur", 1), ("motion_blur", 10), ("gaussian_blur", 1), ("zoom_blur", 5), ("fog", 1), ("glass_blur", 10)]
+    with pytest.raises(UserInputError, match="1..50"):
+        kind_and_severity(51)
+    image = (np.random.RandomState(0).rand(256, 256, 3) * 255).astype(np.uint8)
+    for code in (5, 13, 24, 35):  # motion blur (ImageMagick via Wand), gaussian, zoom, fog
+        a, b = SensorNoise(code), SensorNoise(code)
+        a.reseed(7, 0)
+        b.reseed(7, 0)
+        first = a(image)
+        assert first.shape == image.shape and first.dtype == np.uint8 and not np.array_equal(first, image)
+        assert np.array_equal(first, b(image)), code  # same episode seed, same frame
+    fog_a, fog_b = SensorNoise(35), SensorNoise(35)
+    fog_a.reseed(7, 0)
+    fog_b.reseed(8, 0)
+    assert not np.array_equal(fog_a(image), fog_b(image))  # the fractal is drawn from the episode's seed
+    with pytest.raises(UserInputError, match="camera_size=256"):
+        check_image_size(33, 224, 224)
+    with pytest.raises(UserInputError, match="camera_size >= 224"):
+        check_image_size(45, 128, 128)
+    check_image_size(13, 32, 32)

@@ -156,8 +156,9 @@ class LiberoEnv(gym.Env):
             plus_data.check_runnable([variant])
             building = plus_env.building(variant)
             if variant.noise:
-                from envs.libero.plus_noise import SensorNoise
+                from envs.libero.plus_noise import SensorNoise, check_image_size
 
+                check_image_size(variant.noise, self.height, self.width)
                 self._plus_noise = SensorNoise(variant.noise)
         with building as extra:
             self._env = OffScreenRenderEnv(

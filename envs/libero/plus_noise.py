@@ -115,6 +115,11 @@ def fog(image: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndar
 
 def glass_blur(image: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
     sigma, delta, iterations = GLASS[severity - 1]
+    if min(np.shape(image)[:2]) < 224:
+        raise UserInputError(
+            f"LIBERO-Plus glass-blur noise needs images of at least 224 px (upstream shuffles pixels up to row 224); "
+            f"got {np.shape(image)[1]} x {np.shape(image)[0]}: set camera_size=224 or more"
+        )
     x = np.uint8(_gaussian(np.array(image) / 255.0, sigma) * 255)
     for _ in range(iterations):
         for h in range(224 - delta, delta, -1):
@@ -148,6 +153,15 @@ def motion_blur(image: np.ndarray, severity: int, rng: np.random.RandomState) ->
         library.MagickMotionBlurImage(wand.wand, radius, sigma, rng.uniform(-45, 45))
         decoded = cv2.imdecode(np.frombuffer(wand.make_blob(), np.uint8), cv2.IMREAD_UNCHANGED)
     return np.clip(decoded[..., [2, 1, 0]], 0, 255).astype(np.uint8)
+
+
+def check_image_size(code: int, height: int, width: int) -> None:
+    """One line, before an env is built, for a noise code whose upstream arithmetic needs another size."""
+    kind, _ = kind_and_severity(code)
+    if kind == "fog" and (height, width) != (256, 256):
+        raise UserInputError(f"LIBERO-Plus fog noise (code {code}) needs camera_size=256 (upstream adds a 256 px fractal)")
+    if kind == "glass_blur" and min(height, width) < 224:
+        raise UserInputError(f"LIBERO-Plus glass-blur noise (code {code}) needs camera_size >= 224 (upstream shuffles up to row 224)")
 
 
 class SensorNoise:
