@@ -11,9 +11,12 @@ Run by ``tests/test_libero_plus_fidelity.py`` in two interpreters:
 Both seed the reset's placement RNG and clear the carried-over gripper / solver history as
 ``LiberoEnv.reset_to`` does, then apply the same 50 fixed actions. Recorded per variant: the
 path-normalized ``get_xml()``; the camera, light and material arrays of the compiled model;
-the initial ``qpos``, the controller's initial joints; ``qpos`` after each step; and, for a
-noise variant whose corruption draws no random numbers (gaussian and zoom blur), the
-corrupted agentview frame after the first step. Only the standard library and NumPy are
+the initial ``qpos``, the controller's initial joints; ``qpos`` after each step; the agentview
+frame of the state after the first step (``MjSim.render``); and, for a noise variant whose
+corruption draws no random numbers (gaussian and zoom blur), that frame corrupted - by the
+harness's env, and by the wheel's own ``env_wrapper`` function. (Upstream's observation
+image is sampled by robosuite's observable machinery within the step, so the frames are
+compared at the same state instead.) Only the standard library and NumPy are
 imported up front.
 """
 
@@ -30,24 +33,30 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pro_probe import _layout_seed, _normalize, fixed_actions  # noqa: E402
 
+def deterministic(noise: int) -> bool:
+    """A noise code whose corruption draws no random numbers: gaussian (11-20) or zoom blur (21-30)."""
+    return 11 <= int(noise) <= 30
+
+
 MODEL_ARRAYS = ("cam_pos", "cam_quat", "cam_fovy", "light_pos", "light_dir", "light_diffuse", "light_ambient",
                 "light_specular", "mat_rgba", "mat_texid", "mat_specular", "mat_shininess")
 SIZE = 64
 
 
-def _record(inner, roots: dict[str, str], step, frame_after_first_step) -> dict[str, np.ndarray]:
+def _record(inner, roots: dict[str, str], step, after_first_step) -> dict[str, np.ndarray]:
     sim = inner.sim
     robot = inner.robots[0]
-    record = {"xml": np.frombuffer(_normalize(sim.model.get_xml(), roots).encode(), dtype=np.uint8)}
+    xml = _normalize(sim.model.get_xml(), roots).replace("<assets_resolved>", "<assets>")
+    record = {"xml": np.frombuffer(xml.encode(), dtype=np.uint8)}
     for name in MODEL_ARRAYS:
         record[name] = np.array(getattr(sim.model, name))
     record["qpos0"] = np.array(sim.data.qpos)
     record["controller_initial_joints"] = np.array(robot.controller.initial_joint)
     trajectory = []
     for i, action in enumerate(fixed_actions()):
-        frame = step(action)
-        if i == 0 and frame_after_first_step and frame is not None:
-            record["frame1"] = np.array(frame)
+        step(action)
+        if i == 0:
+            record.update(after_first_step())
         trajectory.append(np.array(sim.data.qpos))
     record["trajectory"] = np.stack(trajectory)
     return record
@@ -60,18 +69,19 @@ def probe_ours(name: str, states_out: dict[str, np.ndarray]) -> dict[str, np.nda
     import robosuite
 
     variant = plus_data.variant(name)
-    deterministic_noise = variant.noise and 11 <= variant.noise <= 30
     env = LiberoEnv("libero_plus", variant.index, camera_size=SIZE)
     try:
         states_out[name] = np.array(env.init_states[0])
         env.reset_to(0, layout_seed=0)
         roots = {"assets": str(assets_dir()), "robosuite": os.path.dirname(robosuite.__file__)}
 
-        def step(action):
-            env.step_physics(action)
-            return env.render_images(("base_0_rgb",))["base_0_rgb"] if deterministic_noise else None
+        def after_first_step() -> dict[str, np.ndarray]:
+            out = {"frame1": np.array(env._renderer.render(["agentview"])["agentview"])}  # = MjSim.render
+            if deterministic(variant.noise):
+                out["noised1"] = np.array(env.render_images(("base_0_rgb",))["base_0_rgb"])
+            return out
 
-        return _record(env._env.env, roots, step, deterministic_noise)
+        return _record(env._env.env, roots, env.step_physics, after_first_step)
     finally:
         env.close()
 
@@ -100,14 +110,23 @@ def probe_upstream(name: str, sub_suite: str, state: np.ndarray, assets: str) ->
         gripper = inner.robots[0].gripper
         gripper.current_action = np.zeros(gripper.dof)
         inner.sim.data.qacc_warmstart[:] = 0.0
-        roots = {"assets": assets, "robosuite": os.path.dirname(robosuite.__file__)}
-        noise = getattr(env, "noise", 0)
+        roots = {"assets": assets, "assets_resolved": str(Path(assets).resolve()),
+                 "robosuite": os.path.dirname(robosuite.__file__)}
+        noise = int(getattr(env, "noise", 0))
 
-        def step(action):
-            obs = env.step(action)[0]
-            return obs.get("agentview_image")
+        def after_first_step() -> dict[str, np.ndarray]:
+            # the clean frame of the state, and upstream's own corruption of it (ControlEnv.step's arithmetic)
+            frame = np.array(inner.sim.render(camera_name="agentview", width=SIZE, height=SIZE))
+            out = {"frame1": frame}
+            if deterministic(noise):
+                from PIL import Image
+                from liberoplus.liberoplus.envs import env_wrapper
 
-        return _record(inner, roots, step, bool(noise and 11 <= noise <= 30))
+                corrupt = env_wrapper.gaussian_blur if noise <= 20 else env_wrapper.zoom_blur
+                out["noised1"] = corrupt(Image.fromarray(frame), severity=(noise - 1) % 10 + 1).astype(np.uint8)
+            return out
+
+        return _record(inner, roots, lambda a: env.step(a), after_first_step)
     finally:
         env.close()
 
