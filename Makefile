@@ -33,10 +33,13 @@ $(VENV)/.installed-test: $(VENV)/.installed
 setup: install
 	$(BIN)/evalharness setup --libero-pro $(if $(LIBERO_ASSETS),--assets "$(LIBERO_ASSETS)")
 
-# The side venv running LIBERO-PRO's own env code, for tests/test_libero_pro_fidelity.py
-# (its `libero` package clashes with hf-libero, so never in $(VENV)). Under ~/.cache/evalharness.
+# The side venvs running LIBERO-PRO's and LIBERO-Plus's own env code, for
+# tests/test_libero_{pro,plus}_fidelity.py (LIBERO-PRO's `libero` package clashes with
+# hf-libero; LIBERO-Plus pins numpy<2 and gym): never in $(VENV). Under ~/.cache/evalharness.
+# LIBERO-Plus's env module imports Wand, which needs ImageMagick (libmagickwand-6.q16-6).
 upstream-venv:
 	scripts/upstream_venv.sh pro
+	scripts/upstream_venv.sh liberoplus
 
 run: setup
 	$(BIN)/evalharness
