@@ -85,6 +85,17 @@ def test_every_pro_task_resolves_to_files_and_classes(pro_installed) -> None:
     assert "not between" in instructions[("libero_pro_spatial_task", 0)]
 
 
+def test_pro_tasks_are_gymnasium_ids_with_the_base_suites_horizon(pro_installed) -> None:
+    import gymnasium
+
+    from envs.libero.registration import register_all
+
+    assert "LIBERO/libero_pro_object_swap-9-v0" in register_all()
+    spec = gymnasium.spec("LIBERO/libero_pro_object_swap-3-v0")
+    assert spec.kwargs == {"suite": "libero_pro_object_swap", "task": 3} and spec.max_episode_steps == 280
+    assert gymnasium.spec("LIBERO/libero_pro_10_task-0-v0").max_episode_steps == 520
+
+
 def test_snapshot_is_in_the_context_only_for_pro_suites(pro_installed) -> None:
     assert pro_data.context_for("libero_goal") == {}
     data = pro_data.context_for("libero_pro_goal_swap")["suite_data"]
