@@ -30,7 +30,13 @@ def test_every_variant_resolves_to_files_and_classes(plus_installed) -> None:
 
     import_libero()
     from libero.libero.envs.bddl_base_domain import TASK_MAPPING
-    from libero.libero.envs.bddl_utils import get_problem_info
+    from libero.libero.envs.bddl_utils import get_problem_info, robosuite_parse_problem
+    from libero.libero.envs.objects import OBJECTS_DICT
+    from libero.libero.envs.robots import ROBOT_CLASS_MAPPING  # noqa: F401  (hf-libero's arms)
+    from robosuite.models.robots.robot_model import REGISTERED_ROBOTS
+
+    from envs.libero.plus_env import register_robot
+    from tests.test_libero_pro import WORKSPACES
 
     variants = plus_data.variants()
     assert len(variants) == 10_030 and len({v.name for v in variants}) == 10_030
@@ -42,6 +48,7 @@ def test_every_variant_resolves_to_files_and_classes(plus_installed) -> None:
     table = plus_data.robot_init_table()
     assert sorted(table) == list(range(1, 501)) and all(len(q) == 7 for q in table.values())
     assert plus_data.robot_init_table("OnTheGroundPanda") == table  # floor scenes: one seed-42 sequence
+    assert set(register_robot(500)) <= set(REGISTERED_ROBOTS)
     root = plus_data.data_dir()
     problems = {}
     for v in variants:
@@ -51,7 +58,12 @@ def test_every_variant_resolves_to_files_and_classes(plus_installed) -> None:
             assert v.robot_init in table or v.robot_init == 0, v.name
             assert 0 <= v.noise <= 50
             if v.bddl not in problems:
-                problems[v.bddl] = get_problem_info(str(root / v.bddl))["problem_name"]
+                problem = get_problem_info(str(root / v.bddl))["problem_name"]
+                parsed = robosuite_parse_problem(str(root / v.bddl))
+                missing = [c for kind in ("fixtures", "objects") for c in parsed[kind]
+                           if c not in OBJECTS_DICT and c != WORKSPACES[problem]]
+                assert not missing, f"{v.name}: no class for {missing}"
+                problems[v.bddl] = problem
             assert problems[v.bddl] in TASK_MAPPING, v.name
         # the name's parameters say which category it is (upstream's classification agrees)
         if v.category == "camera":
