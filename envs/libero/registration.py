@@ -2,14 +2,19 @@
 
 Ids read ``LIBERO/<suite>-<task index>-v0``, for example ``LIBERO/libero_goal-3-v0`` or
 ``LIBERO/libero_10-0-v0``; task indices follow LIBERO's order 0 (``evalharness tasks``
-lists them). Keyword arguments of :class:`envs.libero.env.LiberoEnv` pass through
+lists them). LIBERO-PRO's suites (``LIBERO/libero_pro_object_swap-3-v0``) are registered
+once ``evalharness setup --libero-pro`` has fetched them; LIBERO-Plus's variants are not
+(build them with ``LiberoEnv("libero_plus", index)``). Keyword arguments of :class:`envs.libero.env.LiberoEnv` pass through
 ``gymnasium.make`` (``camera_size=256``). The ``TimeLimit`` is openpi's max policy steps for
 the suite; pass ``max_episode_steps`` to change it.
 """
 
 from __future__ import annotations
 
-from envs.libero.catalog import SUITES, suite_tasks
+from envs.libero.catalog import SUITES, base_suite, suite_tasks
+from envs.libero.pro_data import PRO_SUITES
+from envs.libero.pro_data import snapshot as pro_snapshot
+from envs.libero.pro_data import task_names as pro_task_names
 
 NAMESPACE = "LIBERO"
 VERSION = 0
@@ -29,19 +34,22 @@ def env_id(suite: str, index: int) -> str:
 
 
 def register_all() -> list[str]:
-    """Register every task of the five suites; returns the ids. Idempotent."""
+    """Register every task of the five suites, and of LIBERO-PRO's 16 once set up; returns the ids. Idempotent."""
     import gymnasium
 
     ids = []
-    for suite in SUITES:
-        for task in suite_tasks(suite):
-            name = env_id(suite, task.index)
+    counts = {suite: len(suite_tasks(suite)) for suite in SUITES}
+    if pro_snapshot() is not None:  # only the names: importing envs must stay cheap
+        counts.update({suite: len(pro_task_names(suite)) for suite in PRO_SUITES})
+    for suite, count in counts.items():
+        for index in range(count):
+            name = env_id(suite, index)
             if name not in gymnasium.registry:
                 gymnasium.register(
                     id=name,
                     entry_point="envs.libero.env:LiberoEnv",
-                    kwargs={"suite": suite, "task": task.index},
-                    max_episode_steps=DEFAULT_MAX_STEPS[suite],
+                    kwargs={"suite": suite, "task": index},
+                    max_episode_steps=DEFAULT_MAX_STEPS[base_suite(suite)],
                 )
             ids.append(name)
     return ids

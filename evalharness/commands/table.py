@@ -11,6 +11,8 @@ examples:
   evalharness table results/*/summary.json --format latex --label "pi0 10k" --label "pi0 20k"
   evalharness table results/run-a results/run-b --per-task --cells count --format csv -o table.csv
   evalharness table --robustness --per-level results/robust/*
+  evalharness table --robustness --layout libero_plus --reference libero_plus results/plus-pi0
+  evalharness table --robustness --reference libero_pro results/pro-*
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 
 from evalharness.errors import UserInputError
 from evalharness.results.atomic import write_text_atomic
+from evalharness.results.benchmark_tables import LAYOUTS
 from evalharness.results.comparison_table import CELL_MODES, FORMATS, MARK_MODES, build_table, render
 from evalharness.results.runs import load_runs
 
@@ -38,7 +41,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--robustness", action="store_true",
                         help="perturbed runs (perturb=...): success per dimension x suite with the drop from the clean control")
     parser.add_argument("--per-level", action="store_true", help="with --robustness: one row per dimension and level")
+    parser.add_argument("--layout", choices=LAYOUTS,
+                        help="with --robustness: a published benchmark's own table (suite=libero_plus / libero_pro_* runs)")
+    parser.add_argument("--reference", choices=LAYOUTS,
+                        help="with --robustness: append that paper's published rows (implies --layout of the same name)")
     parser.add_argument("-o", "--output", metavar="FILE", help="write the table here (atomically) instead of stdout")
+
+
+def _benchmark_layout(runs, layout: str, reference: str | None) -> str:
+    from evalharness.results import benchmark_tables
+
+    if reference is not None and reference != layout:
+        raise UserInputError(f"--reference {reference} is not valid with --layout {layout}; allowed: --reference {layout}")
+    published = benchmark_tables.load_reference(reference) if reference else None
+    labelled = [(run.label, run.records or []) for run in runs]
+    if layout == "libero_pro":
+        return benchmark_tables.libero_pro_table(labelled, published)
+    from envs.libero import plus_data
+
+    prompts = {str((run.summary.metadata.config or {}).get("suite", {}).get("prompt", "published")) for run in runs}
+    return benchmark_tables.libero_plus_table(labelled, plus_data.category_of, published, prompt=" / ".join(sorted(prompts)))
 
 
 def _robustness(runs, args: argparse.Namespace) -> str:
@@ -49,6 +71,9 @@ def _robustness(runs, args: argparse.Namespace) -> str:
     missing = [run.source for run in runs if run.records is None]
     if missing:
         raise UserInputError(f"{missing[0]} has no episodes.jsonl; --robustness pairs episodes, so give run folders")
+    layout = args.layout or args.reference
+    if layout is not None:
+        return _benchmark_layout(runs, layout, args.reference)
     return robustness_table([r for run in runs for r in run.records or []], per_level=args.per_level)
 
 
@@ -57,8 +82,9 @@ def run(args: argparse.Namespace) -> int:
     if args.robustness:
         text = _robustness(runs, args)
     else:
-        if args.per_level:
-            raise UserInputError("--per-level is not valid without --robustness; allowed: --robustness --per-level")
+        for flag, value in (("--per-level", args.per_level), ("--layout", args.layout), ("--reference", args.reference)):
+            if value:
+                raise UserInputError(f"{flag} is not valid without --robustness; allowed: --robustness {flag}")
         table = build_table(runs, cells=args.cells, mark=args.mark, per_task=args.per_task, force=args.force)
         text = render(table, args.format)
     if args.output:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from envs.libero.catalog import SUITES, suite_tasks
+from envs.libero.catalog import SUITES, check_suite, suite_tasks
 from envs.libero.registration import env_id
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("suites", nargs="*", help=f"suites to list (default: all of {', '.join(SUITES)})")
+    parser.add_argument(
+        "suites", nargs="*",
+        help=f"suites to list (default: all of {', '.join(SUITES)}; LIBERO-PRO's, e.g. libero_pro_object_swap, by name)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     for suite in args.suites or SUITES:
+        check_suite(suite)
         tasks = suite_tasks(suite)
         print(f"{suite} ({len(tasks)} tasks)")
         for task in tasks:

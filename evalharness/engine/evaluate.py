@@ -113,6 +113,7 @@ class PreparedRun:
 
 def prepare(cfg: DictConfig) -> PreparedRun:
     """Validate every setting and plan the episodes; writes nothing."""
+    from envs.libero import plus_data, pro_data
     from envs.libero.runtime import import_libero
     from evalharness.results.metadata import SIMULATOR_PACKAGES, run_metadata
     from evalharness.config.protocol import load_protocol
@@ -154,6 +155,8 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         "max_steps_override": max_steps,
         "simulator": {k: metadata["versions"][k] for k in SIMULATOR_PACKAGES},
         "assets": metadata["assets"]["loaded_sha256"],
+        **pro_data.context_for(suite["name"]),  # a LIBERO-PRO suite: which data snapshot ({} otherwise)
+        **plus_data.context_for(suite["name"], suite.get("prompt")),  # libero_plus: snapshot and prompt
     }
     context = stable_hash(context_inputs)
     plan = plan_from_config(suite, config.get("perturb"), protocol.seed, context)

@@ -90,16 +90,18 @@ class _EnvCache:
     def __init__(self, camera_size: int, fast_physics: bool = True) -> None:
         self.camera_size = camera_size
         self.fast_physics = fast_physics
-        self.key: tuple[str, int] | None = None
+        self.key: tuple[str, int, str | None] | None = None
         self.env = None
 
-    def get(self, suite: str, task_index: int):
+    def get(self, suite: str, task_index: int, instruction: str | None = None):
+        """The env of the task; ``instruction`` = the plan's, when it is not the task's own (LIBERO-Plus's prompt)."""
         from envs.libero.env import LiberoEnv
 
-        if self.key != (suite, task_index):
+        if self.key != (suite, task_index, instruction):
             self.close()
-            self.env = LiberoEnv(suite, task_index, camera_size=self.camera_size, fast_physics=self.fast_physics)
-            self.key = (suite, task_index)
+            self.env = LiberoEnv(suite, task_index, camera_size=self.camera_size, fast_physics=self.fast_physics,
+                                 instruction=instruction)
+            self.key = (suite, task_index, instruction)
         elif self.env.fast_physics != self.fast_physics:
             self.env.fast_physics = self.fast_physics
         return self.env
@@ -150,16 +152,20 @@ def run_item(item: WorkItem, config: WorkerConfig, envs: _EnvCache, policy, sett
     from evalharness.episode.rollout import EpisodeOutcome, RolloutSettings, run_episode
 
     spec = item.spec
-    cache_key = (spec.suite, item.max_steps)
+    from envs.libero.catalog import base_suite
+
+    protocol_suite = base_suite(spec.suite, spec.task_index)  # PRO / Plus: the base suite's max steps
+    cache_key = (protocol_suite, item.max_steps)
     if cache_key not in settings_cache:
         protocol = load_protocol(config.protocol)
-        settings_cache[cache_key] = RolloutSettings.from_protocol(protocol, spec.suite, item.max_steps)
+        settings_cache[cache_key] = RolloutSettings.from_protocol(protocol, protocol_suite, item.max_steps)
     settings = settings_cache[cache_key]
 
     recorder = EpisodeRecorder(Path(config.run_dir), spec, item.video, config.video_fps)
     envs.fast_physics = config.fast_physics
     try:
-        env = envs.get(spec.suite, spec.task_index)
+        # LIBERO-Plus's suite.prompt chooses the instruction in the plan; other suites use the task's
+        env = envs.get(spec.suite, spec.task_index, spec.instruction if spec.suite == "libero_plus" else None)
     except Exception as exc:  # noqa: BLE001 - an env that cannot be built is this episode's error
         envs.close()
         error = EnvError(f"building the env failed: {type(exc).__name__}: {exc}")

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.libero.catalog import base_suite
 from envs.libero.env import CAMERAS, LiberoEnv
 from envs.libero.perturb import PlacementImpossible
 from evalharness.errors import EnvError, EpisodeError, PolicyError, UserInputError
@@ -48,11 +49,11 @@ class RolloutSettings:
     image_transform: ImageTransform
 
     @classmethod
-    def from_protocol(cls, protocol: Protocol, suite: str, max_steps: int | None = None) -> "RolloutSettings":
+    def from_protocol(cls, protocol: Protocol, suite: str, max_steps: int | None = None, task_index: int = 0) -> "RolloutSettings":
         return cls(
             settle_steps=protocol.settle_steps,
             settle_action=np.asarray(protocol.settle_action, dtype=np.float64),
-            max_steps=int(max_steps) if max_steps is not None else protocol.max_steps[suite],
+            max_steps=int(max_steps) if max_steps is not None else protocol.max_steps[base_suite(suite, task_index)],
             replan_steps=protocol.replan_steps,
             cameras=tuple(protocol.cameras),
             give_state=protocol.state,
@@ -152,6 +153,8 @@ def run_episode(
         try:
             extra = {} if active is None else {"perturbation": active}  # unperturbed: the call as before
             timed("env", lambda: env.reset_to(spec.init_state, layout_seed=spec.seed, **extra))
+            if env.noise_seed is not None:  # LIBERO-Plus sensor noise: the episode's draws, replayable
+                events.append(f"libero_plus_noise_seed: {env.noise_seed}")
         except PlacementImpossible:
             raise
         except Exception as exc:  # noqa: BLE001

@@ -44,6 +44,11 @@ class PerturbConfig:
         return self.active and self.settings.control is not False
 
 
+# Dimension settings added after episode keys were in use: left out of the config (and so of
+# the keys) while at their default, so that existing perturbed runs keep their keys.
+ADDED_SETTINGS: dict[str, dict[str, Any]] = {"camera": {"mode": "harness"}}
+
+
 def load_perturb_config(node: dict[str, Any] | None) -> PerturbConfig:
     """Validate the ``perturb`` node; every dimension is built once to check its settings."""
     node = dict(node or {})
@@ -59,6 +64,9 @@ def load_perturb_config(node: dict[str, Any] | None) -> PerturbConfig:
         cfg = dict(cfg)
         if cfg.get("level") is None:
             cfg["level"] = settings.level
+        for key, default in ADDED_SETTINGS.get(name, {}).items():  # at its default: keys stay what they were
+            if cfg.get(key, default) in (None, default):
+                cfg.pop(key, None)
         resolved[name] = cfg
     config = PerturbConfig(settings, resolved)
     build_parts(config.parts)  # bad dimension settings fail here, with one line

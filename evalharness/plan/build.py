@@ -50,6 +50,10 @@ def load_suite_settings(cfg: Any) -> SuiteSettings:
 
 def plan_from_config(suite: Mapping[str, Any], perturb: Mapping[str, Any] | None, seed: int, context: str) -> list[EpisodeSpec]:
     """Every episode of a run: the ``suite`` group's episodes, perturbed as ``perturb`` says."""
+    if suite["name"] == "libero_plus":  # one trial per variant (evalharness.plan.plus)
+        from evalharness.plan.plus import plus_plan
+
+        return perturb_plan(plus_plan(suite, seed, context), load_perturb_config(perturb))
     plan = build_plan(
         suite["name"], suite.get("tasks", "all"), suite.get("episodes_per_task"), suite.get("init_states"),
         seed, context,

@@ -178,10 +178,17 @@ def container_from_instruction(instruction: str) -> str:
 def resolve_instance(name: str, privileged: dict[str, Any]) -> str:
     """The instance key prefix (``"alphabet_soup_1"``) of ``name`` in the privileged state.
 
-    Takes the lowest-numbered instance; raises ``ValueError`` listing what is there if none.
+    Takes the lowest-numbered instance. LIBERO-PRO's object suites swap an object for a
+    recoloured or resized one (``red_basket_1``, ``bigger_alphabet_soup_1``); when ``name``
+    itself is absent, such a one-word variant of it is taken. Raises ``ValueError`` listing
+    what is there if neither is.
     """
-    pattern = re.compile(rf"^{re.escape(name)}_(\d+)_pos$")
-    found = sorted((int(m.group(1)), key[: -len("_pos")]) for key in privileged if (m := pattern.match(key)))
+    found: list[tuple[int, str]] = []
+    for pattern in (rf"^{re.escape(name)}_(\d+)_pos$", rf"^[a-z]+_{re.escape(name)}_(\d+)_pos$"):
+        regex = re.compile(pattern)
+        found = sorted((int(m.group(1)), key[: -len("_pos")]) for key in privileged if (m := regex.match(key)))
+        if found:
+            break
     if not found:
         present = sorted(key[: -len("_pos")] for key in privileged if key.endswith("_pos"))
         raise ValueError(f"scripted policy: no {name!r} in the privileged state; objects present: {present}")

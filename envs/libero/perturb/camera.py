@@ -16,7 +16,7 @@ compiled model, so physics is unaffected.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -28,6 +28,9 @@ PIVOT = np.array([0.0, 0.0, 0.8])
 TABLE_AGENTVIEW_POS = np.array([0.6586, 0.0, 1.6104])
 TABLE_AGENTVIEW_QUAT = np.array([0.63801772, 0.30484972, 0.30484984, 0.63801772])
 GROUPS = ("hv", "h", "s", "re")
+# harness: the orbit above (pivot kept relative to the camera, unrounded); libero_plus: LIBERO-Plus's own
+# recipe (fixed pivot (0, 0, 0.8), world-axis roll / tilt, every step rounded to 4 decimals).
+MODES = ("harness", "libero_plus")
 MAX = {"H": 75.0, "V": 15.0, "S": 1.0, "R": 10.0, "E": 10.0}  # S: the scale's excess over 1
 
 
@@ -67,14 +70,19 @@ def orbit(pos: np.ndarray, quat: np.ndarray, p: dict[str, float]) -> tuple[np.nd
 class CameraSettings(PerturbationSettings):
     camera: str = "agentview"  # the camera that orbits (the wrist camera is untouched)
     groups: Annotated[tuple[str, ...] | None, subset_of(GROUPS)] = None  # null = all of them
+    # null = harness (our orbit); libero_plus = upstream's rounded orbit about the fixed pivot.
+    # Left out of a config at its default, so perturb=camera keys are unchanged.
+    mode: Literal["harness", "libero_plus"] | None = None
 
 class CameraOrbit(Perturbation):
     name = "camera"
 
     Settings = CameraSettings
 
-    def __init__(self, level: int | None = None, camera: str = "agentview", groups: list[str] | None = None) -> None:
+    def __init__(self, level: int | None = None, camera: str = "agentview", groups: list[str] | None = None,
+                 mode: str | None = None) -> None:
         super().__init__(level)
+        self.mode = mode or "harness"  # libero_plus: upstream's rounded orbit about the fixed pivot (envs.libero.plus_camera)
         self.camera = camera
         self.groups = tuple(groups) if groups else GROUPS
 
@@ -91,12 +99,21 @@ class CameraOrbit(Perturbation):
         if group == "re":
             p["R"] = sign() * band(rng, self.level, 0.0, MAX["R"])
             p["E"] = sign() * band(rng, self.level, 0.0, MAX["E"])
+        if self.mode == "libero_plus":  # upstream's variants: whole degrees, the scale in percent
+            p.update({k: float(round(p[k])) for k in ("H", "V", "R", "E")}, S=round(p["S"], 2))
         return p
 
     def apply(self, env, params: dict[str, Any], patch: ModelPatch) -> dict[str, Any]:
         model = env._sim.model
         cid = model.camera_name2id(self.camera)
-        pos, quat = orbit(model.cam_pos[cid], model.cam_quat[cid], params)
+        if self.mode == "libero_plus":
+            from envs.libero.plus_camera import libero_plus_pose
+
+            pos, quat = libero_plus_pose(model.cam_pos[cid], model.cam_quat[cid], int(params["H"]), int(params["V"]),
+                                         params["S"], int(params["R"]), int(params["E"]))
+            quat = np.asarray(quat) / np.linalg.norm(quat)  # as MuJoCo normalizes the XML quat upstream compiles
+        else:
+            pos, quat = orbit(model.cam_pos[cid], model.cam_quat[cid], params)
         patch.set(model.cam_pos, cid, pos)
         patch.set(model.cam_quat, cid, quat)
         return {"cam_pos": [round(float(v), 6) for v in pos], "cam_quat": [round(float(v), 6) for v in quat]}
