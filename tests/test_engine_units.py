@@ -86,6 +86,7 @@ class FakeEnv:
     carry a marker in their first row, as LIBERO's upside-down frames would at the bottom."""
 
     instruction = "put the fake thing in the fake basket"
+    noise_seed = None  # LIBERO-Plus sensor noise: none in this env
 
     def __init__(self, size: int = 6, succeed_after: int | None = None, fail: str | None = None, fail_after: int = 0) -> None:
         self.size = size
