@@ -34,17 +34,18 @@ from typing import Any, Protocol
 from evalharness.engine.crash_accounting import CrashAccounting, exit_cause
 from evalharness.errors import UserInputError
 from evalharness.engine.interrupt import StopRequest
-from evalharness.engine.worker import USER_ERROR_PREFIX, WorkerConfig, WorkItem, _EnvCache, run_item, worker_main
-from evalharness.policies.build import build_policy
+from evalharness.engine.episode_worker import EpisodeResult, EpisodeWorker
+from evalharness.engine.worker import USER_ERROR_PREFIX, WorkerConfig, WorkItem, worker_main
 
-RecordSink = Callable[[dict[str, Any]], None]
+#: Takes each finished episode: its typed record and, when recorded, its raw outputs.
+RecordSink = Callable[[EpisodeResult], None]
 
 
 class Runner(Protocol):
     """Runs work items and hands each finished episode's record to ``sink``.
 
     ``sink`` is called in the caller's process only (the result store has one writer),
-    once per item, with a record that ran to the end (a verdict or an episode error) or a
+    once per item, with an :class:`~evalharness.engine.episode_worker.EpisodeResult` whose record ran to the end (a verdict or an episode error) or a
     ``worker_crash`` record from :class:`~evalharness.engine.crash_accounting.CrashAccounting`. A runner
     returns early, without error, when its stop request is set (Ctrl-C); items it did not
     report are simply not recorded and run on resume.
@@ -99,17 +100,14 @@ class LocalRunner:
             self._run_processes(items, sink)
 
     def _run_inline(self, items: Iterable[WorkItem], sink: RecordSink) -> None:
-        policy = build_policy(self.config.policy, self.config.pipeline, record_raw=self.config.raw_outputs)
-        envs = _EnvCache(self.config.camera_size)
-        settings: dict = {}
+        worker = EpisodeWorker(self.config)
         try:
             for item in items:
                 if self.stop.requested:  # in-process: stop between episodes
                     break
-                sink(run_item(item, self.config, envs, policy, settings))
+                sink(worker.run(item))
         finally:
-            envs.close()
-            policy.close()
+            worker.close()
 
     def _start(self, ctx) -> _Slot:
         parent_conn, child_conn = ctx.Pipe()
@@ -181,7 +179,7 @@ class LocalRunner:
             return
         requeue, crash = self.accounting.worker_died(slot.group[slot.done :], exit_cause(slot.process.exitcode))
         if crash is not None:
-            sink(crash)
+            sink(EpisodeResult(crash))
         if requeue:
             pending.appendleft(requeue)
 

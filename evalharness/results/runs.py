@@ -140,7 +140,7 @@ def load_run(path: str | Path) -> LoadedRun:
             metadata = _metadata_from_run_json(run_info) if run_info else {}
             expected = len(planned) if planned is not None else None
             partial = f"no {SUMMARY_FILENAME} yet"
-        summary = Summary.model_validate(build_summary(records, metadata, expected_episodes=expected))
+        summary = build_summary(records, metadata, expected_episodes=expected)
         partial = f"run in progress ({partial}): {len(records)}" + (
             f" of {expected} episodes recorded" if expected is not None else " episodes recorded"
         )

@@ -28,7 +28,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import copy
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from evalharness.errors import UserInputError
 from evalharness.results.records import EpisodeRecord
@@ -238,6 +240,45 @@ class Summary(_Strict):
         default=None, description="perturb group: perturbed vs clean control per (dimension, level, suite); absent when unperturbed."
     )
 
+    # The JSON document this summary was validated from, as built or read: its key order and
+    # number types (an integer 0 stays 0, not 0.0) are what summary.json holds byte for byte.
+    _document: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_document(cls, data: dict[str, Any]) -> "Summary":
+        """Validate a summary document and keep it, so :meth:`to_document` writes it unchanged."""
+        summary = cls.model_validate(data)
+        summary._document = copy.deepcopy(data)
+        return summary
+
+    def to_document(self) -> dict[str, Any]:
+        """The ``summary.json`` content: the document it came from, else the model's dump."""
+        if self._document is not None:
+            return copy.deepcopy(self._document)
+        return self.model_dump(mode="json", exclude_unset=True)
+
+    def metrics(self, prefix: str = "eval/") -> dict[str, float | int | None]:
+        """A flat dict for a logger (TensorBoard, W&B): rates, intervals, counts and errors.
+
+        Keys are ``{prefix}{scope}/{name}``, scope ``total``, ``suite/<suite>`` or
+        ``task/<suite>/<task_index>``; rates with no verdict are None (loggers skip them).
+        """
+        out: dict[str, float | int | None] = {}
+
+        def add(scope: str, block: Counts) -> None:
+            for name in ("rate", "ci_low", "ci_high", "successes", "failures", "episodes", "errors", "mean_steps"):
+                out[f"{prefix}{scope}/{name}"] = getattr(block, name)
+            for kind, n in block.errors_by_kind.items():
+                out[f"{prefix}{scope}/errors/{kind}"] = n
+
+        add("total", self.totals)
+        out[f"{prefix}total/complete"] = int(self.complete)
+        for suite, block in self.suites.items():
+            add(f"suite/{suite}", block)
+        for task in self.tasks:
+            add(f"task/{task.suite}/{task.task_index}", task)
+        return out
+
 
 def check_schema_version(data: Any, source: str) -> None:
     """One line when ``data`` (a parsed summary.json) is not of this schema version."""
@@ -256,7 +297,7 @@ def parse_summary(data: Any, source: str) -> Summary:
     """Validate a parsed summary.json; any problem is one line naming the file and field."""
     check_schema_version(data, source)
     try:
-        return Summary.model_validate(data)
+        return Summary.from_document(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
