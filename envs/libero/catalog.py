@@ -102,12 +102,38 @@ def check_init_state(index: int) -> int:
     return int(index)
 
 
+def _read_numpy_torch_file(path: str) -> np.ndarray | None:
+    """A ``torch.save``d numpy array read without torch, or None when the file holds tensors.
+
+    LIBERO's ``.pruned_init`` files are torch zip archives whose only record is the pickle
+    of a numpy array (no tensor storages), so plain unpickling gives exactly the array
+    ``torch.load`` gives (checked for all 130 tasks). Workers that only simulate then never
+    import torch, so an in-memory model served by the parent provably stays there.
+    """
+    import pickle
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        pickles = [n for n in names if n.endswith("/data.pkl")]
+        if len(pickles) != 1 or any("/data/" in n for n in names):  # tensor storages: torch must read it
+            return None
+        try:
+            return np.asarray(pickle.loads(archive.read(pickles[0])))
+        except (pickle.UnpicklingError, AttributeError, ImportError, ModuleNotFoundError):
+            return None
+
+
 @functools.cache
 def load_init_states(suite: str, task_index: int) -> np.ndarray:
     """The task's fixed initial MuJoCo states, shape (50, state_dim), read-only."""
-    import torch  # deferred: listing tasks must not pay for importing torch
-
     info = get_task(suite, task_index)
-    states = np.asarray(torch.load(info.init_states_path, weights_only=False))
+    states = _read_numpy_torch_file(info.init_states_path)
+    if states is None:
+        import torch  # deferred: listing tasks must not pay for importing torch
+
+        states = np.asarray(torch.load(info.init_states_path, weights_only=False))
     states.setflags(write=False)
     return states

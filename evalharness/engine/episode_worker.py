@@ -156,6 +156,24 @@ class EpisodeWorker:
             policy = build_policy(config.policy, config.pipeline, record_raw=config.raw_outputs)
         self.policy = policy
 
+    def reconfigure(self, config: WorkerConfig) -> None:
+        """Take the next run's config, keeping what it shares with this one (a warm worker).
+
+        The envs are kept unless the camera size changed; the policy is rebuilt when its
+        config changed; the rollout settings are resolved again when the protocol changed.
+        """
+        old, self.config = self.config, config
+        if (config.camera_size, config.fast_physics) != (old.camera_size, old.fast_physics):
+            self.envs.close()
+            self.envs = EnvCache(config.camera_size, config.fast_physics, capacity=self.envs.capacity)
+        if config.protocol != old.protocol:
+            self._settings.clear()
+        if (config.policy, config.pipeline, config.raw_outputs) != (old.policy, old.pipeline, old.raw_outputs):
+            from evalharness.policies.build import build_policy
+
+            self.policy.close()
+            self.policy = build_policy(config.policy, config.pipeline, record_raw=config.raw_outputs)
+
     def settings(self, suite: str, max_steps: int | None) -> RolloutSettings:
         from evalharness.episode.rollout import RolloutSettings
 

@@ -2,7 +2,8 @@
 
 A worker receives a *group* of episode specs of one task, builds that task's env once
 (~7 s) and runs the episodes in order, sending ``("done", EpisodeResult)`` after each one and
-``("idle", env builds so far)`` after the group. The parent owns the result store; a worker never
+``("idle", worker_facts)`` after the group; a ``WorkerConfig`` instead of a group is a
+warm runner's next run (:meth:`EpisodeWorker.reconfigure`). The parent owns the result store; a worker never
 writes results itself, so a worker dying mid-episode loses nothing already reported.
 
 Signals: a worker ignores SIGINT (the parent decides what a Ctrl-C means) and takes
@@ -57,6 +58,14 @@ def _send(conn: Connection, message: tuple[str, Any]) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
+def worker_facts(worker: EpisodeWorker) -> dict[str, Any]:
+    """What a worker reports when idle: envs built so far, and whether torch was ever imported
+    here (an in-memory model is served by the parent; its workers never load it)."""
+    import sys
+
+    return {"env_builds": worker.envs.builds, "torch_imported": "torch" in sys.modules}
+
+
 def worker_main(conn: Connection, config: WorkerConfig) -> None:
     """Entry point of a worker process (started with the 'spawn' method)."""
     die_with_parent()
@@ -78,6 +87,13 @@ def worker_main(conn: Connection, config: WorkerConfig) -> None:
             items = conn.recv()
             if items is None:
                 break
+            if isinstance(items, WorkerConfig):  # a warm runner's next run: keep envs, rebuild what changed
+                try:
+                    worker.reconfigure(items)
+                except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops the run
+                    _send(conn, ("fatal", f"{type(exc).__name__}: {exc}"))
+                    return
+                continue
             for item in items:
                 try:
                     result = worker.run(item)
@@ -94,7 +110,7 @@ def worker_main(conn: Connection, config: WorkerConfig) -> None:
                         _send(conn, ("fatal", traceback.format_exc()))
                     return
                 _send(conn, ("done", result))
-            _send(conn, ("idle", worker.envs.builds))  # the envs built so far (a warm Evaluator reports them)
+            _send(conn, ("idle", worker_facts(worker)))
     except (EOFError, BrokenPipeError, KeyboardInterrupt, _Stopped):
         pass
     finally:
