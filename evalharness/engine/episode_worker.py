@@ -142,7 +142,8 @@ class EpisodeWorker:
     """The envs, the policy and the rollout settings of one worker, kept between episodes.
 
     The policy is built from ``config`` unless one is given (a caller that already holds
-    it). Rollout settings are resolved once per (suite, max_steps) from the validated
+    it, e.g. an in-memory model: then the caller owns it and ``close`` leaves it open).
+    Rollout settings are resolved once per (suite, max_steps) from the validated
     protocol. ``close`` closes the envs and the policy (a remote policy ends its session).
     """
 
@@ -150,13 +151,14 @@ class EpisodeWorker:
         self.config = config
         self.envs = EnvCache(config.camera_size, config.fast_physics, capacity=env_capacity)
         self._settings: dict[tuple[str, int | None], RolloutSettings] = {}
+        self.owns_policy = policy is None
         if policy is None:
             from evalharness.policies.build import build_policy
 
             policy = build_policy(config.policy, config.pipeline, record_raw=config.raw_outputs)
         self.policy = policy
 
-    def reconfigure(self, config: WorkerConfig) -> None:
+    def reconfigure(self, config: WorkerConfig, policy: Policy | None = None) -> None:
         """Take the next run's config, keeping what it shares with this one (a warm worker).
 
         The envs are kept unless the camera size changed; the policy is rebuilt when its
@@ -168,11 +170,20 @@ class EpisodeWorker:
             self.envs = EnvCache(config.camera_size, config.fast_physics, capacity=self.envs.capacity)
         if config.protocol != old.protocol:
             self._settings.clear()
-        if (config.policy, config.pipeline, config.raw_outputs) != (old.policy, old.pipeline, old.raw_outputs):
+        if policy is not None:  # the caller's (in-memory) policy for this run
+            self._close_policy()
+            self.policy, self.owns_policy = policy, False
+        elif not self.owns_policy or (config.policy, config.pipeline, config.raw_outputs) != (
+                old.policy, old.pipeline, old.raw_outputs):
             from evalharness.policies.build import build_policy
 
-            self.policy.close()
+            self._close_policy()
             self.policy = build_policy(config.policy, config.pipeline, record_raw=config.raw_outputs)
+            self.owns_policy = True
+
+    def _close_policy(self) -> None:
+        if self.owns_policy:
+            self.policy.close()
 
     def settings(self, suite: str, max_steps: int | None) -> RolloutSettings:
         from evalharness.episode.rollout import RolloutSettings
@@ -216,4 +227,4 @@ class EpisodeWorker:
         try:
             self.envs.close()
         finally:
-            self.policy.close()
+            self._close_policy()

@@ -24,6 +24,7 @@ from evalharness.config.redaction import recordable, redact
 from evalharness.errors import UserInputError
 from evalharness.engine import policy_server
 from evalharness.engine.episode_worker import EpisodeResult, WorkerConfig, WorkItem
+from evalharness.engine.in_memory import InMemoryPolicy
 from evalharness.perturb.config import register_resolvers
 from evalharness.plan.spec import EpisodeSpec, stable_hash
 from evalharness.plan.build import plan_from_config
@@ -89,6 +90,22 @@ def episodes_to_run(plan: list[EpisodeSpec], recorded: list[Any], retry_errors: 
     return [spec for spec in plan if spec.key not in finished]
 
 
+def in_memory_serve_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """How an in-memory policy is served to worker processes (part of its identity)."""
+    from evalharness.engine.in_memory import serve_settings
+
+    return serve_settings(config).identity()
+
+
+def _check_in_memory(in_memory: InMemoryPolicy, config: dict[str, Any], runner: Any) -> None:
+    if runner.target != "evalharness.engine.runner.LocalRunner":
+        raise UserInputError(f"runner={runner.target.rsplit('.', 1)[-1]} cannot run an in-memory policy; "
+                             "allowed: runner=local (workers query the model in this process)")
+    if policy_server.mode(config) != "none":
+        raise UserInputError("runner.policy_server=auto is for a policy built from config; an in-memory policy "
+                             "with workers > 0 is always served from this process")
+
+
 @dataclass
 class PreparedRun:
     """A run whose every setting has been validated and whose episodes are planned."""
@@ -113,8 +130,12 @@ class PreparedRun:
     raw_outputs: bool = False  # record.raw_outputs: keep each query's raw model output (not in the context)
 
 
-def prepare(cfg: DictConfig) -> PreparedRun:
-    """Validate every setting and plan the episodes; writes nothing."""
+def prepare(cfg: DictConfig, in_memory: InMemoryPolicy | None = None) -> PreparedRun:
+    """Validate every setting and plan the episodes; writes nothing.
+
+    ``in_memory``: the caller's policy object (:mod:`evalharness.engine.in_memory`), which
+    gives the identity instead of the ``policy`` group.
+    """
     from envs.libero.runtime import import_libero
     from evalharness.results.metadata import SIMULATOR_PACKAGES, run_metadata
     from evalharness.config.protocol import load_protocol
@@ -144,9 +165,16 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         reason = unavailable_reason()
         if reason is not None:
             raise UserInputError(f"fast_physics=true is not available: {reason}; set fast_physics=false")
-    identity = _policy_identity(config["policy"], pipeline_cfg)
-    # runner.policy_server=auto: how it is served; redacted like the config (an identity never holds a secret)
-    identity = redact(policy_server.annotate_identity(identity, config))
+    workers = default_workers() if runner.workers == "auto" else runner.workers
+    if in_memory is None:
+        identity = _policy_identity(config["policy"], pipeline_cfg)
+        # runner.policy_server=auto: how it is served; redacted like the config (an identity never holds a secret)
+        identity = redact(policy_server.annotate_identity(identity, config))
+    else:
+        _check_in_memory(in_memory, config, runner)
+        config["policy"] = in_memory.config()
+        served = in_memory_serve_identity(config) if workers else None
+        identity = redact(in_memory.identity(pipeline_cfg, served))
     metadata = run_metadata()
     context_inputs = {
         "protocol": protocol.model_dump(),
@@ -166,7 +194,7 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         max_steps=max_steps,
         pipeline_cfg=pipeline_cfg,
         runner=runner,
-        workers=default_workers() if runner.workers == "auto" else runner.workers,
+        workers=workers,
         max_attempts=runner.max_attempts,
         retry_errors=runner.retry_errors,
         video_fps=int_setting("video.fps", video_cfg.get("fps"), low=1, nullable=True) or protocol.video_fps,

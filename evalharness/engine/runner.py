@@ -71,8 +71,11 @@ def group_items(items: list[WorkItem], workers: int) -> list[list[WorkItem]]:
 class _Slot:
     process: Any
     conn: Any
+    config: WorkerConfig  # the config this worker process holds
     group: list[WorkItem] | None = None
     done: int = 0
+    facts: dict[str, Any] | None = None  # its last idle report (engine.worker.worker_facts)
+    task: tuple[str, int] | None = None  # the task of its last group (its env is built)
 
 
 class LocalRunner:
@@ -115,25 +118,38 @@ class LocalRunner:
         process.start()
         self.stop.track(process.pid)
         child_conn.close()
-        return _Slot(process=process, conn=parent_conn)
+        return _Slot(process=process, conn=parent_conn, config=self.config)
+
+    def _acquire(self, ctx, count: int) -> list[_Slot]:
+        """``count`` worker processes for this run (the warm runner reuses its parked ones)."""
+        return [self._start(ctx) for _ in range(count)]
+
+    def _release(self, slot: _Slot) -> None:
+        """A worker with nothing left to do in this run (the warm runner parks it)."""
+        self._stop(slot)
+
+    @staticmethod
+    def _next_group(slot: _Slot, pending: deque[list[WorkItem]]) -> list[WorkItem]:
+        return pending.popleft()
 
     def _run_processes(self, items: list[WorkItem], sink: RecordSink) -> None:
         ctx = mp.get_context("spawn")  # fork would copy EGL / torch state into children
         groups = group_items(items, self.workers)
         pending: deque[list[WorkItem]] = deque(groups)
-        slots = [self._start(ctx) for _ in range(min(self.workers, len(groups)))]
+        slots = self._acquire(ctx, min(self.workers, len(groups)))
         fatal: str | None = None
         try:
             while slots and fatal is None and not self.stop.requested:
                 for slot in slots:
                     if slot.group is None and pending:
-                        slot.group, slot.done = pending.popleft(), 0
+                        slot.group, slot.done = self._next_group(slot, pending), 0
+                        slot.task = (slot.group[0].spec.suite, slot.group[0].spec.task_index)
                         slot.conn.send(slot.group)
                 idle = [s for s in slots if s.group is None]
                 if idle and not pending:
                     for slot in idle:
-                        self._stop(slot)
                         slots.remove(slot)
+                        self._release(slot)
                     continue
                 ready = wait([s.conn for s in slots] + [s.process.sentinel for s in slots] + [self.stop])
                 if self.stop.requested:
@@ -168,7 +184,7 @@ class LocalRunner:
             sink(payload)
             slot.done += 1
         elif kind == "idle":
-            slot.group = None
+            slot.group, slot.facts = None, payload
         elif kind == "fatal":
             return payload
         return None
