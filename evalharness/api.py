@@ -287,6 +287,10 @@ class Evaluator:
             if key in options:
                 raise UserInputError(f"{key} is fixed for an Evaluator; set it when creating it")
         in_memory = _in_memory(policy, label, weights_digest)
+        if self.workers == "auto":  # resolved once: the warm workers are this many for every call
+            from evalharness.engine.runner import default_workers
+
+            self.workers = default_workers()
         merged = {**self.options, **options}
         folder = in_memory.folder_label if in_memory else (label or str(policy))
         groups = {g: merged.pop(g, None) for g in _GROUPS if g != "suite"}
@@ -305,12 +309,7 @@ class Evaluator:
         if self._runner is None:
             from evalharness.engine.warm_runner import WarmLocalRunner
 
-            workers = self.workers
-            if workers == "auto":
-                from evalharness.engine.runner import default_workers
-
-                workers = default_workers()
-            self._runner = WarmLocalRunner(None, workers, env_capacity=self.env_capacity)  # type: ignore[arg-type]
+            self._runner = WarmLocalRunner(None, self.workers, env_capacity=self.env_capacity)  # type: ignore[arg-type]
         summary, _ = _run(cfg, in_memory, self._runner)
         self.runs.append(Path(cfg.output_dir).resolve())
         return summary

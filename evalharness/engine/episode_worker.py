@@ -15,6 +15,7 @@ episode when ``record.raw_outputs`` is on. All of them pickle.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,9 @@ from evalharness.results.records import EpisodeRecord
 if TYPE_CHECKING:
     from evalharness.episode.rollout import EpisodeOutcome, RolloutSettings
     from evalharness.policies.base import Policy
+
+#: A file each worker appends its env build count to when it closes (``bench --repeated``).
+REPORT_ENV_BUILDS = "EVALHARNESS_REPORT_ENV_BUILDS"
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,10 @@ class EpisodeWorker:
         return outcome
 
     def close(self) -> None:
+        report = os.environ.get(REPORT_ENV_BUILDS)
+        if report:  # bench --repeated counts the envs a CLI run built
+            with open(report, "a") as handle:
+                handle.write(f"{self.envs.builds}\n")
         try:
             self.envs.close()
         finally:
