@@ -165,13 +165,15 @@ def _in_memory(policy: Any, label: str | None, weights_digest: str | None) -> In
 # ----- one run -----------------------------------------------------------------------------------
 
 
-def _run(cfg: Any, in_memory: InMemoryPolicy | None, warm: Any | None) -> tuple[Summary, Any]:
+def _run(cfg: Any, in_memory: InMemoryPolicy | None, warm: Any | None, step: int | None = None) -> tuple[Summary, Any]:
     """Prepare (writes nothing), then execute in the run folder; returns (summary, the runner used)."""
     from evalharness.engine.evaluate import _run_dir_lock, execute, prepare
     from evalharness.engine.warm_runner import WarmLocalRunner
     from evalharness.results.disk_full import stop_when_disk_full
 
     run = prepare(cfg, in_memory=in_memory)  # every value is checked before anything is written
+    if step is not None:  # metadata, not identity: the same weights at another step name reuse nothing anyway
+        run.metadata["training_step"] = step
     if warm is not None and warm.workers != run.workers:
         raise UserInputError(f"runner.workers={run.workers} differs from this Evaluator's workers={warm.workers}")
     if warm is not None and in_memory is None and run.config["runner"].get("policy_server", "none") not in (None, "none"):
@@ -233,6 +235,7 @@ def evaluate(
     workers: int | str | None = None,
     camera_size: int | None = None,
     overrides: Sequence[str] = (),
+    step: int | None = None,
 ) -> Summary:
     """Run (or resume) one evaluation, exactly as the CLI would, and return its typed summary.
 
@@ -240,8 +243,12 @@ def evaluate(
     (indices or names, or ``"all"``), ``episodes`` per task, ``init_states`` (a list, instead
     of ``episodes``), ``max_steps`` (``suite.max_steps``), ``workers`` (``runner.workers``);
     ``overrides`` are further Hydra overrides. An in-memory ``policy`` needs ``label``.
+    ``step``: the training step of these weights, recorded in the summary's metadata
+    (``training_step``); ``table`` and ``report`` given the parent folder order runs by it.
     """
     in_memory = _in_memory(policy, label, weights_digest)
+    if step is not None:
+        _positive("step", step, allow_zero=True)
     args = _overrides(
         suite=suite, tasks=tasks, episodes=episodes, init_states=init_states, max_steps=max_steps,
         groups={"protocol": protocol, "decoder": decoder, "normalize": normalize, "convert": convert,
@@ -251,7 +258,7 @@ def evaluate(
     if isinstance(policy, str):
         args.insert(0, f"policy={policy}")
     cfg = _compose(args, in_memory.folder_label if in_memory else None)
-    return _run(cfg, in_memory, None)[0]
+    return _run(cfg, in_memory, None, step)[0]
 
 
 class Evaluator:
@@ -279,10 +286,13 @@ class Evaluator:
         self._closed = False
 
     def run(self, policy: Policy | Callable[[Any], Any] | str, *, label: str | None = None,
-            weights_digest: str | None = None, **options: Any) -> Summary:
-        """Evaluate ``policy`` into ``<parent>/<label>``, reusing the warm workers and envs."""
+            weights_digest: str | None = None, step: int | None = None, **options: Any) -> Summary:
+        """Evaluate ``policy`` into ``<parent>/<label>``, reusing the warm workers and envs
+        (``step``: the training step, recorded as the run's ``training_step``)."""
         if self._closed:
             raise UserInputError("this Evaluator is closed; create a new one")
+        if step is not None:
+            _positive("step", step, allow_zero=True)
         for key in ("workers", "output_dir"):
             if key in options:
                 raise UserInputError(f"{key} is fixed for an Evaluator; set it when creating it")
@@ -310,7 +320,7 @@ class Evaluator:
             from evalharness.engine.warm_runner import WarmLocalRunner
 
             self._runner = WarmLocalRunner(None, self.workers, env_capacity=self.env_capacity)  # type: ignore[arg-type]
-        summary, _ = _run(cfg, in_memory, self._runner)
+        summary, _ = _run(cfg, in_memory, self._runner, step)
         self.runs.append(Path(cfg.output_dir).resolve())
         return summary
 

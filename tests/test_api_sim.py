@@ -82,7 +82,7 @@ def test_in_memory_with_0_and_2_workers_equals_the_checkpoint_cli(model, cli_fin
         assert ("policy_server" in identity) is (workers > 0)
 
 
-def test_evaluator_keeps_workers_and_envs_warm_over_3_calls(model, cli_fingerprints, tmp_path) -> None:
+def test_evaluator_keeps_workers_and_envs_warm_over_3_calls(model, ckpt, cli_fingerprints, tmp_path) -> None:
     policy, digest = model
     times = []
     with evalharness.Evaluator(tmp_path / "curve", workers=2, **RUN) as ev:
@@ -95,7 +95,11 @@ def test_evaluator_keeps_workers_and_envs_warm_over_3_calls(model, cli_fingerpri
             assert len(ev.worker_pids) == 2
         assert not ev.workers_imported_torch  # the model stayed here: the workers only ran the MinT client
         pids = ev.worker_pids
-    assert [p.name for p in sorted((tmp_path / "curve").iterdir())] == [f"step{s}-{digest[:12]}" for s in range(3)]
+        # The control: the same weights built from config load torch in the (same, warm) workers.
+        ev.run("checkpoint", label="from-config", overrides=[f"policy.path={ckpt}", "policy.device=cpu"])
+        assert ev.workers_imported_torch and ev.env_builds == 2 and sorted(ev.worker_pids) == sorted(pids)
+    assert sorted(p.name for p in (tmp_path / "curve").iterdir()) == [
+        "from-config", *(f"step{s}-{digest[:12]}" for s in range(3))]
     for run in ev.runs:
         assert _fingerprints(run) == cli_fingerprints
     assert not [pid for pid in pids if _alive(pid)]

@@ -186,6 +186,9 @@ class RunMetadata(_Open):
     harness_revision: str | None = Field(None, description="Git commit of the harness, -dirty when modified.")
     assets: AssetsInfo | None = None
     machine: dict[str, Any] | None = None
+    training_step: int | None = Field(
+        None, ge=0, description="Training step of the evaluated weights (evalharness.evaluate(step=...)); "
+                                "orders the runs of a learning curve.")
 
 
 class RobustnessRate(_Strict):
