@@ -3,7 +3,9 @@
 A person judging a policy wants to see it, not read JSON: the page holds the summary
 table (the same :class:`~evalharness.results.comparison_table.Table` the ``table`` command
 prints), a per-task bar chart with interval whiskers, episode length against outcome,
-every episode with its outcome, steps and error, and the videos playable in place.
+every episode with its outcome, steps and error, and the videos playable in place. Runs
+that record a training step (``evalharness.evaluate(step=...)``) also get a learning curve:
+success against step with Wilson whiskers, per suite and per task.
 
 Self-contained means the page needs nothing but itself (no script, no CDN, no web
 font; figures are PNG data URIs). Videos are the exception by default: they are linked
@@ -26,7 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from evalharness.results.context import describe_conditions
-from evalharness.results.figures import length_chart, per_task_chart
+from evalharness.results.figures import learning_curve_chart, length_chart, per_task_chart
 from evalharness.results.comparison_table import build_table
 from evalharness.results.runs import LoadedRun
 
@@ -91,6 +93,7 @@ def render_report(runs: Sequence[LoadedRun], output: str | os.PathLike[str], *, 
     except importlib.metadata.PackageNotFoundError:
         version = "?"
     lengths = length_chart(runs)
+    curve = learning_curve_chart(runs)
     return env.get_template(TEMPLATE).render(
         title=title or "evalharness report: " + ", ".join(r.label for r in runs),
         version=version,
@@ -98,4 +101,5 @@ def render_report(runs: Sequence[LoadedRun], output: str | os.PathLike[str], *, 
         table=table,
         per_task_png=base64.b64encode(per_task_chart(runs)).decode("ascii"),
         length_png=base64.b64encode(lengths).decode("ascii") if lengths else None,
+        curve_png=base64.b64encode(curve).decode("ascii") if curve else None,
     )
