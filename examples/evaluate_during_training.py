@@ -27,5 +27,5 @@ with evalharness.Evaluator("results/training", suite="libero_object", tasks=[0, 
                            max_steps=50, camera_size=64, video="none", env_capacity=2) as ev:
     for step in (1000, 2000, 3000):
         # ... train for a few thousand steps here ...
-        summary = ev.run(policy, label=f"step{step}", weights_digest=evalharness.weights_digest(model))
+        summary = ev.run(policy, label=f"step{step}", step=step, weights_digest=evalharness.weights_digest(model))
         print(f"step {step}: success {summary.metrics()['eval/total/rate']}, env builds so far {ev.env_builds}")

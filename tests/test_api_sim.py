@@ -175,3 +175,21 @@ def test_an_exception_between_calls_leaves_no_worker(tmp_path) -> None:
             raise RuntimeError("the trainer failed")
     assert not [pid for pid in pids if _alive(pid)]
     assert (tmp_path / "runs" / "zero" / "summary.json").is_file()  # the finished call's episodes are kept
+
+
+def test_the_readme_training_loop_example_runs_as_written(tmp_path) -> None:
+    """The README's example is examples/evaluate_during_training.py's code; run as a user would."""
+    example = (ROOT / "examples" / "evaluate_during_training.py").read_text()
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Evaluating during training", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    code = example.split('"""', 2)[2].strip()
+    assert [line for line in block.splitlines() if line.strip()] == [line for line in code.splitlines() if line.strip()]
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "evaluate_during_training.py")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("step ")]
+    assert [line.split(":")[0] for line in lines] == ["step 1000", "step 2000", "step 3000"]
+    assert all(line.endswith("env builds so far 2") for line in lines), lines  # built on the first call only
+    runs = sorted(p.name for p in (tmp_path / "results" / "training").iterdir())
+    assert len(runs) == 3 and all(name.startswith("step") for name in runs)
