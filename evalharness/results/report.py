@@ -3,14 +3,15 @@
 A person judging a policy wants to see it, not read JSON: the page holds the summary
 table (the same :class:`~evalharness.results.comparison_table.Table` the ``table`` command
 prints), a per-task bar chart with interval whiskers, episode length against outcome,
-every episode with its outcome, steps and error, and the videos playable in place. Runs
-that record a training step (``evalharness.evaluate(step=...)``) also get a learning curve:
-success against step with Wilson whiskers, per suite and per task.
+every episode with its outcome, steps and error, and the videos playable in place.
 
 Self-contained means the page needs nothing but itself (no script, no CDN, no web
 font; figures are PNG data URIs). Videos are the exception by default: they are linked
 relative to the page, so a report next to its run folders stays small and still plays;
 ``embed_videos`` inlines them as data URIs for a single file to send around.
+
+Runs that record a training step (``evalharness.evaluate(step=...)``) also get a learning
+curve: success against step with Wilson whiskers, per suite and per task.
 
 The template is package data (``templates/report.html.j2``) rendered by jinja2 with
 autoescaping on, since task names, error messages and policy identities end up in it.
