@@ -24,8 +24,10 @@ loop's second evaluation of the same tasks builds no env (:attr:`Evaluator.env_b
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable, Sequence
+import io
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +167,19 @@ def _in_memory(policy: Any, label: str | None, weights_digest: str | None) -> In
 # ----- one run -----------------------------------------------------------------------------------
 
 
-def _run(cfg: Any, in_memory: InMemoryPolicy | None, warm: Any | None, step: int | None = None) -> tuple[Summary, Any]:
+@contextlib.contextmanager
+def _silenced(quiet: bool) -> Iterator[None]:
+    """``quiet``: no progress lines and no summary table (a training log stays readable);
+    everything they say is in the returned Summary and the run folder."""
+    if not quiet:
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+def _run(cfg: Any, in_memory: InMemoryPolicy | None, warm: Any | None, step: int | None = None,
+         quiet: bool = False) -> tuple[Summary, Any]:
     """Prepare (writes nothing), then execute in the run folder; returns (summary, the runner used)."""
     from evalharness.engine.evaluate import _run_dir_lock, execute, prepare
     from evalharness.engine.warm_runner import WarmLocalRunner
@@ -205,7 +219,7 @@ def _run(cfg: Any, in_memory: InMemoryPolicy | None, warm: Any | None, step: int
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / ".lock").touch()
     try:
-        with _run_dir_lock(run_dir):
+        with _run_dir_lock(run_dir), _silenced(quiet):
             summary = execute(run, run_dir, runner_for if runner is not None else None)
     finally:
         if server is not None:
@@ -236,6 +250,7 @@ def evaluate(
     camera_size: int | None = None,
     overrides: Sequence[str] = (),
     step: int | None = None,
+    quiet: bool = False,
 ) -> Summary:
     """Run (or resume) one evaluation, exactly as the CLI would, and return its typed summary.
 
@@ -245,6 +260,7 @@ def evaluate(
     ``overrides`` are further Hydra overrides. An in-memory ``policy`` needs ``label``.
     ``step``: the training step of these weights, recorded in the summary's metadata
     (``training_step``); ``table`` and ``report`` given the parent folder order runs by it.
+    ``quiet``: print neither progress nor the summary table.
     """
     in_memory = _in_memory(policy, label, weights_digest)
     if step is not None:
@@ -258,7 +274,7 @@ def evaluate(
     if isinstance(policy, str):
         args.insert(0, f"policy={policy}")
     cfg = _compose(args, in_memory.folder_label if in_memory else None)
-    return _run(cfg, in_memory, None, step)[0]
+    return _run(cfg, in_memory, None, step, quiet)[0]
 
 
 class Evaluator:
@@ -269,17 +285,19 @@ class Evaluator:
     (``-<digest prefix>`` with a weights digest; for a policy config, its name), under
     ``parent`` (default ``results/evaluator``). The worker processes and the envs they built
     stay up between calls and are stopped by :meth:`close` (or leaving the ``with`` block,
-    also on an exception); ``env_capacity`` envs are kept per worker.
+    also on an exception); ``env_capacity`` envs are kept per worker; ``quiet`` prints
+    neither progress nor tables.
     """
 
     def __init__(self, parent: str | Path = "results/evaluator", *, workers: int | str = 0, env_capacity: int = 1,
-                 **options: Any) -> None:
+                 quiet: bool = False, **options: Any) -> None:
         if "output_dir" in options:
             raise UserInputError("output_dir is not an Evaluator option; allowed: parent=<folder of the runs>")
         _positive("env_capacity", env_capacity)
         self.parent = Path(parent)
         self.workers = workers
         self.env_capacity = env_capacity
+        self.quiet = quiet
         self.options = options
         self.runs: list[Path] = []
         self._runner: Any = None
@@ -320,7 +338,7 @@ class Evaluator:
             from evalharness.engine.warm_runner import WarmLocalRunner
 
             self._runner = WarmLocalRunner(None, self.workers, env_capacity=self.env_capacity)  # type: ignore[arg-type]
-        summary, _ = _run(cfg, in_memory, self._runner, step)
+        summary, _ = _run(cfg, in_memory, self._runner, step, self.quiet)
         self.runs.append(Path(cfg.output_dir).resolve())
         return summary
 

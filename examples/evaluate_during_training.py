@@ -24,7 +24,7 @@ def act(observation):  # the harness observation -> a (1, 7) chunk of LIBERO act
 
 policy = evalharness.CallablePolicy(act, name="tiny-mlp", cameras=())  # reads the state, no camera
 with evalharness.Evaluator("results/training", suite="libero_object", tasks=[0, 1], episodes=2,
-                           max_steps=50, camera_size=64, video="none", env_capacity=2) as ev:
+                           max_steps=50, camera_size=64, video="none", env_capacity=2, quiet=True) as ev:
     for step in (1000, 2000, 3000):
         # ... train for a few thousand steps here ...
         summary = ev.run(policy, label=f"step{step}", step=step, weights_digest=evalharness.weights_digest(model))

@@ -191,5 +191,6 @@ def test_the_readme_training_loop_example_runs_as_written(tmp_path) -> None:
     lines = [line for line in proc.stdout.splitlines() if line.startswith("step ")]
     assert [line.split(":")[0] for line in lines] == ["step 1000", "step 2000", "step 3000"]
     assert all(line.endswith("env builds so far 2") for line in lines), lines  # built on the first call only
+    assert "| task |" not in proc.stdout and "[1/4]" not in proc.stderr  # quiet: no tables, no progress lines
     runs = sorted(p.name for p in (tmp_path / "results" / "training").iterdir())
     assert len(runs) == 3 and all(name.startswith("step") for name in runs)
