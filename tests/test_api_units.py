@@ -83,3 +83,24 @@ def test_import_evalharness_stays_cheap() -> None:
 
     code = "import sys, evalharness; print(sorted(m for m in ('torch', 'hydra', 'pydantic', 'evalharness.api') if m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_callable_policy_answers_with_its_function_and_batches_with_batch_fn() -> None:
+    calls: list[int] = []
+
+    def batch(observations):
+        calls.append(len(observations))
+        return [o["x"] * 2 for o in observations]
+
+    policy = evalharness.CallablePolicy(lambda o: o["x"] + 1, name="f", batch_fn=batch, identity={"weights": "abc"},
+                                        pipeline={"normalize": {"name": "none"}})
+    assert policy.act({"x": 1}) == 2  # type: ignore[typeddict-item]
+    forks = [policy.fork(), policy.fork()]
+    assert type(policy).act_batch(forks, [{"x": 1}, {"x": 5}]) == [2, 10] and calls == [2]  # type: ignore[list-item]
+    assert policy.identity() == {"name": "f", "weights": "abc"}
+    assert policy.declared_pipeline() == {"normalize": {"name": "none"}}
+    bad = evalharness.CallablePolicy(lambda o: o, batch_fn=lambda obs: [1])
+    with pytest.raises(ValueError, match="batch_fn returned 1 outputs for 2 observations"):
+        type(bad).act_batch([bad, bad], [{}, {}])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="needs a callable"):
+        evalharness.CallablePolicy(3)  # type: ignore[arg-type]
