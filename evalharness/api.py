@@ -190,6 +190,9 @@ def _run(cfg: Any, in_memory: InMemoryPolicy | None, warm: Any | None, step: int
         run.metadata["training_step"] = step
     if warm is not None and warm.workers != run.workers:
         raise UserInputError(f"runner.workers={run.workers} differs from this Evaluator's workers={warm.workers}")
+    if warm is not None and run.runner.target != "evalharness.engine.runner.LocalRunner":
+        raise UserInputError(f"runner={run.runner.target.rsplit('.', 1)[-1]} is not available in an Evaluator; "
+                             "allowed: runner=local (its workers are kept warm between calls)")
     if warm is not None and in_memory is None and run.config["runner"].get("policy_server", "none") not in (None, "none"):
         raise UserInputError("runner.policy_server=auto is not available in an Evaluator; pass the policy object "
                              "itself with workers > 0 (it is then served from this process)")
