@@ -181,6 +181,7 @@ def _silenced(quiet: bool) -> Iterator[None]:
 def _run(cfg: Any, in_memory: InMemoryPolicy | None, warm: Any | None, step: int | None = None,
          quiet: bool = False) -> tuple[Summary, Any]:
     """Prepare (writes nothing), then execute in the run folder; returns (summary, the runner used)."""
+    from evalharness.engine import policy_server
     from evalharness.engine.evaluate import _run_dir_lock, execute, prepare
     from evalharness.engine.warm_runner import WarmLocalRunner
     from evalharness.results.disk_full import stop_when_disk_full
@@ -193,8 +194,8 @@ def _run(cfg: Any, in_memory: InMemoryPolicy | None, warm: Any | None, step: int
     if warm is not None and run.runner.target != "evalharness.engine.runner.LocalRunner":
         raise UserInputError(f"runner={run.runner.target.rsplit('.', 1)[-1]} is not available in an Evaluator; "
                              "allowed: runner=local (its workers are kept warm between calls)")
-    if warm is not None and in_memory is None and run.config["runner"].get("policy_server", "none") not in (None, "none"):
-        raise UserInputError("runner.policy_server=auto is not available in an Evaluator; pass the policy object "
+    if warm is not None and in_memory is None and policy_server.mode(run.config) != "none":
+        raise UserInputError("policy_server=auto is not available in an Evaluator; pass the policy object "
                              "itself with workers > 0 (it is then served from this process)")
     runner = warm
     if runner is None and in_memory is not None:  # a policy config without an Evaluator: the CLI's own runner

@@ -102,7 +102,7 @@ def _check_in_memory(in_memory: InMemoryPolicy, config: dict[str, Any], runner: 
         raise UserInputError(f"runner={runner.target.rsplit('.', 1)[-1]} cannot run an in-memory policy; "
                              "allowed: runner=local (workers query the model in this process)")
     if policy_server.mode(config) != "none":
-        raise UserInputError("runner.policy_server=auto is for a policy built from config; an in-memory policy "
+        raise UserInputError("policy_server=auto is for a policy built from config; an in-memory policy "
                              "with workers > 0 is always served from this process")
 
 
