@@ -111,7 +111,7 @@ def test_callable_policy_answers_with_its_function_and_batches_with_batch_fn() -
     ("runner.policy_server=auto", "policy_server=auto is not available in an Evaluator"),
 ])
 def test_an_evaluator_refuses_what_it_cannot_keep_warm(tmp_path, override, message) -> None:
-    with evalharness.Evaluator(tmp_path / "runs", suite="libero_object", tasks=[0], episodes=1) as ev:
+    with evalharness.Evaluator(tmp_path / "runs", workers=1, suite="libero_object", tasks=[0], episodes=1) as ev:
         with pytest.raises(UserInputError, match=message):
             ev.run("zero", overrides=[override])
     assert not (tmp_path / "runs").exists()
