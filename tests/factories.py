@@ -116,7 +116,7 @@ def write_run(run_dir: Any, records: list[EpisodeRecord], metadata: dict[str, An
     write_json_atomic(run_dir / "run.json", {"context": meta.get("context"), "context_inputs": inputs, "config": {}})
     if summary:
         expected = expected_episodes if expected_episodes is not None else len(records)
-        write_json_atomic(run_dir / "summary.json", build_summary(records, meta, expected_episodes=expected))
+        write_json_atomic(run_dir / "summary.json", build_summary(records, meta, expected_episodes=expected).to_document())
     return run_dir
 def assets_farm(dest: Path) -> Path:
     """A copy of the installed PyPI assets tree as symlinks (cheap): ``dest/assets``.

@@ -91,10 +91,10 @@ def test_reopening_the_sidecar_drops_orphans_duplicates_and_torn_tails(tmp_path:
     store = ResultStore(tmp_path)
     a, b = episode_record(init_state=0, action_fingerprint="aa"), episode_record(init_state=1, action_fingerprint="bb")
     log = RawOutputLog(tmp_path, [])
-    log.append(a.model_dump(), [encode_output([1])])
+    log.append(a, [encode_output([1])])
     store.append(a)
-    log.append(b.model_dump(), [encode_output([2])])  # killed here: b's record was never written
-    log.append(a.model_dump(), [encode_output([3])])  # a duplicate (same key and fingerprint)
+    log.append(b, [encode_output([2])])  # killed here: b's record was never written
+    log.append(a, [encode_output([3])])  # a duplicate (same key and fingerprint)
     with open(tmp_path / RAW_OUTPUTS_FILENAME, "ab") as handle:
         handle.write(b'{"key": "torn')
     with pytest.warns(StoreWarning, match="torn"):

@@ -41,7 +41,7 @@ def summary_run(tmp_path, name, suites, meta=None, expected=None):
             records += outcomes_records(suite, index, outcomes, policy=name)
     run = tmp_path / name
     write_json_atomic(run / "summary.json", build_summary(records, meta or run_metadata(name),
-                                                          expected_episodes=expected))
+                                                          expected_episodes=expected).to_document())
     return str(run)
 
 

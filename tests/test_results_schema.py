@@ -36,8 +36,10 @@ def test_schema_files_document_the_version_and_the_fields():
 
 def test_build_summary_output_validates_and_round_trips():
     records = outcomes_records("libero_goal", 0, "SSFE") + outcomes_records("libero_10", 2, "SF")
-    data = build_summary(records, run_metadata(), expected_episodes=8)
+    summary = build_summary(records, run_metadata(), expected_episodes=8)
+    data = summary.to_document()
     model = Summary.model_validate(data)
+    assert isinstance(summary, Summary) and summary.model_dump() == model.model_dump()
     assert model.schema_version == SCHEMA_VERSION
     assert model.metadata.assets is not None and model.metadata.assets.provenance == "original"
     assert not model.complete and model.totals.missing_episodes == 2
@@ -53,10 +55,9 @@ def test_assets_provenance_fields_are_optional_and_read():
     legacy = {"tree_sha256": "a" * 64, "note": "30 visual stand-ins"}
     modern = {"tree_sha256": "b" * 64, "provenance": "modified: 30 files differ", "differs": ["x.obj"], "source": "pypi"}
     for assets, modified in ((legacy, True), (modern, True), ({"provenance": "original"}, False), ({}, False)):
-        s = Summary.model_validate(build_summary(outcomes_records("libero_goal", 0, "S"), run_metadata(assets=assets)))
+        s = build_summary(outcomes_records("libero_goal", 0, "S"), run_metadata(assets=assets))
         assert s.metadata.assets.modified is modified, assets
-    assert "modified: 30 files differ" in Summary.model_validate(
-        build_summary([], run_metadata(assets=modern))).metadata.assets.describe()
+    assert "modified: 30 files differ" in build_summary([], run_metadata(assets=modern)).metadata.assets.describe()
 
 
 @pytest.mark.parametrize(
@@ -81,7 +82,7 @@ def test_an_old_or_foreign_file_gets_one_line_with_both_versions(tmp_path, chang
 
 
 def test_a_broken_summary_names_the_field(tmp_path):
-    data = build_summary(outcomes_records("libero_goal", 0, "SF"), run_metadata())
+    data = build_summary(outcomes_records("libero_goal", 0, "SF"), run_metadata()).to_document()
     data["totals"]["successes"] = -1
     with pytest.raises(UserInputError, match=r"x.json is not a valid summary: totals.successes=-1 is not valid: .*greater than or equal to 0"):
         parse_summary(data, "x.json")

@@ -10,10 +10,19 @@ import pytest
 from evalharness.results.atomic import write_json_atomic
 from evalharness.results.records import EpisodeRecord
 from evalharness.results.stats import wilson_interval
+from evalharness.results.schema import Summary
 from evalharness.results.summary import build_summary
 from factories import episode_record
 
 _counter = iter(range(10**6))
+
+
+
+def _document(*args, **kwargs) -> dict:
+    """What summary.json holds for these records (build_summary returns the typed Summary)."""
+    summary = build_summary(*args, **kwargs)
+    assert isinstance(summary, Summary)
+    return summary.to_document()
 
 
 def rec(suite: str, task_index: int, task_name: str, outcome: str, *, steps: int = 100, init_state: int = 0) -> EpisodeRecord:
@@ -46,7 +55,7 @@ def records():
 
 
 def test_errors_counted_apart_from_failures(records):
-    s = build_summary(records, {"run": "x"})
+    s = _document(records, {"run": "x"})
     alpha = s["tasks"][0]
     assert (alpha["suite"], alpha["task_index"], alpha["task_name"]) == ("libero_10", 0, "alpha")
     assert alpha["successes"] == 9
@@ -63,7 +72,7 @@ def test_errors_counted_apart_from_failures(records):
 
 
 def test_suite_rate_is_pooled_with_spread(records):
-    s = build_summary(records, {})
+    s = _document(records, {})
     goal = s["suites"]["libero_goal"]
     assert (goal["successes"], goal["episodes"], goal["errors"]) == (46, 55, 0)
     assert goal["rate"] == pytest.approx(46 / 55)  # pooled, not the mean of task rates
@@ -82,7 +91,7 @@ def test_suite_rate_is_pooled_with_spread(records):
 
 
 def test_incomplete_when_errors(records):
-    s = build_summary(records, {})
+    s = _document(records, {})
     assert s["complete"] is False
     assert any("2 episode(s) errored" in r for r in s["incomplete_reasons"])
     assert [e["error_kind"] for e in s["errored_episodes"]] == ["env_error", "policy_error"]
@@ -91,22 +100,22 @@ def test_incomplete_when_errors(records):
 
 def test_complete_and_missing_episodes():
     clean = many("libero_object", 0, "a", "success", 3) + many("libero_object", 1, "b", "failure", 2)
-    assert build_summary(clean, {})["complete"] is True
-    assert build_summary(clean, {}, expected_episodes=5)["complete"] is True
-    short = build_summary(clean, {}, expected_episodes=8)
+    assert _document(clean, {})["complete"] is True
+    assert _document(clean, {}, expected_episodes=5)["complete"] is True
+    short = _document(clean, {}, expected_episodes=8)
     assert short["complete"] is False
     assert short["totals"]["missing_episodes"] == 3
     assert short["incomplete_reasons"] == ["3 of 8 planned episode(s) not recorded"]
 
 
 def test_empty_run():
-    s = build_summary([], {"a": 1})
+    s = _document([], {"a": 1})
     assert s["complete"] is False and s["tasks"] == [] and s["suites"] == {}
     assert s["totals"]["rate"] is None and s["totals"]["episodes"] == 0
 
 
 def test_task_with_only_errors_has_null_rate():
-    s = build_summary([rec("libero_10", 4, "z", "env_error")], {})
+    s = _document([rec("libero_10", 4, "z", "env_error")], {})
     task = s["tasks"][0]
     assert task["rate"] is None and task["episodes"] == 0 and task["errors"] == 1
     assert task["mean_steps"] is None
@@ -115,10 +124,10 @@ def test_task_with_only_errors_has_null_rate():
 
 def test_deterministic_ordering_and_json(tmp_path, records):
     meta = {"policy": {"name": "zero"}, "versions": {"mujoco": "3.3.2"}}
-    a = build_summary(records, meta)
+    a = _document(records, meta)
     shuffled = list(records)
     random.Random(1).shuffle(shuffled)
-    b = build_summary(shuffled, meta)
+    b = _document(shuffled, meta)
     assert json.dumps(a) == json.dumps(b)
     assert list(a["suites"]) == ["libero_10", "libero_goal"]
     assert [(t["suite"], t["task_index"]) for t in a["tasks"]] == [
@@ -135,6 +144,6 @@ def test_deterministic_ordering_and_json(tmp_path, records):
 def test_rejects_duplicates_and_conflicting_task_names():
     r = rec("libero_10", 0, "alpha", "success")
     with pytest.raises(ValueError, match="duplicate"):
-        build_summary([r, r], {})
+        _document([r, r], {})
     with pytest.raises(ValueError, match="alpha"):
-        build_summary([r, rec("libero_10", 0, "other", "success")], {})
+        _document([r, rec("libero_10", 0, "other", "success")], {})

@@ -35,7 +35,7 @@ def clean_summary():
         + n_of("libero_10", 1, "put a|b", "success", 36)
         + n_of("libero_10", 1, "put a|b", "failure", 4)
     )
-    return build_summary(records, {})
+    return build_summary(records, {}).to_document()
 
 
 def test_markdown_contains_numbers(clean_summary):
@@ -55,7 +55,7 @@ def test_markdown_contains_numbers(clean_summary):
 
 def test_markdown_notes_incomplete_and_errors():
     records = n_of("libero_goal", 3, "t", "success", 4) + n_of("libero_goal", 3, "t", "error", 2)
-    md = render_markdown(build_summary(records, {}, expected_episodes=10))
+    md = render_markdown(build_summary(records, {}, expected_episodes=10).to_document())
     assert "**Incomplete run:**" in md
     assert "4 of 10 planned episode(s) not recorded" in md
     assert "2 episode(s) errored" in md and "env_error: 2" in md
@@ -65,17 +65,17 @@ def test_markdown_notes_incomplete_and_errors():
 
 
 def test_markdown_only_errors_task_shows_dashes():
-    md = render_markdown(build_summary(n_of("libero_10", 0, "x", "error", 3), {}))
+    md = render_markdown(build_summary(n_of("libero_10", 0, "x", "error", 3), {}).to_document())
     row = next(line for line in md.splitlines() if line.startswith("| 0: x"))
     assert row == "| 0: x | 0/0 | — | — | 3 |"
     assert "task rates range" not in md
-    tex = render_latex(build_summary(n_of("libero_10", 0, "x", "error", 3), {}))
+    tex = render_latex(build_summary(n_of("libero_10", 0, "x", "error", 3), {}).to_document())
     assert r"0: x & 0/0 & --- & --- & 3 \\" in tex
 
 
 def test_markdown_multi_suite_total_row():
     records = n_of("a", 0, "t", "success", 3) + n_of("b", 0, "t", "failure", 1)
-    md = render_markdown(build_summary(records, {}))
+    md = render_markdown(build_summary(records, {}).to_document())
     total = next(line for line in md.splitlines() if "all suites" in line)
     assert "**3/4**" in total and "**75.0**" in total
     assert "Mean of suite rates: 50.0%" in md
@@ -88,7 +88,7 @@ def test_latex(clean_summary):
     assert r"open\_the\_drawer & 9/10 & 90.0 & [59.6, 98.2] & 0 \\" in tex
     assert r"\textbf{45/50}" in tex
     assert tex.rstrip().endswith(r"\end{tabular}")
-    incomplete = render_latex(build_summary(n_of("s", 0, "t", "error", 1), {}))
+    incomplete = render_latex(build_summary(n_of("s", 0, "t", "error", 1), {}).to_document())
     assert incomplete.startswith("% INCOMPLETE RUN: 1 episode(s) errored")
 
 
@@ -104,5 +104,5 @@ def test_csv(clean_summary):
 
 def test_spread_says_when_some_tasks_have_no_verdict():
     records = n_of("libero_10", 0, "a", "success", 2) + n_of("libero_10", 1, "b", "error", 1)
-    md = render_markdown(build_summary(records, {}))
+    md = render_markdown(build_summary(records, {}).to_document())
     assert "over 1 task of 2 (the others have no verdict yet)" in md

@@ -21,7 +21,6 @@ import pytest
 
 from evalharness.engine.crash_accounting import CrashAccounting, crash_record, exit_cause
 from evalharness.plan.spec import EpisodeSpec
-from evalharness.results.records import EpisodeRecord
 from evalharness.engine.worker import WorkItem
 
 
@@ -50,14 +49,14 @@ def test_an_episode_is_recorded_as_a_crash_only_after_max_attempts_ran() -> None
             pending, crash = accounting.worker_died(pending, "signal 9")
         assert runs == max_attempts, "the episode ran a different number of times than allowed"
         assert crash is not None and accounting.crashes == [_item(0).spec.key]
-        record = EpisodeRecord(**crash)
+        record = crash
         assert record.attempts == max_attempts and record.error_kind == "worker_crash" and record.success is False
         assert f"on each of {max_attempts} attempts" in record.error_message
         assert [(i.spec.init_state, i.attempt) for i in pending] == [(1, 1)]
 
 
 def test_crash_record_reports_the_attempts_it_is_given_and_the_cause() -> None:
-    record = EpisodeRecord(**crash_record(_item(3, attempt=1), 1, exit_cause(-9)))
+    record = crash_record(_item(3, attempt=1), 1, exit_cause(-9))
     assert record.attempts == 1 and record.error_message.startswith("the worker process died (signal 9)")
     assert exit_cause(1) == "exit code 1" and exit_cause(None) == "exit code None"
 

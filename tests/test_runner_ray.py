@@ -168,7 +168,11 @@ from evalharness.engine.worker import WorkerConfig, WorkItem
 
 driver = {**simulator_identity(), "mujoco": "0.0.1"}  # the driver claims another MuJoCo
 ray_runner.simulator_identity = lambda: driver
-config = WorkerConfig(policy={"_target_": "evalharness.policies.baselines.ZeroPolicy"}, pipeline={}, protocol={},
+from evalharness.config.protocol import Protocol
+import yaml
+from evalharness.config.conf import CONF_DIR
+protocol = Protocol.model_validate(yaml.safe_load((CONF_DIR / "protocol" / "openpi.yaml").read_text()))
+config = WorkerConfig(policy={"_target_": "evalharness.policies.baselines.ZeroPolicy"}, pipeline={}, protocol=protocol,
                       run_dir=sys.argv[2], video_fps=10, camera_size=32)
 spec = EpisodeSpec("libero_object", 0, "t", "do it", 0, 7, "c")
 recorded = []

@@ -157,17 +157,34 @@ def check_init_state(index: int) -> int:
     return int(index)
 
 
+def _read_numpy_torch_file(path: str) -> np.ndarray | None:
+    """A ``torch.save``d numpy array read without torch, or None when the file holds tensors.
+
+    LIBERO's ``.pruned_init`` files are torch zip archives whose only record is the pickle
+    of a numpy array (no tensor storages), so plain unpickling gives exactly the array
+    ``torch.load`` gives (checked for all 130 tasks). Workers that only simulate then never
+    import torch, so an in-memory model served by the parent provably stays there.
+    """
+    import pickle
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        pickles = [n for n in names if n.endswith("/data.pkl")]
+        if len(pickles) != 1 or any("/data/" in n for n in names):  # tensor storages: torch must read it
+            return None
+        try:
+            return np.asarray(pickle.loads(archive.read(pickles[0])))
+        except (pickle.UnpicklingError, AttributeError, ImportError, ModuleNotFoundError):
+            return None
+
+
 @functools.cache
 def load_init_states(suite: str, task_index: int) -> np.ndarray:
     """The task's fixed initial MuJoCo states, shape (50, state_dim), read-only."""
     info = get_task(suite, task_index)
-    if suite == plus_data.SUITE:
-        import torch  # LIBERO-Plus keeps LIBERO's torch-pickled init files
-
-        states = np.asarray(torch.load(info.init_states_path, weights_only=False))
-        states = states.reshape(1, -1) if states.ndim == 1 else states
-        states.setflags(write=False)
-        return states
     if pro_data.is_pro_suite(suite):
         with np.load(info.init_states_path, allow_pickle=False) as stored:  # LIBERO-PRO's NPZ
             states = np.asarray(stored["states"])
@@ -175,8 +192,13 @@ def load_init_states(suite: str, task_index: int) -> np.ndarray:
             raise RuntimeError(f"{info.init_states_path} holds states of shape {states.shape}; expected ({INIT_STATES_PER_TASK}, n)")
         states.setflags(write=False)
         return states
-    import torch  # deferred: listing tasks must not pay for importing torch
+    # LIBERO's and LIBERO-Plus's torch-pickled files, read without torch where they allow it
+    states = _read_numpy_torch_file(info.init_states_path)
+    if states is None:
+        import torch  # deferred: listing tasks must not pay for importing torch
 
-    states = np.asarray(torch.load(info.init_states_path, weights_only=False))
+        states = np.asarray(torch.load(info.init_states_path, weights_only=False))
+    if suite == plus_data.SUITE and states.ndim == 1:
+        states = states.reshape(1, -1)
     states.setflags(write=False)
     return states

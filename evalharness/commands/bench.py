@@ -4,8 +4,9 @@ Each bench mode lives in its own module under :mod:`evalharness.bench`; this mod
 declares the flags and dispatches. Without a mode flag it runs the side-by-side of the
 harness against a plain LIBERO loop (:mod:`evalharness.bench.throughput`); ``--serve``
 measures ``evalharness serve`` (:mod:`evalharness.bench.serve`; with ``--soak``, under load
-and hostile requests, :mod:`evalharness.bench.soak`) and ``--chaos`` runs the
-fault-injection check (:mod:`evalharness.bench.chaos`).
+and hostile requests, :mod:`evalharness.bench.soak`), ``--chaos`` runs the fault-injection
+check (:mod:`evalharness.bench.chaos`) and ``--repeated`` compares a warm ``Evaluator`` with
+CLI runs (:mod:`evalharness.bench.repeated`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from evalharness.errors import UserInputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from evalharness.bench import chaos, throughput
+    from evalharness.bench import chaos, repeated, throughput
 
     throughput.add_arguments(parser)
     serve = parser.add_argument_group("--serve: evalharness serve throughput (evalharness/bench/serve.py)")
@@ -33,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("overrides", nargs="*", help="--serve: Hydra overrides choosing the served policy "
                        "(default: the reference checkpoint, random weights, seed 0)")
     chaos.add_arguments(parser)  # --chaos [quick|full] and its options
+    repeated.add_arguments(parser)  # --repeated: a warm Evaluator against CLI runs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
         return serve.run(args)
     if args.overrides:
         raise UserInputError(f"{args.overrides[0]!r} is not valid here; Hydra overrides choose the policy of --serve only")
+    if args.repeated:
+        from evalharness.bench import repeated
+
+        return repeated.run(args)
     if args.chaos:
         from evalharness.bench import chaos
 

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
-
+from evalharness.engine.episode_worker import WorkItem, make_record
 from evalharness.errors import WorkerCrash
-from evalharness.engine.worker import WorkItem, make_record
+from evalharness.results.records import EpisodeRecord
 
 
 def exit_cause(exitcode: int | None) -> str:
@@ -32,7 +31,7 @@ def exit_cause(exitcode: int | None) -> str:
     return f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
 
 
-def crash_record(item: WorkItem, attempts: int, cause: str) -> dict[str, Any]:
+def crash_record(item: WorkItem, attempts: int, cause: str) -> EpisodeRecord:
     """The record of an episode whose worker died on each of its ``attempts`` attempts."""
     from evalharness.episode.rollout import EpisodeOutcome
 
@@ -48,7 +47,7 @@ class CrashAccounting:
     deaths: int = 0  # worker deaths seen that cost an episode attempt
     crashes: list[str] = field(default_factory=list)  # keys recorded as worker_crash
 
-    def worker_died(self, unfinished: list[WorkItem], cause: str) -> tuple[list[WorkItem], dict[str, Any] | None]:
+    def worker_died(self, unfinished: list[WorkItem], cause: str) -> tuple[list[WorkItem], EpisodeRecord | None]:
         """Charge the first unfinished item; return (items to requeue, crash record or None)."""
         if not unfinished:
             return [], None

@@ -12,7 +12,7 @@ import fcntl
 import json
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,13 @@ from evalharness.config.conf import CONF_DIR, check_group_choices, check_overrid
 from evalharness.config.redaction import recordable, redact
 from evalharness.errors import UserInputError
 from evalharness.engine import policy_server
+from evalharness.engine.episode_worker import EpisodeResult, WorkerConfig, WorkItem
+from evalharness.engine.in_memory import InMemoryPolicy
 from evalharness.perturb.config import register_resolvers
 from evalharness.plan.spec import EpisodeSpec, stable_hash
 from evalharness.plan.build import plan_from_config
 from evalharness.results.disk_full import check_record, stop_when_disk_full
+from evalharness.results.schema import Summary
 
 register_resolvers()  # conf/config.yaml's run_name uses ${perturb_suffix:...}
 
@@ -87,6 +90,22 @@ def episodes_to_run(plan: list[EpisodeSpec], recorded: list[Any], retry_errors: 
     return [spec for spec in plan if spec.key not in finished]
 
 
+def in_memory_serve_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """How an in-memory policy is served to worker processes (part of its identity)."""
+    from evalharness.engine.in_memory import serve_settings
+
+    return serve_settings(config).identity()
+
+
+def _check_in_memory(in_memory: InMemoryPolicy, config: dict[str, Any], runner: Any) -> None:
+    if runner.target != "evalharness.engine.runner.LocalRunner":
+        raise UserInputError(f"runner={runner.target.rsplit('.', 1)[-1]} cannot run an in-memory policy; "
+                             "allowed: runner=local (workers query the model in this process)")
+    if policy_server.mode(config) != "none":
+        raise UserInputError("policy_server=auto is for a policy built from config; an in-memory policy "
+                             "with workers > 0 is always served from this process")
+
+
 @dataclass
 class PreparedRun:
     """A run whose every setting has been validated and whose episodes are planned."""
@@ -111,8 +130,12 @@ class PreparedRun:
     raw_outputs: bool = False  # record.raw_outputs: keep each query's raw model output (not in the context)
 
 
-def prepare(cfg: DictConfig) -> PreparedRun:
-    """Validate every setting and plan the episodes; writes nothing."""
+def prepare(cfg: DictConfig, in_memory: InMemoryPolicy | None = None) -> PreparedRun:
+    """Validate every setting and plan the episodes; writes nothing.
+
+    ``in_memory``: the caller's policy object (:mod:`evalharness.engine.in_memory`), which
+    gives the identity instead of the ``policy`` group.
+    """
     from envs.libero import plus_data, pro_data
     from envs.libero.runtime import import_libero
     from evalharness.results.metadata import SIMULATOR_PACKAGES, run_metadata
@@ -144,9 +167,16 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         reason = unavailable_reason()
         if reason is not None:
             raise UserInputError(f"fast_physics=true is not available: {reason}; set fast_physics=false")
-    identity = _policy_identity(config["policy"], pipeline_cfg)
-    # policy_server=auto: how it is served; redacted like the config (an identity never holds a secret)
-    identity = redact(policy_server.annotate_identity(identity, config))
+    workers = default_workers() if runner.workers == "auto" else runner.workers
+    if in_memory is None:
+        identity = _policy_identity(config["policy"], pipeline_cfg)
+        # policy_server=auto: how it is served; redacted like the config (an identity never holds a secret)
+        identity = redact(policy_server.annotate_identity(identity, config))
+    else:
+        _check_in_memory(in_memory, config, runner)
+        config["policy"] = in_memory.config()
+        served = in_memory_serve_identity(config) if workers else None
+        identity = redact(in_memory.identity(pipeline_cfg, served))
     metadata = run_metadata()
     context_inputs = {
         "protocol": protocol.model_dump(),
@@ -168,7 +198,7 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         max_steps=max_steps,
         pipeline_cfg=pipeline_cfg,
         runner=runner,
-        workers=default_workers() if runner.workers == "auto" else runner.workers,
+        workers=workers,
         max_attempts=runner.max_attempts,
         retry_errors=settings.retry_errors,
         video_fps=video_settings.fps or protocol.video_fps,
@@ -182,32 +212,103 @@ def prepare(cfg: DictConfig) -> PreparedRun:
     )
 
 
-def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
-    """Run the planned episodes not yet recorded in ``run_dir``, then summarize all of them."""
-    from evalharness.results.metadata import assets_footnote
-    from evalharness.engine.progress import RunProgress
-    from evalharness.episode.video_selection import remove_scratch
-    from evalharness.results.atomic import write_json_atomic, write_text_atomic
-    from evalharness.results.raw_output_log import RawOutputLog
-    from evalharness.results.records import EpisodeRecord
-    from evalharness.results.robustness import render_robustness_markdown
-    from evalharness.results.store import ResultStore
-    from evalharness.results.summary import build_summary
-    from evalharness.results.summary_table import render_markdown
-    from evalharness.engine.interrupt import RunInterrupted, StopRequest, sigint_stops
-    from evalharness.engine.runner_settings import build_runner
-    from envs.libero.runtime import render_threads_per_worker
-    from evalharness.engine.worker import WorkerConfig, WorkItem
+#: ``(worker config, stop request) -> runner``: how :func:`execute` gets the runner of a run.
+RunnerFactory = Callable[[WorkerConfig, Any], Any]
 
-    config = run.config
-    _check_run_dir(run_dir, run.context)
-    worker_config = WorkerConfig(
-        policy=config["policy"], pipeline=run.pipeline_cfg, protocol=config["protocol"], run_dir=str(run_dir),
+
+def _configured_runner(run: PreparedRun) -> RunnerFactory:
+    """The runner the config names (``runner=...``), built lazily: nothing starts until it runs."""
+    from evalharness.engine.runner_settings import build_runner
+
+    return lambda worker_config, stop: build_runner(run.runner, config=worker_config, stop=stop)
+
+
+def _worker_config(run: PreparedRun, run_dir: Path) -> WorkerConfig:
+    """What every worker of this run gets: validated settings, picklable."""
+    from envs.libero.runtime import render_threads_per_worker
+
+    return WorkerConfig(
+        policy=run.config["policy"], pipeline=run.pipeline_cfg, protocol=run.protocol, run_dir=str(run_dir),
         video_fps=run.video_fps, camera_size=run.camera_size, raw_outputs=run.raw_outputs,
         fast_physics=run.fast_physics, render_threads=render_threads_per_worker(run.workers),
     )
+
+
+class _EpisodeSink:
+    """The one writer of a run's results: each finished episode's raw outputs, record and progress."""
+
+    def __init__(self, run_dir: Path, store: Any, raw_log: Any, progress: Any) -> None:
+        self.run_dir, self.store, self.raw_log, self.progress = run_dir, store, raw_log, progress
+
+    def __call__(self, result: EpisodeResult) -> None:
+        record = result.record
+        if self.raw_log is not None and result.raw_outputs is not None:
+            with stop_when_disk_full(self.run_dir, "appending to raw_outputs.jsonl"):
+                self.raw_log.append(record, result.raw_outputs)  # before the record: a kill in between reruns the episode
+        with stop_when_disk_full(self.run_dir, "appending to episodes.jsonl"):
+            self.store.append(record)
+        self.progress.update(record)
+        check_record(self.run_dir, record)  # its video failed for lack of space: stop here too
+
+
+def _run_label(config: dict[str, Any]) -> str:
+    return f"{config['suite']['name']} · {config['policy']['_target_'].rsplit('.', 1)[-1]}"
+
+
+def _write_summary(run: PreparedRun, run_dir: Path, records: list[Any], workers: int, recorded_config: dict[str, Any]) -> Summary:
+    """Summarize the run's records into summary.json and summary.md, print the table, return the summary."""
+    from evalharness.results.atomic import write_json_atomic, write_text_atomic
+    from evalharness.results.metadata import assets_footnote
+    from evalharness.results.robustness import render_robustness_markdown
+    from evalharness.results.summary import build_summary
+    from evalharness.results.summary_table import render_markdown
+
+    config = run.config
+    metadata = {
+        **run.metadata,
+        "run_name": config["run_name"],
+        "context": run.context,
+        "protocol": run.protocol.model_dump(),
+        "policy": run.identity,
+        "config": recorded_config,
+        "camera_size": run.camera_size,
+        "workers": workers,
+    }
+    summary = build_summary(records, metadata, expected_episodes=len(run.plan))
+    document = summary.to_document()
+    table = render_markdown(document) + render_robustness_markdown(document.get("robustness") or [])
+    assets_note = assets_footnote(metadata["assets"])
+    if assets_note:
+        table += f"\n- Assets: {assets_note}\n"
+    with stop_when_disk_full(run_dir, "writing summary.json and summary.md"):
+        write_json_atomic(run_dir / "summary.json", document)
+        write_text_atomic(run_dir / "summary.md", table)
+    print(table)
+    if not summary.complete:
+        print(f"evalharness: run incomplete: {'; '.join(summary.incomplete_reasons)}", file=sys.stderr)
+    print(f"\nresults: {run_dir}/ (episodes.jsonl, summary.json, summary.md" + (", videos/)" if any(r.video for r in records) else ")"))
+    return summary
+
+
+def execute(run: PreparedRun, run_dir: Path, runner_for: RunnerFactory | None = None) -> Summary:
+    """Run the planned episodes not yet recorded in ``run_dir``, then summarize all of them.
+
+    ``runner_for(worker_config, stop)``: the runner to use, for a caller that keeps its
+    own workers (the warm :class:`evalharness.api.Evaluator`); by default the configured
+    runner, with ``runner.policy_server=auto`` handled here.
+    """
+    from evalharness.engine.interrupt import RunInterrupted, StopRequest, sigint_stops
+    from evalharness.engine.progress import RunProgress
+    from evalharness.episode.video_selection import remove_scratch
+    from evalharness.results.atomic import write_json_atomic
+    from evalharness.results.raw_output_log import RawOutputLog
+    from evalharness.results.store import ResultStore
+
+    config = run.config
+    _check_run_dir(run_dir, run.context)
+    worker_config = _worker_config(run, run_dir)
     stop = StopRequest()
-    runner = build_runner(run.runner, config=worker_config, stop=stop)  # e.g. a missing extra: one line, nothing written
+    runner = (runner_for or _configured_runner(run))(worker_config, stop)  # e.g. a missing extra: one line, nothing written
     recorded_config = recordable(redact(config))
     with stop_when_disk_full(run_dir, "writing run.json"):
         write_json_atomic(run_dir / "run.json", {"context": run.context, "context_inputs": run.context_inputs, "config": recorded_config})
@@ -220,29 +321,18 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     todo = episodes_to_run(run.plan, recorded, run.retry_errors)
     done = planned - {spec.key for spec in todo}
     items = [WorkItem(spec, run.video[spec.key], run.max_steps) for spec in todo]
-    # policy_server=auto: one serve process for the run, the workers query it (stopped below)
-    policy_cfg, pipeline_cfg, stop_policy_server = policy_server.start_for_run(config, run.pipeline_cfg, bool(items))
-    if (policy_cfg, pipeline_cfg) != (worker_config.policy, worker_config.pipeline):
-        worker_config = dataclasses.replace(worker_config, policy=policy_cfg, pipeline=pipeline_cfg)
-        runner = build_runner(run.runner, config=worker_config, stop=stop)  # constructors are cheap: nothing starts yet
+    stop_policy_server: Callable[[], None] = lambda: None
+    if runner_for is None:
+        # policy_server=auto: one serve process for the run, the workers query it (stopped below)
+        policy_cfg, pipeline_cfg, stop_policy_server = policy_server.start_for_run(config, run.pipeline_cfg, bool(items))
+        if (policy_cfg, pipeline_cfg) != (worker_config.policy, worker_config.pipeline):
+            worker_config = dataclasses.replace(worker_config, policy=policy_cfg, pipeline=pipeline_cfg)
+            runner = _configured_runner(run)(worker_config, stop)  # constructors are cheap: nothing starts yet
     raw_log = RawOutputLog(run_dir, recorded) if run.raw_outputs else None
-    resumed = [r.model_dump() for r in recorded if r.key in done]
-    label = f"{config['suite']['name']} · {config['policy']['_target_'].rsplit('.', 1)[-1]}"
-    progress = RunProgress(len(run.plan), resumed, label)
-
-    def sink(record: dict[str, Any]) -> None:
-        raw_outputs = record.pop("raw_outputs", None)
-        if raw_log is not None and raw_outputs is not None:
-            with stop_when_disk_full(run_dir, "appending to raw_outputs.jsonl"):
-                raw_log.append(record, raw_outputs)  # before the record: a kill in between reruns the episode
-        with stop_when_disk_full(run_dir, "appending to episodes.jsonl"):
-            store.append(EpisodeRecord(**record))
-        progress.update(record)
-        check_record(run_dir, record)  # its video failed for lack of space: stop here too
-
+    progress = RunProgress(len(run.plan), [r for r in recorded if r.key in done], _run_label(config))
     try:
         with sigint_stops(stop):
-            runner.run(items, sink)
+            runner.run(items, _EpisodeSink(run_dir, store, raw_log, progress))
     finally:
         progress.close()
         stop_policy_server()
@@ -251,34 +341,11 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     if stop.requested:
         recorded_now = len({r.key for r in store.records()} & planned)
         raise RunInterrupted(f"{recorded_now}/{len(run.plan)} episodes recorded in {run_dir}")
-
     records = [r for r in store.records() if r.key in planned]
-    metadata = {
-        **run.metadata,
-        "run_name": config["run_name"],
-        "context": run.context,
-        "protocol": run.protocol.model_dump(),
-        "policy": run.identity,
-        "config": recorded_config,
-        "camera_size": run.camera_size,
-        "workers": getattr(runner, "workers", run.workers),
-    }
-    summary = build_summary(records, metadata, expected_episodes=len(run.plan))
-    table = render_markdown(summary) + render_robustness_markdown(summary.get("robustness") or [])
-    assets_note = assets_footnote(metadata["assets"])
-    if assets_note:
-        table += f"\n- Assets: {assets_note}\n"
-    with stop_when_disk_full(run_dir, "writing summary.json and summary.md"):
-        write_json_atomic(run_dir / "summary.json", summary)
-        write_text_atomic(run_dir / "summary.md", table)
-    print(table)
-    if not summary["complete"]:
-        print(f"evalharness: run incomplete: {'; '.join(summary['incomplete_reasons'])}", file=sys.stderr)
-    print(f"\nresults: {run_dir}/ (episodes.jsonl, summary.json, summary.md" + (", videos/)" if any(r.video for r in records) else ")"))
-    return summary
+    return _write_summary(run, run_dir, records, getattr(runner, "workers", run.workers), recorded_config)
 
 
-def evaluate(cfg: DictConfig) -> dict[str, Any]:
+def evaluate(cfg: DictConfig) -> Summary:
     """Run (or resume) one evaluation and return its summary."""
     run = prepare(cfg)  # every value is checked before anything is written
     run_dir = Path(run.config["output_dir"]).resolve()

@@ -141,10 +141,16 @@ def start_for_run(config: dict[str, Any], pipeline_cfg: dict[str, Any], needed: 
         return config["policy"], pipeline_cfg, lambda: None
     server = PolicyServer(config)
     name = str(config["policy"].get("_target_", "policy")).rsplit(".", 1)[-1]
-    policy = {
+    pipeline_cfg = _client_pipeline(config, pipeline_cfg)
+    return client_policy_config(name, server.url), pipeline_cfg, server.stop
+
+
+def client_policy_config(name: str, url: str) -> dict[str, Any]:
+    """The workers' ``policy=mint`` config for a harness server at ``url`` (raw state, utf8 prompts)."""
+    return {
         "_target_": "evalharness.transports.mint.policy.MintPolicy",
         "model_path": f"local://{name}",
-        "base_url": server.url,
+        "base_url": url,
         "mode": "action",
         "tokenizer": None,
         "stats_path": None,
@@ -153,5 +159,3 @@ def start_for_run(config: dict[str, Any], pipeline_cfg: dict[str, Any], needed: 
         "png_level": 0,  # 127.0.0.1: bytes are cheap, CPU is not (lossless either way)
         "timeouts": CLIENT_TIMEOUTS,
     }
-    pipeline_cfg = _client_pipeline(config, pipeline_cfg)
-    return policy, pipeline_cfg, server.stop

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from evalharness.results.records import EpisodeRecord
 
 
 class RunProgress:
     """Counts outcomes as records arrive and shows them."""
 
-    def __init__(self, total: int, resumed: list[dict[str, Any]], label: str) -> None:
+    def __init__(self, total: int, resumed: Sequence[EpisodeRecord], label: str) -> None:
         self.total = total
-        self.successes = sum(1 for r in resumed if r["success"])
-        self.errors = sum(1 for r in resumed if r.get("error_kind"))
+        self.successes = sum(1 for r in resumed if r.success)
+        self.errors = sum(1 for r in resumed if r.error_kind)
         self.done = len(resumed)
         self.start_done = self.done
         self.started = time.monotonic()
@@ -51,17 +53,17 @@ class RunProgress:
         remaining = (time.monotonic() - self.started) / ran * (self.total - self.done)
         return time.strftime("%H:%M:%S", time.gmtime(remaining))
 
-    def update(self, record: dict[str, Any]) -> None:
+    def update(self, record: EpisodeRecord) -> None:
         self.done += 1
-        self.successes += bool(record["success"])
-        self.errors += bool(record.get("error_kind"))
+        self.successes += bool(record.success)
+        self.errors += bool(record.error_kind)
         if self._progress is not None:
             self._progress.update(self._task, completed=self.done, rate=self._rate_text())
             return
-        outcome = record["error_kind"] or ("success" if record["success"] else "failure")
+        outcome = record.error_kind or ("success" if record.success else "failure")
         print(
-            f"[{self.done}/{self.total}] {record['suite']} task {record['task_index']} init {record['init_state']}: "
-            f"{outcome} ({record['steps']} steps, {record['wall_time_s']:.1f} s) | {self._rate_text()} | ETA {self._eta()}",
+            f"[{self.done}/{self.total}] {record.suite} task {record.task_index} init {record.init_state}: "
+            f"{outcome} ({record.steps} steps, {record.wall_time_s:.1f} s) | {self._rate_text()} | ETA {self._eta()}",
             file=sys.stderr, flush=True,
         )
 

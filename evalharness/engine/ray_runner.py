@@ -4,7 +4,7 @@
   *and its video bytes*; the driver writes the video into the run folder and hands the
   record to the sink. Nodes share no filesystem; an actor films into its own temp folder.
 - Same outcomes as the local runner: an actor runs exactly the code a local worker runs
-  (:func:`evalharness.engine.worker.run_item`) on the same work items, grouped by task the same
+  (:class:`evalharness.engine.episode_worker.EpisodeWorker`) on the same work items, grouped by task the same
   way (:func:`evalharness.engine.runner.group_items`), and the env owns determinism.
 - Resume is the caller's: only items not yet stored reach :meth:`RayRunner.run`.
 - A dead actor (killed process, lost node) costs its episode one attempt through the
@@ -39,8 +39,8 @@ from evalharness.errors import UserInputError
 from evalharness.engine.interrupt import StopRequest
 from evalharness.results.metadata import simulator_identity
 from evalharness.engine.runner import RecordSink, group_items
+from evalharness.engine.episode_worker import EpisodeResult, EpisodeWorker, WorkerConfig, WorkItem
 from evalharness.engine.runner_settings import RayRunnerSettings
-from evalharness.engine.worker import WorkerConfig, WorkItem
 
 MISSING_RAY = "runner=ray needs Ray, which is not installed; install it with: pip install 'evalharness[ray]'"
 STOP_GRACE_S = 10.0  # after Ctrl-C: how long episodes in flight may take to finish
@@ -73,21 +73,15 @@ class EpisodeActor:
         if device is not None:
             os.environ["MUJOCO_EGL_DEVICE_ID"] = device  # before anything imports mujoco
         self.problem: str | None = simulator_mismatch(expected, simulator_identity(), ray.util.get_node_ip_address())
-        self.policy = None
-        self.envs = None
+        self.worker: EpisodeWorker | None = None
         if self.problem is not None:
             return
         from envs.libero.runtime import prepare_process
-        from evalharness.engine.worker import _EnvCache
-        from evalharness.policies.build import build_policy
 
         prepare_process()
         self.scratch = Path(tempfile.mkdtemp(prefix="evalharness-ray-"))  # this node's run folder stand-in
-        self.config = dataclasses.replace(config, run_dir=str(self.scratch))
-        self.settings: dict = {}
-        self.envs = _EnvCache(config.camera_size)
         try:
-            self.policy = build_policy(config.policy, config.pipeline, record_raw=config.raw_outputs)
+            self.worker = EpisodeWorker(dataclasses.replace(config, run_dir=str(self.scratch)))
         except Exception as exc:  # noqa: BLE001 - reported to the driver, which stops the run
             self.problem = f"fatal: {type(exc).__name__}: {exc}"
 
@@ -95,22 +89,19 @@ class EpisodeActor:
         """(why this actor cannot run, or None; its process id)."""
         return self.problem, os.getpid()
 
-    def run_item(self, item: WorkItem) -> tuple[dict[str, Any], bytes | None]:
-        from evalharness.engine.worker import run_item
-
-        record = run_item(item, self.config, self.envs, self.policy, self.settings)
+    def run_item(self, item: WorkItem) -> tuple[EpisodeResult, bytes | None]:
+        assert self.worker is not None
+        result = self.worker.run(item)
         video = None
-        if record["video"]:
-            path = self.scratch / record["video"]
+        if result.record.video:
+            path = self.scratch / result.record.video
             video = path.read_bytes()
             path.unlink()
-        return record, video
+        return result, video
 
     def close(self) -> None:
-        if self.envs is not None:
-            self.envs.close()
-        if self.policy is not None:
-            self.policy.close()
+        if self.worker is not None:
+            self.worker.close()
         if hasattr(self, "scratch"):
             shutil.rmtree(self.scratch, ignore_errors=True)
 
@@ -256,20 +247,20 @@ class RayRunner:
             for slot in slots:
                 self._retire(ray, slot)
 
-    def _keep(self, result: tuple[dict[str, Any], bytes | None], sink: RecordSink) -> None:
+    def _keep(self, returned: tuple[EpisodeResult, bytes | None], sink: RecordSink) -> None:
         """Write the episode's video into the run folder (the driver is the only writer), then store the record."""
         from evalharness.results.atomic import write_bytes_atomic
 
-        record, video = result
-        if video is not None:
-            write_bytes_atomic(Path(self.config.run_dir) / record["video"], video)
-        sink(record)
+        result, video = returned
+        if video is not None and result.record.video is not None:
+            write_bytes_atomic(Path(self.config.run_dir) / result.record.video, video)
+        sink(result)
 
     def _recover(self, slot: _Slot, pending: deque, sink: RecordSink, exc: Exception) -> None:
         cause = "its Ray actor died: " + (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         requeue, crash = self.accounting.worker_died(slot.group[slot.done :], cause)
         if crash is not None:
-            sink(crash)
+            sink(EpisodeResult(crash))
         if requeue:
             pending.appendleft(requeue)
 

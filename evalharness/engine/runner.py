@@ -34,18 +34,19 @@ from typing import Any, ClassVar, Protocol
 from evalharness.engine.crash_accounting import CrashAccounting, exit_cause
 from evalharness.errors import UserInputError
 from evalharness.engine.interrupt import StopRequest
+from evalharness.engine.episode_worker import EpisodeResult, EpisodeWorker
 from evalharness.engine.runner_settings import LocalRunnerSettings
-from evalharness.engine.worker import USER_ERROR_PREFIX, WorkerConfig, WorkItem, _EnvCache, run_item, worker_main
-from evalharness.policies.build import build_policy
+from evalharness.engine.worker import USER_ERROR_PREFIX, WorkerConfig, WorkItem, worker_main
 
-RecordSink = Callable[[dict[str, Any]], None]
+#: Takes each finished episode: its typed record and, when recorded, its raw outputs.
+RecordSink = Callable[[EpisodeResult], None]
 
 
 class Runner(Protocol):
     """Runs work items and hands each finished episode's record to ``sink``.
 
     ``sink`` is called in the caller's process only (the result store has one writer),
-    once per item, with a record that ran to the end (a verdict or an episode error) or a
+    once per item, with an :class:`~evalharness.engine.episode_worker.EpisodeResult` whose record ran to the end (a verdict or an episode error) or a
     ``worker_crash`` record from :class:`~evalharness.engine.crash_accounting.CrashAccounting`. A runner
     returns early, without error, when its stop request is set (Ctrl-C); items it did not
     report are simply not recorded and run on resume.
@@ -71,8 +72,11 @@ def group_items(items: list[WorkItem], workers: int) -> list[list[WorkItem]]:
 class _Slot:
     process: Any
     conn: Any
+    config: WorkerConfig  # the config this worker process holds
     group: list[WorkItem] | None = None
     done: int = 0
+    facts: dict[str, Any] | None = None  # its last idle report (engine.worker.worker_facts)
+    task: tuple[str, int] | None = None  # the task of its last group (its env is built)
 
 
 class LocalRunner:
@@ -100,17 +104,14 @@ class LocalRunner:
             self._run_processes(items, sink)
 
     def _run_inline(self, items: Iterable[WorkItem], sink: RecordSink) -> None:
-        policy = build_policy(self.config.policy, self.config.pipeline, record_raw=self.config.raw_outputs)
-        envs = _EnvCache(self.config.camera_size)
-        settings: dict = {}
+        worker = EpisodeWorker(self.config)
         try:
             for item in items:
                 if self.stop.requested:  # in-process: stop between episodes
                     break
-                sink(run_item(item, self.config, envs, policy, settings))
+                sink(worker.run(item))
         finally:
-            envs.close()
-            policy.close()
+            worker.close()
 
     def _start(self, ctx) -> _Slot:
         parent_conn, child_conn = ctx.Pipe()
@@ -118,25 +119,38 @@ class LocalRunner:
         process.start()
         self.stop.track(process.pid)
         child_conn.close()
-        return _Slot(process=process, conn=parent_conn)
+        return _Slot(process=process, conn=parent_conn, config=self.config)
+
+    def _acquire(self, ctx, count: int) -> list[_Slot]:
+        """``count`` worker processes for this run (the warm runner reuses its parked ones)."""
+        return [self._start(ctx) for _ in range(count)]
+
+    def _release(self, slot: _Slot) -> None:
+        """A worker with nothing left to do in this run (the warm runner parks it)."""
+        self._stop(slot)
+
+    @staticmethod
+    def _next_group(slot: _Slot, pending: deque[list[WorkItem]]) -> list[WorkItem]:
+        return pending.popleft()
 
     def _run_processes(self, items: list[WorkItem], sink: RecordSink) -> None:
         ctx = mp.get_context("spawn")  # fork would copy EGL / torch state into children
         groups = group_items(items, self.workers)
         pending: deque[list[WorkItem]] = deque(groups)
-        slots = [self._start(ctx) for _ in range(min(self.workers, len(groups)))]
+        slots = self._acquire(ctx, min(self.workers, len(groups)))
         fatal: str | None = None
         try:
             while slots and fatal is None and not self.stop.requested:
                 for slot in slots:
                     if slot.group is None and pending:
-                        slot.group, slot.done = pending.popleft(), 0
+                        slot.group, slot.done = self._next_group(slot, pending), 0
+                        slot.task = (slot.group[0].spec.suite, slot.group[0].spec.task_index)
                         slot.conn.send(slot.group)
                 idle = [s for s in slots if s.group is None]
                 if idle and not pending:
                     for slot in idle:
-                        self._stop(slot)
                         slots.remove(slot)
+                        self._release(slot)
                     continue
                 ready = wait([s.conn for s in slots] + [s.process.sentinel for s in slots] + [self.stop])
                 if self.stop.requested:
@@ -171,7 +185,7 @@ class LocalRunner:
             sink(payload)
             slot.done += 1
         elif kind == "idle":
-            slot.group = None
+            slot.group, slot.facts = None, payload
         elif kind == "fatal":
             return payload
         return None
@@ -182,7 +196,7 @@ class LocalRunner:
             return
         requeue, crash = self.accounting.worker_died(slot.group[slot.done :], exit_cause(slot.process.exitcode))
         if crash is not None:
-            sink(crash)
+            sink(EpisodeResult(crash))
         if requeue:
             pending.appendleft(requeue)
 

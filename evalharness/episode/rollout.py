@@ -111,6 +111,120 @@ def _observation(
     return obs, raw
 
 
+class _Episode:
+    """One running episode: its clocks, fingerprint and step count, one method per phase.
+
+    Every simulator call goes through :meth:`simulator` (timed, a failure is an
+    :class:`EnvError`); every policy call is timed and a failure is a :class:`PolicyError`;
+    a configuration mistake (:class:`UserInputError`) passes through and stops the run.
+    """
+
+    def __init__(self, env: LiberoEnv, policy: Policy, spec: EpisodeSpec, settings: RolloutSettings,
+                 frame_sink: FrameSink | None) -> None:
+        self.env, self.policy, self.spec, self.settings, self.frame_sink = env, policy, spec, settings, frame_sink
+        self.timers = {"policy": 0.0, "env": 0.0, "render": 0.0}
+        self.fingerprint = hashlib.sha256()
+        self.steps = 0
+        self.success = False
+        self.events: list[str] = []
+        self.active: Any = None  # the perturbation applied (None: unperturbed)
+
+    def timed(self, bucket: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.timers[bucket] += time.perf_counter() - t0
+
+    def simulator(self, bucket: str, fn: Callable[[], Any], what: str = "") -> Any:
+        try:
+            return self.timed(bucket, fn)
+        except Exception as exc:  # noqa: BLE001 - any simulator failure ends the episode as an error
+            raise EnvError(f"{what}{type(exc).__name__}: {exc}") from exc
+
+    def physics(self, action: np.ndarray) -> bool:
+        return self.simulator("env", lambda: self.env.step_physics(action))
+
+    def record_frame(self, upright: np.ndarray | None = None) -> None:
+        if self.frame_sink is not None:
+            frame = upright if upright is not None else self.simulator("render", self.env.render_upright, "render failed: ")
+            self.frame_sink(frame)
+
+    def reset_env(self) -> None:
+        spec = self.spec
+        try:
+            extra = {} if self.active is None else {"perturbation": self.active}  # unperturbed: the call as before
+            self.timed("env", lambda: self.env.reset_to(spec.init_state, layout_seed=spec.seed, **extra))
+            if self.env.noise_seed is not None:  # LIBERO-Plus sensor noise: the episode's draws, replayable
+                self.events.append(f"libero_plus_noise_seed: {self.env.noise_seed}")
+        except PlacementImpossible:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise EnvError(f"reset failed: {type(exc).__name__}: {exc}") from exc
+
+    def settle(self) -> None:
+        for _ in range(self.settings.settle_steps):
+            self.physics(self.settings.settle_action)
+
+    def reset_policy(self, attempt: int) -> None:
+        spec = self.spec
+        try:
+            self.policy.reset(spec.instruction, seed=spec.episode_seed, init_state=spec.init_state, attempt=attempt)
+        except (EpisodeError, UserInputError):  # a configuration mistake (e.g. checkpoint weights that do
+            raise                               # not fit its model, found where they load) stops the run
+        except Exception as exc:  # noqa: BLE001
+            raise PolicyError(f"reset: {type(exc).__name__}: {exc}") from exc
+
+    def query(self, cameras: tuple[str, ...], blank: np.ndarray) -> np.ndarray:
+        """Observe (filming the frame when recording), ask the policy, return its validated chunk."""
+        obs, raw = self.simulator(
+            "render", lambda: _observation(self.env, self.policy, self.settings, cameras, blank), "observation failed: "
+        )
+        if self.frame_sink is not None:
+            # Reuse the agentview frame just rendered for the policy when there is one.
+            self.record_frame(np.ascontiguousarray(raw["base_0_rgb"][::-1]) if "base_0_rgb" in cameras else None)
+        try:
+            chunk = self.timed("policy", lambda: self.policy.act(obs))
+        except (EpisodeError, UserInputError):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise PolicyError(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            self.events.extend(self.policy.drain_events())
+        return validate_chunk(chunk)
+
+    def execute(self, chunk: np.ndarray) -> None:
+        """Step the first ``replan_steps`` actions of a chunk, stopping at success or max steps."""
+        for i, action in enumerate(chunk[: self.settings.replan_steps]):
+            if i > 0:
+                self.record_frame()
+            self.success = self.physics(action)
+            self.fingerprint.update(action.tobytes())
+            self.steps += 1
+            if self.success or self.steps >= self.settings.max_steps:
+                break
+
+    def run(self, attempt: int) -> None:
+        """Start (perturbed or not), reset the policy, then query and execute until done."""
+        self.active = active_perturbation(self.spec)
+        start_episode(self.env, self.spec, self.active, self.reset_env, self.settle)
+        self.reset_policy(attempt)
+        cameras = policy_cameras(self.policy, self.settings)
+        blank = self.settings.image_transform(np.zeros((self.env.height, self.env.width, 3), dtype=np.uint8))
+        blank.setflags(write=False)
+        while self.steps < self.settings.max_steps and not self.success:
+            self.execute(self.query(cameras, blank))
+        if self.frame_sink is not None:
+            self.record_frame()
+
+    def policy_stats(self) -> dict[str, float]:
+        try:
+            return {k: float(v) for k, v in self.policy.episode_stats().items()}
+        except Exception as exc:  # noqa: BLE001 - diagnostics must never cost the episode its verdict
+            self.events.append(f"policy_stats_failed: {type(exc).__name__}: {exc}")
+            return {}
+
+
 def run_episode(
     env: LiberoEnv,
     policy: Policy,
@@ -121,113 +235,29 @@ def run_episode(
 ) -> EpisodeOutcome:
     """Run one episode to success, max steps, or an error (``attempt``: see ``Policy.reset``)."""
     start = time.perf_counter()
-    timers = {"policy": 0.0, "env": 0.0, "render": 0.0}
-    fingerprint = hashlib.sha256()
-    steps = 0
-    success = False
-    events: list[str] = []
+    episode = _Episode(env, policy, spec, settings, frame_sink)
     error: EpisodeError | None = None
-
-    def timed(bucket: str, fn: Callable[[], Any]) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return fn()
-        finally:
-            timers[bucket] += time.perf_counter() - t0
-
-    def simulator(bucket: str, fn: Callable[[], Any], what: str = "") -> Any:
-        try:
-            return timed(bucket, fn)
-        except Exception as exc:  # noqa: BLE001 - any simulator failure ends the episode as an error
-            raise EnvError(f"{what}{type(exc).__name__}: {exc}") from exc
-
-    def physics(action: np.ndarray) -> bool:
-        return simulator("env", lambda: env.step_physics(action))
-
-    def record_frame(upright: np.ndarray | None = None) -> None:
-        if frame_sink is not None:
-            frame = upright if upright is not None else simulator("render", env.render_upright, "render failed: ")
-            frame_sink(frame)
-
-    def reset() -> None:
-        try:
-            extra = {} if active is None else {"perturbation": active}  # unperturbed: the call as before
-            timed("env", lambda: env.reset_to(spec.init_state, layout_seed=spec.seed, **extra))
-            if env.noise_seed is not None:  # LIBERO-Plus sensor noise: the episode's draws, replayable
-                events.append(f"libero_plus_noise_seed: {env.noise_seed}")
-        except PlacementImpossible:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise EnvError(f"reset failed: {type(exc).__name__}: {exc}") from exc
-
-    def settle() -> None:
-        for _ in range(settings.settle_steps):
-            physics(settings.settle_action)
-
-    active = None
     try:
-        active = active_perturbation(spec)
-        start_episode(env, spec, active, reset, settle)
-        try:
-            policy.reset(spec.instruction, seed=spec.episode_seed, init_state=spec.init_state, attempt=attempt)
-        except (EpisodeError, UserInputError):  # a configuration mistake (e.g. checkpoint weights that do
-            raise                               # not fit its model, found where they load) stops the run
-        except Exception as exc:  # noqa: BLE001
-            raise PolicyError(f"reset: {type(exc).__name__}: {exc}") from exc
-
-        cameras = policy_cameras(policy, settings)
-        blank = settings.image_transform(np.zeros((env.height, env.width, 3), dtype=np.uint8))
-        blank.setflags(write=False)
-        while steps < settings.max_steps and not success:
-            obs, raw = simulator(
-                "render", lambda: _observation(env, policy, settings, cameras, blank), "observation failed: "
-            )
-            if frame_sink is not None:
-                # Reuse the agentview frame just rendered for the policy when there is one.
-                record_frame(np.ascontiguousarray(raw["base_0_rgb"][::-1]) if "base_0_rgb" in cameras else None)
-            try:
-                chunk = timed("policy", lambda: policy.act(obs))
-            except (EpisodeError, UserInputError):
-                raise
-            except Exception as exc:  # noqa: BLE001
-                raise PolicyError(f"{type(exc).__name__}: {exc}") from exc
-            finally:
-                events.extend(policy.drain_events())
-            chunk = validate_chunk(chunk)
-            for i, action in enumerate(chunk[: settings.replan_steps]):
-                if i > 0:
-                    record_frame()
-                success = physics(action)
-                fingerprint.update(action.tobytes())
-                steps += 1
-                if success or steps >= settings.max_steps:
-                    break
-        if frame_sink is not None:
-            record_frame()
+        episode.run(attempt)
     except EpisodeError as exc:
         error = exc
-        success = False
+        episode.success = False
     try:
-        policy.episode_end(success)
+        policy.episode_end(episode.success)
     except Exception as exc:  # noqa: BLE001 - the verdict is known; telling the policy must not cost it
-        events.append(f"policy_episode_end_failed: {type(exc).__name__}: {exc}")
-    try:
-        policy_stats = {k: float(v) for k, v in policy.episode_stats().items()}
-    except Exception as exc:  # noqa: BLE001 - diagnostics must never cost the episode its verdict
-        policy_stats = {}
-        events.append(f"policy_stats_failed: {type(exc).__name__}: {exc}")
-
+        episode.events.append(f"policy_episode_end_failed: {type(exc).__name__}: {exc}")
+    policy_stats = episode.policy_stats()
     return EpisodeOutcome(
-        success=success,
-        steps=steps,
+        success=episode.success,
+        steps=episode.steps,
         error_kind=None if error is None else error.kind,
         error_message=None if error is None else str(error),
         wall_time_s=time.perf_counter() - start,
-        policy_time_s=timers["policy"],
-        env_time_s=timers["env"],
-        render_time_s=timers["render"],
-        action_fingerprint=fingerprint.hexdigest(),
-        events=events,
+        policy_time_s=episode.timers["policy"],
+        env_time_s=episode.timers["env"],
+        render_time_s=episode.timers["render"],
+        action_fingerprint=episode.fingerprint.hexdigest(),
+        events=episode.events,
         policy_stats=policy_stats,
-        perturbation=perturbation_record(active),
+        perturbation=perturbation_record(episode.active),
     )

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from evalharness.errors import UserInputError
+from evalharness.results.records import EpisodeRecord
 
 __all__ = [
     "DISK_FULL_ERRNOS",
@@ -147,9 +148,9 @@ def stop_when_disk_full(folder: str | os.PathLike[str], what: str) -> Iterator[N
         raise DiskFull(Path(folder), cause, what) from None
 
 
-def check_record(folder: str | os.PathLike[str], record: dict[str, Any]) -> None:
+def check_record(folder: str | os.PathLike[str], record: EpisodeRecord) -> None:
     """Stop the run after storing a record whose video failed for lack of space."""
-    if record.get("video") is None:
-        cause = disk_full_in_events(record.get("events") or [])
+    if record.video is None:
+        cause = disk_full_in_events(record.events)
         if cause is not None:
-            raise DiskFull(Path(folder), cause, f"filming episode {record.get('key', '?')} (recorded without its video)")
+            raise DiskFull(Path(folder), cause, f"filming episode {record.key} (recorded without its video)")

@@ -16,7 +16,7 @@ import numpy as np
 from evalharness.results.runs import LoadedRun
 from evalharness.results.comparison_table import SUITE_COLUMNS
 
-__all__ = ["per_task_chart", "length_chart"]
+__all__ = ["per_task_chart", "length_chart", "learning_curve_chart"]
 
 _OUTCOME_COLORS = {"success": "#2e7d32", "failure": "#c62828", "error": "#757575"}
 
@@ -101,4 +101,51 @@ def length_chart(runs: Sequence[LoadedRun]) -> bytes | None:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="x", alpha=0.3)
     ax.set_ylim(-0.6, len(with_records) - 0.4)
+    return _png(fig)
+
+
+def _curve(ax, steps: list[int], blocks: list, label: str) -> None:
+    """One line of success against step, with each point's Wilson interval as a whisker."""
+    points = [(s, b) for s, b in zip(steps, blocks) if b is not None and b.rate is not None]
+    if not points:
+        return
+    xs = [s for s, _ in points]
+    rates = [100 * b.rate for _, b in points]
+    low = [100 * (b.rate - b.ci_low) for _, b in points]
+    high = [100 * (b.ci_high - b.rate) for _, b in points]
+    ax.errorbar(xs, rates, yerr=[low, high], marker="o", markersize=4, capsize=3, linewidth=1.2, label=label)
+
+
+def learning_curve_chart(runs: Sequence[LoadedRun]) -> bytes | None:
+    """Success against training step, per suite (pooled) and per task, with 95% Wilson whiskers.
+
+    Drawn for the runs that record a ``training_step`` (``evalharness.evaluate(step=...)``),
+    when at least two do; None otherwise.
+    """
+    stepped = sorted((r for r in runs if r.summary.metadata.training_step is not None),
+                     key=lambda r: r.summary.metadata.training_step)
+    if len(stepped) < 2:
+        return None
+    plt = _pyplot()
+    steps = [r.summary.metadata.training_step for r in stepped]
+    suites = sorted({s for r in stepped for s in r.summary.suites})
+    fig, axes = plt.subplots(len(suites), 2, figsize=(10, 3.2 * len(suites)), squeeze=False)
+    for row, suite in enumerate(suites):
+        pooled, per_task = axes[row]
+        _curve(pooled, steps, [r.summary.suites.get(suite) for r in stepped], suite)
+        pooled.set_title(f"{SUITE_COLUMNS.get(suite, suite)}: pooled (whiskers: 95% Wilson interval)", fontsize=10)
+        tasks = sorted({t.task_index for r in stepped for t in r.summary.tasks if t.suite == suite})
+        for index in tasks:
+            blocks = [next((t for t in r.summary.tasks if (t.suite, t.task_index) == (suite, index)), None)
+                      for r in stepped]
+            _curve(per_task, steps, blocks, f"task {index}")
+        per_task.set_title(f"{SUITE_COLUMNS.get(suite, suite)}: per task", fontsize=10)
+        if len(tasks) <= 12:
+            per_task.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        for ax in (pooled, per_task):
+            ax.set_ylim(-5, 105)
+            ax.set_xlabel("training step")
+            ax.set_ylabel("success rate (%)")
+            ax.grid(alpha=0.3)
+    fig.tight_layout()
     return _png(fig)

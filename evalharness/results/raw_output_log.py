@@ -97,9 +97,9 @@ class RawOutputLog:
             if kept != original:
                 write_bytes_atomic(self.path, kept)
 
-    def append(self, record: dict[str, Any], outputs: list[dict[str, Any]]) -> None:
+    def append(self, record: EpisodeRecord, outputs: list[dict[str, Any]]) -> None:
         """Write the episode's outputs; call before its record is appended to the store."""
-        line = {name: record[name] for name in _COORDINATES} | {"outputs": outputs}
+        line = {name: getattr(record, name) for name in _COORDINATES} | {"outputs": outputs}
         append_line(self.path, (json.dumps(line, separators=(",", ":"), allow_nan=False) + "\n").encode())
 
 

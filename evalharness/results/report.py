@@ -12,6 +12,9 @@ font; figures are PNG data URIs). Videos are the exception by default: they are 
 relative to the page, so a report next to its run folders stays small and still plays;
 ``embed_videos`` inlines them as data URIs for a single file to send around.
 
+Runs that record a training step (``evalharness.evaluate(step=...)``) also get a learning
+curve: success against step with Wilson whiskers, per suite and per task.
+
 The template is package data (``templates/report.html.j2``) rendered by jinja2 with
 autoescaping on, since task names, error messages and policy identities end up in it.
 """
@@ -28,7 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 from evalharness.results.context import describe_conditions
-from evalharness.results.figures import length_chart, per_task_chart
+from evalharness.results.figures import learning_curve_chart, length_chart, per_task_chart
 from evalharness.results.comparison_table import build_table
 from evalharness.results.report_pairs import describe_perturbation, perturbed_pairs
 from evalharness.results.runs import LoadedRun
@@ -98,6 +101,7 @@ def render_report(runs: Sequence[LoadedRun], output: str | os.PathLike[str], *, 
     except importlib.metadata.PackageNotFoundError:
         version = "?"
     lengths = length_chart(runs)
+    curve = learning_curve_chart(runs)
     return env.get_template(TEMPLATE).render(
         title=title or "evalharness report: " + ", ".join(r.label for r in runs),
         version=version,
@@ -105,4 +109,5 @@ def render_report(runs: Sequence[LoadedRun], output: str | os.PathLike[str], *, 
         table=table,
         per_task_png=base64.b64encode(per_task_chart(runs)).decode("ascii"),
         length_png=base64.b64encode(lengths).decode("ascii") if lengths else None,
+        curve_png=base64.b64encode(curve).decode("ascii") if curve else None,
     )

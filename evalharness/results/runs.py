@@ -140,7 +140,7 @@ def load_run(path: str | Path) -> LoadedRun:
             metadata = _metadata_from_run_json(run_info) if run_info else {}
             expected = len(planned) if planned is not None else None
             partial = f"no {SUMMARY_FILENAME} yet"
-        summary = Summary.model_validate(build_summary(records, metadata, expected_episodes=expected))
+        summary = build_summary(records, metadata, expected_episodes=expected)
         partial = f"run in progress ({partial}): {len(records)}" + (
             f" of {expected} episodes recorded" if expected is not None else " episodes recorded"
         )
@@ -152,6 +152,11 @@ def run_label(summary: Summary) -> str:
     """A row name from the policy identity: its name plus a checkpoint/model if it has one."""
     identity = summary.metadata.policy or {}
     name = str(identity.get("name") or summary.metadata.run_name or "run")
+    if summary.metadata.training_step is not None:
+        return f"{name} (step {summary.metadata.training_step})"
+    in_memory = identity.get("in_memory")
+    if isinstance(in_memory, dict) and in_memory.get("label"):
+        return f"{name} ({in_memory['label']})"
     for key in ("checkpoint", "model", "path", "step"):
         value = identity.get(key)
         if value not in (None, ""):
@@ -160,10 +165,46 @@ def run_label(summary: Summary) -> str:
     return name
 
 
+def _is_run_folder(path: Path) -> bool:
+    return (path / SUMMARY_FILENAME).is_file() or (path / EPISODES_FILENAME).is_file()
+
+
+def _training_step(run_dir: Path) -> int | None:
+    try:
+        step = json.loads((run_dir / SUMMARY_FILENAME).read_text())["metadata"].get("training_step")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def expand_run_paths(paths: list[str]) -> list[str]:
+    """Each path as given, except a folder of run folders (an ``Evaluator``'s parent), which
+    becomes its runs ordered by training step (runs without one last, by name)."""
+    expanded: list[str] = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir() and not _is_run_folder(p):
+            runs = [child for child in p.iterdir() if child.is_dir() and _is_run_folder(child)]
+            if runs:
+                def order(run: Path) -> tuple[bool, int, str]:
+                    step = _training_step(run)
+                    return (step is None, step or 0, run.name)
+
+                expanded.extend(str(run) for run in sorted(runs, key=order))
+                continue
+        expanded.append(path)
+    return expanded
+
+
 def load_runs(paths: list[str], labels: list[str] | None = None) -> list[LoadedRun]:
-    """Load several runs and give each a distinct label (``labels`` win, in order)."""
+    """Load several runs and give each a distinct label (``labels`` win, in order).
+
+    A folder holding run folders (an ``Evaluator``'s parent) stands for its runs, ordered by
+    training step: a learning curve (:func:`expand_run_paths`).
+    """
     if not paths:
         raise UserInputError("no run given; name one or more run folders or summary.json files")
+    paths = expand_run_paths(paths)
     if labels and len(labels) != len(paths):
         raise UserInputError(f"--label given {len(labels)} time(s) for {len(paths)} run(s); give one per run or none")
     runs = [load_run(p) for p in paths]

@@ -28,7 +28,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+import copy
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from evalharness.config.validation import validate_settings
 from evalharness.errors import UserInputError
@@ -185,6 +187,9 @@ class RunMetadata(_Open):
     harness_revision: str | None = Field(None, description="Git commit of the harness, -dirty when modified.")
     assets: AssetsInfo | None = None
     machine: dict[str, Any] | None = None
+    training_step: int | None = Field(
+        None, ge=0, description="Training step of the evaluated weights (evalharness.evaluate(step=...)); "
+                                "orders the runs of a learning curve.")
 
 
 class RobustnessRate(_Strict):
@@ -239,6 +244,45 @@ class Summary(_Strict):
         default=None, description="perturb group: perturbed vs clean control per (dimension, level, suite); absent when unperturbed."
     )
 
+    # The JSON document this summary was validated from, as built or read: its key order and
+    # number types (an integer 0 stays 0, not 0.0) are what summary.json holds byte for byte.
+    _document: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_document(cls, data: dict[str, Any]) -> "Summary":
+        """Validate a summary document and keep it, so :meth:`to_document` writes it unchanged."""
+        summary = cls.model_validate(data)
+        summary._document = copy.deepcopy(data)
+        return summary
+
+    def to_document(self) -> dict[str, Any]:
+        """The ``summary.json`` content: the document it came from, else the model's dump."""
+        if self._document is not None:
+            return copy.deepcopy(self._document)
+        return self.model_dump(mode="json", exclude_unset=True)
+
+    def metrics(self, prefix: str = "eval/") -> dict[str, float | int | None]:
+        """A flat dict for a logger (TensorBoard, W&B): rates, intervals, counts and errors.
+
+        Keys are ``{prefix}{scope}/{name}``, scope ``total``, ``suite/<suite>`` or
+        ``task/<suite>/<task_index>``; rates with no verdict are None (loggers skip them).
+        """
+        out: dict[str, float | int | None] = {}
+
+        def add(scope: str, block: Counts) -> None:
+            for name in ("rate", "ci_low", "ci_high", "successes", "failures", "episodes", "errors", "mean_steps"):
+                out[f"{prefix}{scope}/{name}"] = getattr(block, name)
+            for kind, n in block.errors_by_kind.items():
+                out[f"{prefix}{scope}/errors/{kind}"] = n
+
+        add("total", self.totals)
+        out[f"{prefix}total/complete"] = int(self.complete)
+        for suite, block in self.suites.items():
+            add(f"suite/{suite}", block)
+        for task in self.tasks:
+            add(f"task/{task.suite}/{task.task_index}", task)
+        return out
+
 
 def check_schema_version(data: Any, source: str) -> None:
     """One line when ``data`` (a parsed summary.json) is not of this schema version."""
@@ -256,7 +300,9 @@ def check_schema_version(data: Any, source: str) -> None:
 def parse_summary(data: Any, source: str) -> Summary:
     """Validate a parsed summary.json; any problem is one line naming the file and field."""
     check_schema_version(data, source)
-    return validate_settings(Summary, data, "", source=f"{source} is not a valid summary")
+    summary = validate_settings(Summary, data, "", source=f"{source} is not a valid summary")
+    summary._document = copy.deepcopy(data)  # to_document() writes it back unchanged
+    return summary
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

@@ -14,7 +14,8 @@ project's reporting rules:
 
 The typed form of this content, with every field documented, is
 :class:`evalharness.results.schema.Summary`; the result is validated against it before
-it is returned, so a writer bug fails here rather than in a reader. Shape
+it is returned, so a writer bug fails here rather than in a reader. The document
+(:meth:`Summary.to_document`, what ``summary.json`` holds) has the shape
 (``schema_version`` 1)::
 
     {
@@ -93,24 +94,8 @@ def _check_unique(records: list[EpisodeRecord]) -> None:
         seen.add(r.key)
 
 
-def build_summary(
-    records: Iterable[EpisodeRecord],
-    metadata: Mapping[str, Any],
-    *,
-    expected_episodes: int | None = None,
-    confidence: float = 0.95,
-) -> dict[str, Any]:
-    """Summarize episode records into the ``summary.json`` dict (see module docstring).
-
-    ``expected_episodes`` is how many episodes the plan holds; when more were planned
-    than recorded the run is marked incomplete. Raises ValueError on duplicate keys or
-    when one (suite, task_index) appears under two task names (mixed-up runs).
-    """
-    recs = list(records)
-    _check_unique(recs)
-    if expected_episodes is not None and expected_episodes < 0:
-        raise ValueError(f"expected_episodes must be >= 0, got {expected_episodes}")
-
+def _by_task(recs: list[EpisodeRecord]) -> tuple[dict[tuple[str, int], list[EpisodeRecord]], dict[tuple[str, int], str]]:
+    """The records of each (suite, task_index), and its task name (one name per task, else ValueError)."""
     by_task: dict[tuple[str, int], list[EpisodeRecord]] = {}
     names: dict[tuple[str, int], str] = {}
     for r in recs:
@@ -121,31 +106,45 @@ def build_summary(
                 f"{r.task_name!r}; records from different task orderings were mixed"
             )
         by_task.setdefault(tid, []).append(r)
+    return by_task, names
 
+
+def _task_blocks(
+    by_task: dict[tuple[str, int], list[EpisodeRecord]], names: dict[tuple[str, int], str], confidence: float
+) -> list[dict[str, Any]]:
     tasks: list[dict[str, Any]] = []
     for suite, index in sorted(by_task):
         entry = {"suite": suite, "task_index": index, "task_name": names[(suite, index)]}
         entry.update(_counts(by_task[(suite, index)], confidence))
         tasks.append(entry)
+    return tasks
 
+
+def _suite_blocks(recs: list[EpisodeRecord], tasks: list[dict[str, Any]], confidence: float) -> dict[str, dict[str, Any]]:
+    """Each suite's pooled counts, with the spread of its task rates."""
     suites: dict[str, dict[str, Any]] = {}
-    for suite in sorted({s for s, _ in by_task}):
-        suite_records = [r for r in recs if r.suite == suite]
-        block = _counts(suite_records, confidence)
+    for suite in sorted({t["suite"] for t in tasks}):
+        block = _counts([r for r in recs if r.suite == suite], confidence)
         task_rates = [t["rate"] for t in tasks if t["suite"] == suite and t["rate"] is not None]
         block["num_tasks"] = sum(1 for t in tasks if t["suite"] == suite)
         block["task_rate_min"] = min(task_rates) if task_rates else None
         block["task_rate_max"] = max(task_rates) if task_rates else None
         block["task_rate_mean"] = sum(task_rates) / len(task_rates) if task_rates else None
         suites[suite] = block
+    return suites
 
+
+def _totals(
+    recs: list[EpisodeRecord], suites: dict[str, dict[str, Any]], num_tasks: int,
+    expected_episodes: int | None, confidence: float,
+) -> dict[str, Any]:
     totals = _counts(recs, confidence)
     suite_rates = [s["rate"] for s in suites.values() if s["rate"] is not None]
     missing = max(0, expected_episodes - len(recs)) if expected_episodes is not None else None
     totals.update(
         {
             "num_suites": len(suites),
-            "num_tasks": len(tasks),
+            "num_tasks": num_tasks,
             "mean_suite_rate": sum(suite_rates) / len(suite_rates) if suite_rates else None,
             "expected_episodes": expected_episodes,
             "missing_episodes": missing,
@@ -157,21 +156,54 @@ def build_summary(
             },
         }
     )
+    return totals
 
+
+def _incomplete_reasons(recs: list[EpisodeRecord], totals: dict[str, Any], expected_episodes: int | None) -> list[str]:
     reasons: list[str] = []
     if not recs and expected_episodes is None:
         reasons.append("no episodes recorded")
     if totals["errors"]:
         kinds = ", ".join(f"{k}: {n}" for k, n in totals["errors_by_kind"].items())
         reasons.append(f"{totals['errors']} episode(s) errored ({kinds})")
-    if missing:
-        reasons.append(f"{missing} of {expected_episodes} planned episode(s) not recorded")
+    if totals["missing_episodes"]:
+        reasons.append(f"{totals['missing_episodes']} of {expected_episodes} planned episode(s) not recorded")
+    return reasons
 
+
+def _errored_entries(recs: list[EpisodeRecord]) -> list[dict[str, Any]]:
     errored = sorted(
         (r for r in recs if r.outcome == "error"),
         key=lambda r: (r.suite, r.task_index, r.init_state, r.seed, r.key),
     )
-    summary = {
+    fields = ("key", "suite", "task_index", "task_name", "init_state", "seed", "error_kind", "error_message", "attempts")
+    return [{name: getattr(r, name) for name in fields} for r in errored]
+
+
+def build_summary(
+    records: Iterable[EpisodeRecord],
+    metadata: Mapping[str, Any],
+    *,
+    expected_episodes: int | None = None,
+    confidence: float = 0.95,
+) -> Summary:
+    """Summarize episode records into the typed summary; ``.to_document()`` is ``summary.json``.
+
+    ``expected_episodes`` is how many episodes the plan holds; when more were planned
+    than recorded the run is marked incomplete. Raises ValueError on duplicate keys or
+    when one (suite, task_index) appears under two task names (mixed-up runs), or when
+    the result does not validate against :class:`~evalharness.results.schema.Summary`.
+    """
+    recs = list(records)
+    _check_unique(recs)
+    if expected_episodes is not None and expected_episodes < 0:
+        raise ValueError(f"expected_episodes must be >= 0, got {expected_episodes}")
+    by_task, names = _by_task(recs)
+    tasks = _task_blocks(by_task, names, confidence)
+    suites = _suite_blocks(recs, tasks, confidence)
+    totals = _totals(recs, suites, len(tasks), expected_episodes, confidence)
+    reasons = _incomplete_reasons(recs, totals, expected_episodes)
+    document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "confidence": confidence,
         "metadata": copy.deepcopy(dict(metadata)),
@@ -180,23 +212,9 @@ def build_summary(
         "suites": suites,
         "tasks": tasks,
         "totals": totals,
-        "errored_episodes": [
-            {
-                "key": r.key,
-                "suite": r.suite,
-                "task_index": r.task_index,
-                "task_name": r.task_name,
-                "init_state": r.init_state,
-                "seed": r.seed,
-                "error_kind": r.error_kind,
-                "error_message": r.error_message,
-                "attempts": r.attempts,
-            }
-            for r in errored
-        ],
+        "errored_episodes": _errored_entries(recs),
     }
     robustness = robustness_groups(recs, confidence=confidence)
     if robustness:  # only runs with perturbed episodes (perturb=...) have the block
-        summary["robustness"] = robustness
-    Summary.model_validate(summary)  # the typed schema is the contract with every reader
-    return summary
+        document["robustness"] = robustness
+    return Summary.from_document(document)  # the typed schema is the contract with every reader

@@ -1,4 +1,4 @@
-"""Render a summary dict (from :func:`evalharness.results.summary.build_summary`) as tables.
+"""Render a summary document (``build_summary(...).to_document()``, as in summary.json) as tables.
 
 Each rendering shows a rate only next to its count and its 95% Wilson interval, and
 errors in their own column, so a table cut out of its context still cannot be read as
