@@ -2,7 +2,7 @@
 
 A level is only meaningful if it is ordered: level 5 must change what the policy sees
 more than level 3, and level 3 more than level 1. This module measures it the way the
-harness runs episodes: each episode is planned (:func:`~evalharness.perturb.plan.perturb_plan`,
+harness runs episodes: each episode is planned (:func:`~evalharness.plan.perturbed.perturb_plan`,
 so its parameters are drawn from its seed exactly as in a run), reset with and without its
 perturbation, and the agentview image the policy would get is rendered. The distance is
 the mean absolute difference of the two uint8 images (0-255 scale, over pixels and
@@ -80,7 +80,7 @@ def measure(env: Any, suite: str, task: int, label: str, cfg: dict[str, Any],
     ``clean_images`` (seed -> the clean twin's image) caches the clean renders between
     calls on the same env; a render costs far more than a reset.
     """
-    from evalharness.perturb.episode import active_perturbation
+    from evalharness.episode.perturbed_start import active_perturbation
 
     dimension = label.split(":")[0]
     cache = {} if clean_images is None else clean_images
