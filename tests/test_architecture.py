@@ -46,3 +46,24 @@ def test_every_layer_named_in_the_contract_exists() -> None:
         parts = name.split(".")
         path = ROOT.joinpath(*parts)
         assert path.is_dir() or path.with_suffix(".py").is_file(), f"layer {name} names no module"
+
+
+def test_every_import_of_the_project_names_a_module_that_exists() -> None:
+    """Local imports too (``from evalharness.x import y`` inside a function): a moved module
+    leaves no import that only fails when that code path runs."""
+    import ast
+    import importlib.util
+
+    missing = []
+    for path in sorted([*ROOT.glob("evalharness/**/*.py"), *ROOT.glob("envs/**/*.py"), *ROOT.glob("tests/**/*.py"),
+                        *ROOT.glob("scripts/*.py"), *ROOT.glob("examples/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                if name.split(".")[0] in ("evalharness", "envs") and importlib.util.find_spec(name) is None:
+                    missing.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
+    assert missing == [], "imports of modules that do not exist:\n" + "\n".join(missing)
