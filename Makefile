@@ -7,7 +7,10 @@ LIBERO_ASSETS ?=
 BIN := $(VENV)/bin
 export MUJOCO_GL ?= egl
 
-.PHONY: setup install install-test run test test-fast bench doctor clean
+OPENPI_VENV ?= $(VENV)-openpi
+FIDELITY := tests/fidelity
+
+.PHONY: setup install install-test openpi-venv run test test-fast bench doctor clean
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -29,14 +32,27 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet --no-deps openpi-client==0.1.2
 	touch $@
 
+# The side venv in which tests/test_fidelity_openpi.py runs openpi's own code (issue 25):
+# rlinf-openpi (RLinf's redistribution of openpi) --no-deps, plus only the CPU packages its
+# transform modules import. Cached; rebuilt when either pinned requirements file changes.
+openpi-venv: $(OPENPI_VENV)/.installed
+
+$(OPENPI_VENV)/.installed: $(FIDELITY)/openpi-requirements.txt $(FIDELITY)/openpi-nodeps.txt
+	rm -rf $(OPENPI_VENV)
+	$(PYTHON) -m venv $(OPENPI_VENV)
+	$(OPENPI_VENV)/bin/pip install --quiet --upgrade pip
+	$(OPENPI_VENV)/bin/pip install --quiet -r $(FIDELITY)/openpi-requirements.txt
+	$(OPENPI_VENV)/bin/pip install --quiet --no-deps -r $(FIDELITY)/openpi-nodeps.txt
+	touch $@
+
 setup: install
 	$(BIN)/evalharness setup $(if $(LIBERO_ASSETS),--assets "$(LIBERO_ASSETS)")
 
 run: setup
 	$(BIN)/evalharness
 
-test: setup install-test
-	$(BIN)/pytest -q
+test: setup install-test openpi-venv
+	EVALHARNESS_OPENPI_PYTHON=$(abspath $(OPENPI_VENV))/bin/python $(BIN)/pytest -q
 
 test-fast: setup install-test
 	$(BIN)/pytest -q -m "not sim"
@@ -48,4 +64,4 @@ doctor: setup
 	$(BIN)/evalharness doctor
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(OPENPI_VENV) .pytest_cache .hypothesis

@@ -44,12 +44,18 @@ __all__ = [
     "TaskSummary",
     "Totals",
     "check_schema_version",
+    "refuse_older_run_dir",
     "json_schemas",
     "parse_summary",
     "SCHEMA_DIR",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Why each version after 1 was introduced: the reason an older run folder is refused.
+SCHEMA_CHANGES = {
+    2: "policy=mint's prompt now follows openpi exactly (state bins as openpi's, float64 state, 180-token "
+       "truncation; issue 25), so the episode keys of policy=mint runs changed",
+}
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 
 _Rate = Field(ge=0.0, le=1.0)
@@ -250,6 +256,22 @@ def check_schema_version(data: Any, source: str) -> None:
             f"{source} {has}; this evalharness reads schema_version {SCHEMA_VERSION} "
             "(rerun the run's command to rewrite its summary from episodes.jsonl)"
         )
+
+
+def refuse_older_run_dir(run_dir: Path) -> None:
+    """One line when ``run_dir`` holds a run written under another schema version: resuming
+    it would mix episodes whose keys were computed another way."""
+    summary = Path(run_dir) / "summary.json"
+    if not summary.is_file():
+        return
+    try:
+        found = json.loads(summary.read_text(encoding="utf-8")).get("schema_version")
+    except (ValueError, AttributeError, OSError):
+        return  # not ours to judge here; readers refuse it with their own line
+    if found != SCHEMA_VERSION:
+        why = SCHEMA_CHANGES.get(SCHEMA_VERSION, "the results format changed")
+        raise UserInputError(f"{run_dir} holds a run of results schema_version {found!r}; this evalharness writes "
+                             f"{SCHEMA_VERSION} ({why}); pass a new output_dir=... or run_name=..., or delete the folder")
 
 
 def parse_summary(data: Any, source: str) -> Summary:

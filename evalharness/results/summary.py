@@ -15,10 +15,10 @@ project's reporting rules:
 The typed form of this content, with every field documented, is
 :class:`evalharness.results.schema.Summary`; the result is validated against it before
 it is returned, so a writer bug fails here rather than in a reader. Shape
-(``schema_version`` 1)::
+(``schema_version`` 2)::
 
     {
-      "schema_version": 1,
+      "schema_version": 2,
       "confidence": 0.95,
       "metadata": {...},                     # as passed in
       "complete": bool,

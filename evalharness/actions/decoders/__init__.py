@@ -5,6 +5,7 @@ One module per scheme; :func:`build_decoder` picks one by the config's ``name``.
 - ``none``: the policy already returns a float chunk (:mod:`.none`);
 - ``mint_uniform``: MinT's documented ``i / 256 - 1`` tokens (:mod:`.mint_uniform`);
 - ``fast``: FAST DCT + BPE, as pi0-FAST emits (:mod:`.fast`);
+- ``pi0_fast``: FAST with the markers read from PaliGemma's tokenizer, openpi's fallbacks (:mod:`.pi0_fast`);
 - ``openvla_bins``: OpenVLA's 256 bins at the end of Llama-2's vocabulary (:mod:`.openvla_bins`).
 """
 
@@ -18,10 +19,12 @@ from evalharness.actions.decoders.fast import FastDecoder
 from evalharness.actions.decoders.mint_uniform import MintUniformDecoder
 from evalharness.actions.decoders.none import PassthroughDecoder
 from evalharness.actions.decoders.openvla_bins import OpenVLABinsDecoder
+from evalharness.actions.decoders.pi0_fast import Pi0FastDecoder
 from evalharness.errors import UserInputError, choices_error
 
 DECODERS: dict[str, type[Decoder]] = {
-    cls.name: cls for cls in (PassthroughDecoder, MintUniformDecoder, FastDecoder, OpenVLABinsDecoder)
+    cls.name: cls for cls in (PassthroughDecoder, MintUniformDecoder, FastDecoder, OpenVLABinsDecoder,
+                      Pi0FastDecoder)
 }
 
 __all__ = ["DECODERS", "Decoder", "build_decoder", "FastDecoder", "MintUniformDecoder",
