@@ -81,3 +81,40 @@ def test_a_run_folder_of_the_old_schema_is_refused_in_one_line(tmp_path):
     assert "\n" not in str(info.value)
     (tmp_path / "summary.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION}))
     refuse_older_run_dir(tmp_path)  # the current version resumes
+
+
+def test_decode_events_are_counted_per_episode_and_in_the_summary(tokenizers):
+    """A policy emitting malformed pi0-FAST rows: each becomes openpi's zero chunk, an event, and a count."""
+    import sentencepiece
+
+    from evalharness.policies.base import Policy
+    from evalharness.policies.pipelined import PipelinedPolicy
+    from evalharness.results.summary import build_summary
+    from factories import episode_record, run_metadata
+
+    sp_path, fast = tokenizers
+    sp = sentencepiece.SentencePieceProcessor(model_file=str(sp_path))
+
+    class Malformed(Policy):
+        name = "malformed"
+
+        def act(self, observation):
+            return np.asarray([*sp.encode("|"), 1])  # no "Action: " at all
+
+    decoder = {"name": "pi0_fast", "tokenizer_path": fast["tokenizer_path"], "paligemma_tokenizer": str(sp_path),
+               "min_token": fast["min_token"]}
+    policy = PipelinedPolicy(Malformed(), {"decoder": decoder, "normalize": {"name": "none"},
+                                           "convert": {"name": "none"}})
+    policy.reset("x", seed=0)
+    for _ in range(3):
+        assert not policy.act({"state": np.zeros(8)}).any()
+    assert sum(e.startswith("decode_event: ") for e in policy.drain_events()) == 3
+    stats = policy.episode_stats()
+    assert stats["decode_events"] == 3
+    records = [episode_record(key="a" * 16, policy_stats=stats),
+               episode_record(key="b" * 16, init_state=1, policy_stats={"prompt_truncations": 2}),
+               episode_record(key="c" * 16, init_state=2)]
+    totals = build_summary(records, run_metadata())["totals"]
+    assert totals["fidelity_events"] == {"decode_events": 3, "episodes_with_decode_events": 1,
+                                         "prompt_truncations": 2, "episodes_with_prompt_truncations": 1}
+    assert "fidelity_events" not in build_summary(records[2:], run_metadata())["totals"]

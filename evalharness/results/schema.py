@@ -124,6 +124,12 @@ class Totals(Counts):
     expected_episodes: int | None = Field(ge=0, description="Episodes the plan holds; null when unknown.")
     missing_episodes: int | None = Field(ge=0, description="Planned episodes not recorded; null when unknown.")
     time_s: TimeTotals
+    fidelity_events: dict[str, int] | None = Field(
+        default=None,
+        description="Summed over episodes, where a policy reported them: decode_events (malformed model output "
+        "decoded by a fallback, e.g. decoder on_error=openpi) and prompt_truncations (prompts cut at pi0-FAST's "
+        "180 tokens, as openpi); each with episodes_with_<name>. Absent when no episode had any.",
+    )
 
 
 class ErroredEpisode(_Strict):
