@@ -8,9 +8,10 @@ BIN := $(VENV)/bin
 export MUJOCO_GL ?= egl
 
 OPENPI_VENV ?= $(VENV)-openpi
+TF_VENV ?= $(VENV)-tf
 FIDELITY := tests/fidelity
 
-.PHONY: setup install install-test openpi-venv run test test-fast bench doctor clean
+.PHONY: setup install install-test openpi-venv tf-venv run test test-fast bench doctor clean
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -45,14 +46,25 @@ $(OPENPI_VENV)/.installed: $(FIDELITY)/openpi-requirements.txt $(FIDELITY)/openp
 	$(OPENPI_VENV)/bin/pip install --quiet --no-deps -r $(FIDELITY)/openpi-nodeps.txt
 	touch $@
 
+# The side venv with TensorFlow's real image ops, against which protocol=openvla's crop and
+# JPEG decode are measured (tests/test_fidelity_openvla.py). Cached like openpi-venv.
+tf-venv: $(TF_VENV)/.installed
+
+$(TF_VENV)/.installed: $(FIDELITY)/tf-requirements.txt
+	rm -rf $(TF_VENV)
+	$(PYTHON) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/pip install --quiet -r $(FIDELITY)/tf-requirements.txt
+	touch $@
+
 setup: install
 	$(BIN)/evalharness setup $(if $(LIBERO_ASSETS),--assets "$(LIBERO_ASSETS)")
 
 run: setup
 	$(BIN)/evalharness
 
-test: setup install-test openpi-venv
-	EVALHARNESS_OPENPI_PYTHON=$(abspath $(OPENPI_VENV))/bin/python $(BIN)/pytest -q
+test: setup install-test openpi-venv tf-venv
+	EVALHARNESS_OPENPI_PYTHON=$(abspath $(OPENPI_VENV))/bin/python \
+	EVALHARNESS_TF_PYTHON=$(abspath $(TF_VENV))/bin/python $(BIN)/pytest -q
 
 test-fast: setup install-test
 	$(BIN)/pytest -q -m "not sim"
@@ -64,4 +76,4 @@ doctor: setup
 	$(BIN)/evalharness doctor
 
 clean:
-	rm -rf $(VENV) $(OPENPI_VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(OPENPI_VENV) $(TF_VENV) .pytest_cache .hypothesis

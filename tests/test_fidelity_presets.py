@@ -76,7 +76,7 @@ def test_openpi_bins_non_finite_values_as_openpi_and_says_so():
 def test_a_run_folder_of_the_old_schema_is_refused_in_one_line(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({"schema_version": 1}))
     with pytest.raises(UserInputError, match=r"holds a run of results schema_version 1; this evalharness writes "
-                                             rf"{SCHEMA_VERSION} \(policy=mint's prompt") as info:
+                                             rf"{SCHEMA_VERSION} \(issue 25: policy=mint's prompt") as info:
         refuse_older_run_dir(tmp_path)
     assert "\n" not in str(info.value)
     (tmp_path / "summary.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION}))

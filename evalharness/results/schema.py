@@ -53,8 +53,8 @@ __all__ = [
 SCHEMA_VERSION = 2
 #: Why each version after 1 was introduced: the reason an older run folder is refused.
 SCHEMA_CHANGES = {
-    2: "policy=mint's prompt now follows openpi exactly (state bins as openpi's, float64 state, 180-token "
-       "truncation; issue 25), so the episode keys of policy=mint runs changed",
+    2: "issue 25: policy=mint's prompt now follows openpi exactly and protocol=openvla crops as TensorFlow "
+       "does, so the episode keys of policy=mint and protocol=openvla runs changed",
 }
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 

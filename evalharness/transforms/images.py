@@ -6,8 +6,10 @@ its transforms. Every step takes and returns a uint8 (H, W, 3) array.
 
 Differences from the originals, stated so that nobody assumes more fidelity than there
 is: openpi resizes with PIL bilinear (same here). OpenVLA resizes and crops with
-TensorFlow (lanczos3 and ``crop_and_resize``); this module uses PIL's LANCZOS and a PIL
-crop, which agree closely but not bit for bit.
+TensorFlow (lanczos3 and ``crop_and_resize``); this module uses PIL's LANCZOS (close, not bit
+for bit) and, for the crop, ``tf_center_crop`` (:mod:`evalharness.transforms.tf_crop`), which
+computes TF's own sampling; the PIL ``center_crop`` samples 0.75 px off and is kept for
+other uses (docs/fidelity.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from evalharness.errors import UserInputError, choices_error
+from evalharness.transforms.tf_crop import tf_center_crop
 
 ImageTransform = Callable[[np.ndarray], np.ndarray]
 
@@ -99,6 +102,7 @@ STEPS: dict[str, Callable[..., ImageTransform]] = {
     "resize": resize,
     "jpeg_roundtrip": jpeg_roundtrip,
     "center_crop": center_crop,
+    "tf_center_crop": tf_center_crop,
 }
 
 
