@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SIDE_SCRIPT = ROOT / "tests" / "fidelity" / "openpi_side.py"
 #: openpi adds back a state that went normalize -> float32 -> unnormalize (docs/fidelity.md).
 FINAL_ACTIONS_BOUND = 1.3e-7
+#: ... and with the env's float32 state added instead of the float64 one: one float32 ulp of the state more.
+FLOAT32_STATE_BOUND = 2.5e-7
 
 
 def side_python() -> Path:
@@ -365,4 +367,17 @@ def test_final_actions_differ_by_at_most_the_documented_bound(fidelity):
         row = fidelity["rows"][i, : fidelity["lengths"][i]]
         worst = max(worst, float(np.abs(pipeline(row, state=_openpi_state(fidelity, i)).actions
                                         - openpi[f"actions/{i}"]).max()))
+    print(f"float64 state: max |evalharness - openpi| = {worst:.3g}")
     assert 0 < worst <= FINAL_ACTIONS_BOUND
+
+
+def test_final_actions_with_the_envs_float32_state_are_bounded_too(fidelity):
+    """In a rollout the pipeline adds the env's float32 state (observation['state']); openpi adds its float64 one."""
+    openpi, pipeline = fidelity["openpi"], _pipeline(fidelity)
+    worst = 0.0
+    for i in range(len(fidelity["names"])):
+        row = fidelity["rows"][i, : fidelity["lengths"][i]]
+        state32 = fidelity["row_states"][i].astype(np.float32)
+        worst = max(worst, float(np.abs(pipeline(row, state=state32).actions - openpi[f"actions/{i}"]).max()))
+    print(f"float32 state: max |evalharness - openpi| = {worst:.3g}")
+    assert worst <= FLOAT32_STATE_BOUND
