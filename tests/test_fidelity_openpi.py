@@ -59,7 +59,9 @@ def _instructions(rng: np.random.Generator) -> list[str]:
     odd = ["Put_The BOWL on the plate", "  pick up the crème brûlée_and place it  ", "ÖFFNE die Schublade",
            "turn on the stove—now", "place the 碗 in the basket", "PUT the wine_bottle ON top of the CABINET"]
     long = [" ".join(rng.choice(ff.WORDS, size=170)), "_".join(rng.choice(ff.WORDS, size=220))]
-    return libero[:40] + odd + long
+    alphabet = list("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ__  éüßçñ碗盘øЖж—,'0123456789")
+    generated = ["".join(rng.choice(alphabet, size=int(rng.integers(1, 60)))) for _ in range(150)]
+    return libero[:40] + odd + generated + long
 
 
 def _states(stats: dict, rng: np.random.Generator, n: int) -> np.ndarray:

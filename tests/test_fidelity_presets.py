@@ -118,3 +118,24 @@ def test_decode_events_are_counted_per_episode_and_in_the_summary(tokenizers):
     assert totals["fidelity_events"] == {"decode_events": 3, "episodes_with_decode_events": 1,
                                          "prompt_truncations": 2, "episodes_with_prompt_truncations": 1}
     assert "fidelity_events" not in build_summary(records[2:], run_metadata())["totals"]
+
+
+def test_cli_decoder_pi0_fast_without_the_paligemma_tokenizer_is_one_line(tokenizers, tmp_path, assets_installed):
+    """Through the real command: exit 2, one line naming the value and what is allowed, nothing run."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, fast = tokenizers
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "evalharness", "suite=smoke", "policy=zero", "video=none", "runner.workers=0",
+         "decoder=pi0_fast", f"decoder.tokenizer_path={fast['tokenizer_path']}", f"output_dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == ["evalharness: error: decoder 'pi0_fast' paligemma_tokenizer is required; set it to the path "
+                     "of the file"], done.stderr[-2000:]
+    assert not (tmp_path / "run" / "episodes.jsonl").exists()
