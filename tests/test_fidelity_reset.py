@@ -23,9 +23,10 @@ import pytest
 
 SUITE_TASKS = (("libero_spatial", 0), ("libero_object", 1), ("libero_goal", 2), ("libero_10", 3), ("libero_90", 4))
 #: Where the soft reset is not bit-identical to a hard one after settling, the measured bound.
-#: libero_object: LIBERO's reset runs solver steps, and a rebuilt model starts them from
-#: another warm start than a kept one, so the settled qpos differ by about one ulp (1.1e-16,
-#: qvel 1.3e-14, warm start 1.1e-12). docs/fidelity.md; a protocol.hard_reset would close it.
+#: libero_object: right after the reset only the warm start differs (also when the kept
+#: model's data are reset with mj_resetData first), and the settled qpos differ by about one
+#: ulp (1.1e-16, qvel 1.3e-14, warm start 1.1e-12). docs/fidelity.md; a protocol.hard_reset
+#: would close it.
 NOT_BIT_IDENTICAL = {"libero_object": {"time": 0.0, "qpos": 1e-15, "qvel": 1e-13, "act": 0.0, "ctrl": 0.0,
                                        "qacc_warmstart": 1e-11}}
 SETTLE = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0])
