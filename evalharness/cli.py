@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "measure simulation and rendering throughput on this machine"),
     "table": ("table", "paper-style table of one or more runs (Markdown, LaTeX, CSV)"),
     "gate": ("gate", "regression gate: compare a candidate run to a baseline (exit 1 on a regression)"),
+    "power": ("power", "episodes a gate needs to see a drop, and the smallest drop a budget can see"),
     "report": ("report", "self-contained HTML report of runs: table, charts, episodes, videos"),
     "serve": ("serve", "serve a policy over the MinT protocol (one model for many workers)"),
     "checkpoint": ("checkpoint", "write a random reference checkpoint (init) or load and check one (check)"),
@@ -69,6 +70,7 @@ def _usage() -> str:
         "evaluation (the default): Hydra overrides, e.g.",
         "  evalharness suite=libero_object policy=scripted suite.episodes_per_task=5",
         "  evalharness --cfg job            # print the resolved config",
+        "  evalharness suite=libero_object policy=zero --dry-run   # episodes, time, memory; runs nothing",
         "  evalharness -m suite=libero_spatial,libero_goal policy=zero   # a sweep",
     ]
     return "\n".join(lines)
@@ -83,10 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         return run_subcommand(argv[0], argv[1:])
     if argv and argv[0] == "eval":
         argv = argv[1:]
-    from evalharness.engine.evaluate import run_hydra
+    dry_run = "--dry-run" in argv  # plan and print the cost, run nothing (evalharness/engine/dry_run.py)
+    argv = [arg for arg in argv if arg != "--dry-run"]
+    from evalharness.commands.words import check_command_words
 
     try:
-        return run_hydra(argv)
+        check_command_words(argv, [*SUBCOMMANDS, "eval"])
+        from evalharness.engine.evaluate import run_hydra
+
+        return run_hydra(argv, dry_run=dry_run)
     except UserInputError as exc:
         return _fail(str(exc))
 

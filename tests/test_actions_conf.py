@@ -1,4 +1,4 @@
-"""conf/{decoder,normalize,convert}: each file is the dict build_pipeline gets, and composes under Hydra."""
+"""conf/{decoder,normalize,convert}: each file names its part by _target_, spells out every setting, and composes."""
 
 from __future__ import annotations
 
@@ -7,40 +7,35 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hydra.utils import get_class
 
-from evalharness.actions.convert import PRESETS
-from evalharness.actions.decoders import DECODERS
-from evalharness.actions.decoders.base import COMMON_DEFAULTS
-from evalharness.actions.normalize import NORMALIZERS
 from evalharness.actions.pipeline import build_pipeline
+from evalharness.config.parts import part_names
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+FILES = [(group, name) for group in ("decoder", "normalize", "convert") for name in part_names(group)]
 
 
 def load(group: str, name: str) -> dict:
     return yaml.safe_load((CONF / group / f"{name}.yaml").read_text())
 
 
-@pytest.mark.parametrize("name", sorted(DECODERS))
-def test_decoder_files_spell_out_every_default(name):
-    cls = DECODERS[name]
-    assert load("decoder", name) == {**COMMON_DEFAULTS, **cls.DEFAULTS, "name": name}
+@pytest.mark.parametrize("group, name", FILES)
+def test_each_file_spells_out_every_setting_of_its_target(group, name):
+    """The YAML is the single source of a part's defaults: no setting is left to code."""
+    cfg = load(group, name)
+    settings = get_class(cfg.pop("_target_")).Settings
+    assert set(cfg) == set(settings.model_fields), f"conf/{group}/{name}.yaml"
+    assert cfg["name"] == name
+    settings.model_validate(cfg)  # the shipped values are valid settings (files are checked when built)
 
 
-@pytest.mark.parametrize("name", sorted(NORMALIZERS))
-def test_normalize_files_spell_out_every_default(name):
-    assert load("normalize", name) == {"name": name, **NORMALIZERS[name].DEFAULTS}
-
-
-@pytest.mark.parametrize("name", sorted(PRESETS))
-def test_convert_files_match_the_presets(name):
-    assert load("convert", name) == PRESETS[name]
-
-
-def test_every_group_file_is_known():
-    assert {p.stem for p in (CONF / "decoder").glob("*.yaml")} == set(DECODERS)
-    assert {p.stem for p in (CONF / "normalize").glob("*.yaml")} == set(NORMALIZERS)
-    assert {p.stem for p in (CONF / "convert").glob("*.yaml")} == set(PRESETS)
+def test_a_name_alone_reads_its_file():
+    """What a checkpoint's policy.yaml declares (``{name: ...}``) is the file's part and defaults."""
+    by_name = build_pipeline({"name": "openvla_bins"}, None, {"name": "openvla"}).describe()
+    by_target = build_pipeline(load("decoder", "openvla_bins"), None, load("convert", "openvla")).describe()
+    assert by_name == by_target
+    assert by_name["convert"]["steps"] == [{"name": "keep_first_7"}, {"name": "openvla_gripper", "gripper_dim": 6}]
 
 
 def test_groups_compose_under_hydra_1_3(tmp_path):
@@ -57,9 +52,25 @@ def test_groups_compose_under_hydra_1_3(tmp_path):
         "defaults:\n  - decoder: none\n  - normalize: none\n  - convert: none\n  - _self_\n")
     with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
         for decoder in ("none", "mint_uniform", "openvla_bins"):
-            for convert in sorted(PRESETS):
+            for convert in part_names("convert"):
                 cfg = compose("config", overrides=[f"decoder={decoder}", f"convert={convert}"])
                 assert set(cfg) == {"decoder", "normalize", "convert"}
                 assert cfg.decoder.name == decoder and cfg.convert.name == convert
                 pipe = build_pipeline(cfg.decoder, cfg.normalize, cfg.convert)
                 assert pipe.describe()["decoder"]["name"] == decoder
+
+
+def test_a_stage_is_none_only_by_name_or_absence():
+    """A stage declared by ``_target_`` alone is a part (wrapped), not ``none`` (skipped)."""
+    from evalharness.config.parts import is_none
+
+    assert is_none(None) and is_none({}) and is_none({"name": "none"})
+    assert not is_none({"name": "fast"})
+    assert not is_none({"_target_": "evalharness.actions.decoders.mint_uniform.MintUniformDecoder"})
+
+
+def test_a_target_without_a_file_is_built_from_its_settings_alone():
+    cfg = {**load("decoder", "mint_uniform"), "name": None}
+    assert build_pipeline(cfg, None, None).describe() == build_pipeline({"name": "mint_uniform"}, None, None).describe()
+    with pytest.raises(Exception, match="decoder.horizon is required but not given"):
+        build_pipeline({k: v for k, v in cfg.items() if k != "horizon"}, None, None)

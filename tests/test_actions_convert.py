@@ -75,11 +75,11 @@ def test_runtime_problems():
 
 @pytest.mark.parametrize("cfg, message", [
     ({"steps": ["delta_to_absolute", "flip"]},
-     "convert step 'flip' is not valid; allowed: delta_to_absolute, openvla_gripper, keep_first_7, clip"),
-    ({"steps": "keep_first_7"}, "convert steps 'keep_first_7' is not valid; allowed: a list of step names"),
-    ({"clip": "yes"}, "convert clip 'yes' is not valid; allowed: true, false"),
-    ({"delta_dims": 0}, "convert delta_dims 0 is not valid; allowed: an integer >= 1"),
-    ({"step": []}, "convert parameter 'step' is not valid; allowed: clip, delta_dims, gripper_dim, name, steps"),
+     "convert.steps.1='flip' is not valid; allowed: delta_to_absolute, openvla_gripper, keep_first_7, clip"),
+    ({"steps": "keep_first_7"}, "convert.steps='keep_first_7' is not valid; allowed: a list of step names"),
+    ({"clip": "yes"}, "convert.clip='yes' is not valid; allowed: true, false"),
+    ({"delta_dims": 0}, "convert.delta_dims=0 is not valid; allowed: an integer >= 1"),
+    ({"step": []}, "convert.step is not a setting; allowed: name, steps, delta_dims, gripper_dim, clip"),
 ])
 def test_config_mistakes(cfg, message):
     with pytest.raises(UserInputError) as info:

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from tokenizers import Tokenizer, decoders, models, trainers
 
-from evalharness.actions.decoders.fast import FastDecoder, decode_fast_ids, paligemma_to_fast
+from evalharness.actions.decoders.fast import decode_fast_ids, paligemma_to_fast
+from evalharness.actions.decoders import build_decoder
 from evalharness.actions.fast_fit import fit_fast_tokenizer
 from evalharness.actions.pipeline import build_pipeline
 from evalharness.errors import DecodeError, UserInputError
@@ -193,7 +194,7 @@ def fitted_decoders(fitted):
     _, path = fitted
     base = {"name": "fast", "tokenizer_path": str(path), "horizon": H, "action_dim": D, "scale": SCALE,
             "min_token": MIN_TOKEN}
-    return {space: FastDecoder.from_config({**base, "id_space": space}) for space in ("fast", "paligemma")}
+    return {space: build_decoder({**base, "id_space": space}) for space in ("fast", "paligemma")}
 
 
 @settings(max_examples=60, deadline=None)
@@ -276,12 +277,12 @@ def test_tokenizer_file_problems_are_user_input_errors(tmp_path):
 
 
 def test_config_choices_are_checked(golden):
-    with pytest.raises(UserInputError, match="on_length_mismatch 'pad' is not valid; allowed: error, zeros, "
+    with pytest.raises(UserInputError, match="decoder.on_length_mismatch='pad' is not valid; allowed: error, zeros, "
                                              "pad_truncate"):
         build_pipeline(golden_cfg(golden, on_length_mismatch="pad"), None, None)
-    with pytest.raises(UserInputError, match="id_space 'gemma' is not valid; allowed: paligemma, fast"):
+    with pytest.raises(UserInputError, match="decoder.id_space='gemma' is not valid; allowed: paligemma, fast"):
         build_pipeline(golden_cfg(golden, id_space="gemma"), None, None)
-    with pytest.raises(UserInputError, match="action_prefix_ids 'Action: ' is not valid"):
+    with pytest.raises(UserInputError, match="decoder.action_prefix_ids='Action: ' is not valid; allowed: a list of integers or null"):
         build_pipeline(golden_cfg(golden, action_prefix_ids="Action: "), None, None)
 
 

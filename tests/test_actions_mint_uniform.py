@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from evalharness.actions.decoders.mint_uniform import MintUniformDecoder, decode_tokens, encode_chunk
+from evalharness.actions.decoders.mint_uniform import decode_tokens, encode_chunk
+from evalharness.actions.decoders import build_decoder
 from evalharness.actions.pipeline import build_pipeline
 from evalharness.errors import DecodeError, UserInputError
 
@@ -77,18 +78,18 @@ def test_malformed_tokens_are_decode_errors(tokens, message):
 
 
 def test_configured_horizon_is_enforced():
-    decoder = MintUniformDecoder.from_config({"name": "mint_uniform", "horizon": 2})
+    decoder = build_decoder({"name": "mint_uniform", "horizon": 2})
     assert decoder.decode([256] * 14, []).shape == (2, 7)
     with pytest.raises(DecodeError, match=r"7 tokens make 1 steps; the configured horizon is 2 \(14 tokens\)"):
         decoder.decode([256] * 7, [])
 
 
 @pytest.mark.parametrize("cfg, message", [
-    ({"name": "mint_uniform", "divsor": 256}, "decoder 'mint_uniform' parameter 'divsor' is not valid; allowed:"),
-    ({"name": "mint_uniform", "divisor": 0}, "divisor 0 is not valid; allowed: a number > 0"),
-    ({"name": "mint_uniform", "action_dim": 0}, "action_dim 0 is not valid; allowed: an integer >= 1"),
-    ({"name": "mint_uniform", "token_low": 10, "token_high": 10}, "token_high 10 is not valid"),
-    ({"name": "mint_uniform", "on_error": "ignore"}, "on_error 'ignore' is not valid; allowed: error, zeros"),
+    ({"name": "mint_uniform", "divsor": 256}, "decoder.divsor is not a setting; allowed:"),
+    ({"name": "mint_uniform", "divisor": 0}, "decoder.divisor=0 is not valid; allowed: a number > 0"),
+    ({"name": "mint_uniform", "action_dim": 0}, "decoder.action_dim=0 is not valid; allowed: an integer >= 1"),
+    ({"name": "mint_uniform", "token_low": 10, "token_high": 10}, "decoder.token_high=10 is not valid; allowed: an integer > token_low (10)"),
+    ({"name": "mint_uniform", "on_error": "ignore"}, "decoder.on_error='ignore' is not valid; allowed: error, zeros"),
 ])
 def test_configuration_mistakes_are_user_input_errors(cfg, message):
     with pytest.raises(UserInputError) as info:

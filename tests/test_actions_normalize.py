@@ -144,7 +144,7 @@ def test_chunk_narrower_than_the_stats_is_a_decode_error(openpi_stats):
 
 def test_config_mistakes(tmp_path, openpi_stats):
     cases = [
-        ({"name": "minmax"}, "normalize 'minmax' is not valid; allowed: none, quantile, zscore, range, openvla"),
+        ({"name": "minmax"}, "normalize 'minmax' is not valid; allowed: none, openvla, quantile, range, zscore"),
         ({"name": "quantile"}, "normalize 'quantile' stats_path is required"),
         ({"name": "quantile", "stats_path": str(tmp_path / "missing.json")}, "is not an existing file"),
         ({"name": "quantile", "stats_path": str(openpi_stats), "key": "action"},
@@ -152,14 +152,14 @@ def test_config_mistakes(tmp_path, openpi_stats):
         ({"name": "quantile", "stats_path": str(openpi_stats), "dims": 9},
          "dims 9 is not valid; allowed: at most 8"),
         ({"name": "quantile", "stats_path": str(openpi_stats), "stats": "x"},
-         "normalize 'quantile' parameter 'stats' is not valid; allowed: dims, key, name, stats_path"),
+         "normalize.stats is not a setting; allowed: name, stats_path, key, dims"),
         ({"name": "range", "low": -1.0}, "normalize 'range' high is required"),
         ({"name": "range", "low": [0.0, 1.0], "high": [1.0, 1.0], "dims": None},
          "high 1.0 <= low 1.0 at dim 1; allowed: high > low"),
         ({"name": "range", "low": [0.0] * 3, "high": [1.0] * 3}, "dims 7 is not valid; allowed: at most 3"),
         ({"name": "openvla", "stats_path": str(openpi_stats)}, "normalize 'openvla' key is required"),
         ({"name": "openvla", "stats_path": str(openpi_stats), "key": "actions", "mask": [1, 0]},
-         "mask [1, 0] is not valid; allowed: a non-empty list of true/false"),
+         "normalize.mask=[1, 0] is not valid; allowed: a non-empty list of true/false"),
     ]
     for cfg, message in cases:
         with pytest.raises(UserInputError) as info:

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from evalharness.actions.decoders.openvla_bins import OpenVLABinsDecoder, decode_tokens, encode_chunk
+from evalharness.actions.decoders.openvla_bins import decode_tokens, encode_chunk
+from evalharness.actions.decoders import build_decoder
 from evalharness.errors import DecodeError
 
 V = 32000
@@ -71,9 +72,9 @@ def test_malformed_lengths(tokens, message):
 
 
 def test_default_horizon_is_one_action():
-    decoder = OpenVLABinsDecoder.from_config({"name": "openvla_bins"})
+    decoder = build_decoder({"name": "openvla_bins"})
     assert decoder.decode([V - 1] * 7, []).shape == (1, 7)
     with pytest.raises(DecodeError, match="14 tokens make 2 steps; the configured horizon is 1"):
         decoder.decode([V - 1] * 14, [])
-    multi = OpenVLABinsDecoder.from_config({"name": "openvla_bins", "horizon": None})
+    multi = build_decoder({"name": "openvla_bins", "horizon": None})
     assert multi.decode([V - 1] * 14, []).shape == (2, 7)

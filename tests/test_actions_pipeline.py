@@ -122,11 +122,11 @@ def test_final_actions_must_be_7_wide():
 def test_configuration_mistakes_are_one_line_user_input_errors(tmp_path):
     cases = [
         (({"name": "bins"}, None, None),
-         "decoder 'bins' is not valid; allowed: none, mint_uniform, fast, openvla_bins"),
-        (({"name": "mint_uniform", "action_dims": 7}, None, None), "parameter 'action_dims' is not valid"),
+         "decoder 'bins' is not valid; allowed: fast, mint_uniform, none, openvla_bins"),
+        (({"name": "mint_uniform", "action_dims": 7}, None, None), "decoder.action_dims is not a setting; allowed: name, on_error, action_dim"),
         ((None, {"name": "quantile", "stats_path": str(tmp_path / "none.json")}, None),
          "is not an existing file"),
-        ((None, None, {"steps": ["absolute"]}), "convert step 'absolute' is not valid"),
+        ((None, None, {"steps": ["absolute"]}), "convert.steps.0='absolute' is not valid; allowed: delta_to_absolute"),
         (([1, 2], None, None), "action pipeline config [1, 2] is not valid; allowed: a mapping"),
     ]
     for args, message in cases:

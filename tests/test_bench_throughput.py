@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
+           "EVALHARNESS_BENCH_CACHE": str(cwd / "bench-cache.json")}  # not the user's cache (--dry-run reads it)
     return subprocess.run([sys.executable, "-m", "evalharness", "bench", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=900)
 

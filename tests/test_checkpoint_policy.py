@@ -261,7 +261,7 @@ BAD = {
                      r"module 'evalharness\.models\.reference' has no class 'BiggerVLA'",
     "malformed_stats": r"norm_stats\.json is not valid JSON \(Expecting value",
     "stats_not_openpi": r"norm_stats\.json is not in openpi's format",
-    "bad_spec": r"policy\.yaml is not valid: output\.type='logits': Input should be 'tokens' or 'chunk'",
+    "bad_spec": r"policy\.yaml: output\.type='logits' is not valid; allowed: tokens, chunk",
     "truncated_weights": r"model\.safetensors is not a safetensors file \(the file is shorter than its header says\)",
 }
 

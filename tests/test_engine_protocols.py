@@ -80,7 +80,30 @@ LEROBOT: dict[str, Any] = {
     # src/lerobot/envs/libero.py LiberoEnv.metadata["render_fps"] = 80.
     "video_fps": 80,
 }
-EXPECTED = {"openpi": OPENPI, "openvla": OPENVLA, "lerobot": LEROBOT}
+# vla-eval's LIBERO benchmark (vla_eval/benchmarks/libero/benchmark.py, vla-eval 0.8.0);
+# docs/reference/protocols.md "vla-eval". tests/test_vla_eval_libero.py also checks these
+# against vla-eval's own constants and its observations byte for byte.
+VLA_EVAL: dict[str, Any] = {
+    # LIBEROBenchmark(num_steps_wait=10) steps LIBERO_DUMMY_ACTION = [0.0] * 6 + [-1.0].
+    "settle_steps": 10,
+    "settle_action": SETTLE_ACTION,
+    # MAX_STEP_MAPPING
+    "max_steps": {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520, "libero_90": 400},
+    # SyncEpisodeRunner: conn.act(obs) -> one action -> benchmark.apply_action, every step.
+    "replan_steps": 1,
+    # LIBERO_ENV_RESOLUTION = 256; preprocess_libero_image flips [::-1, ::-1].
+    "render_size": 256,
+    "image_transforms": ["rotate180", {"resize_with_pad": 256}],
+    # make_obs: "agentview", and "wrist" with send_wrist_image.
+    "cameras": ["base_0_rgb", "left_wrist_0_rgb"],
+    # make_obs: "states" with send_state.
+    "state": True,
+    # LIBEROBenchmark(seed=7)
+    "seed": 7,
+    # benchmarks/video.py: fps=20
+    "video_fps": 20,
+}
+EXPECTED = {"openpi": OPENPI, "openvla": OPENVLA, "lerobot": LEROBOT, "vla_eval": VLA_EVAL}
 
 
 def _compose(overrides: list[str]) -> dict[str, Any]:

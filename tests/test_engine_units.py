@@ -377,8 +377,10 @@ def test_check_group_choices_rejects_unknown_choices_in_one_line() -> None:
 
 
 def test_local_runner_rejects_negative_workers() -> None:
+    from evalharness.config.validation import validate_settings
+
     with pytest.raises(UserInputError, match="runner.workers"):
-        LocalRunner(None, -1)  # type: ignore[arg-type]
+        validate_settings(LocalRunner.Settings, {"workers": -1, "max_attempts": 2}, "runner")
 
 
 # ----- grouping work for workers ----------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def test_pi0_fast_refuses_underivable_markers_in_one_line(tokenizers, tmp_path, 
 
 def test_pi0_fast_on_error_choices(tokenizers):
     sp_path, fast = tokenizers
-    with pytest.raises(UserInputError, match="on_error 'maybe' is not valid; allowed: error, zeros, openpi"):
+    with pytest.raises(UserInputError, match="on_error='maybe' is not valid; allowed: error, zeros, openpi"):
         build_decoder({"name": "pi0_fast", "tokenizer_path": fast["tokenizer_path"],
                        "paligemma_tokenizer": str(sp_path), "on_error": "maybe"})
 

@@ -45,9 +45,57 @@ def test_make_gives_three_camera_observation(goal_env):
 
 
 def test_check_env_passes(goal_env):
+    """check_env passes; its only warnings are the two about the state's infinite bounds
+    (axis-angle and gripper), which the env's docstring explains: they have no bound that
+    always holds."""
+    import warnings
+
     from gymnasium.utils.env_checker import check_env
 
-    check_env(goal_env.unwrapped, skip_render_check=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(goal_env.unwrapped, skip_render_check=False)
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 2, messages
+    assert any("minimum value is -infinity" in m for m in messages) and any("maximum value is infinity" in m for m in messages)
+    state = goal_env.observation_space["state"]
+    assert np.isinf(state.low[3:]).all() and np.isinf(state.high[3:]).all() and np.isfinite(state.low[:3]).all()
+
+
+def test_state_box_bounds_the_position_by_the_arms_reach(goal_env):
+    """The position's bound holds for any joint angles (2000 random configurations of the
+    arm, by MuJoCo's forward kinematics on a scratch copy) and along a random-action
+    episode; the other five entries stay unbounded (see env.py)."""
+    import mujoco
+
+    from envs.libero.state_bounds import reach_radius
+
+    env = goal_env.unwrapped
+    space = env.observation_space["state"]
+    assert np.isfinite(space.low[:3]).all() and np.isfinite(space.high[:3]).all()
+    assert np.isinf(space.low[3:]).all() and np.isinf(space.high[3:]).all()
+    model, site = env._sim.model._model, env._robot.eef_site_id
+    mount, radius = reach_radius(model, site)
+    assert 0.8 < radius < 2.0  # a Panda's links, roughly 1.2 m end to end
+    np.testing.assert_allclose(env._sim.data._data.xpos[mount], env._robot.base_pos, atol=1e-9)
+    center = (space.low[:3].astype(np.float64) + space.high[:3]) / 2
+
+    data = mujoco.MjData(model)
+    rng = np.random.default_rng(0)
+    arm = [model.joint(name).id for name in env._robot.robot_joints]
+    farthest = 0.0
+    for _ in range(2000):
+        for joint in arm:
+            data.qpos[model.jnt_qposadr[joint]] = rng.uniform(-np.pi, np.pi)
+        mujoco.mj_kinematics(model, data)
+        farthest = max(farthest, float(np.linalg.norm(data.site_xpos[site] - data.xpos[mount])))
+    assert 0.5 * radius < farthest <= radius
+
+    env.reset_to(0)
+    for action in random_actions(60, seed=3):
+        env.step_physics(action)
+        state = env.proprio_state()
+        assert space.contains(state) and np.linalg.norm(state[:3] - center) <= radius + 1e-3
 
 
 @pytest.mark.parametrize(("suite", "task", "k"), [("libero_spatial", 0, 3), ("libero_object", 5, 7), ("libero_10", 2, 49)])

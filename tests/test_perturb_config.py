@@ -228,3 +228,26 @@ def test_perturbed_runs_get_their_own_folder_name_and_plain_runs_keep_theirs() -
 
     assert run_name_suffix(_node()) == ""
     assert run_name_suffix(_node("perturb=[light,camera]", "perturb.level=4")) == "-camera+light-L4"
+
+
+@pytest.mark.parametrize("dim", sorted(p.stem for p in (CONF_DIR / "perturb").glob("*.yaml") if p.stem != "none"))
+def test_each_dimension_file_sets_only_keys_of_its_settings_model(dim) -> None:
+    """A dimension's keys are declared once, by its class's pydantic Settings model."""
+    import yaml
+    from hydra.utils import get_class
+
+    from envs.libero.perturb.base import PerturbationSettings
+
+    node = yaml.safe_load((CONF_DIR / "perturb" / f"{dim}.yaml").read_text())[dim]
+    settings = get_class(node.pop("_target_")).Settings
+    assert issubclass(settings, PerturbationSettings)
+    assert set(node) <= set(settings.model_fields)
+
+
+def test_a_bad_dimension_value_is_named_by_its_settings_model() -> None:
+    with pytest.raises(UserInputError) as info:
+        load_perturb_config(_node("perturb=runtime_move", "perturb.runtime_move.fallback_step=0"))
+    assert str(info.value).startswith("perturb.runtime_move.fallback_step=0 is not valid")
+    with pytest.raises(UserInputError) as info:
+        load_perturb_config(_node("perturb=light", "+perturb.light.colour=red"))
+    assert str(info.value) == "perturb.light.colour is not a setting; allowed: level, modes"

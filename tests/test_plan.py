@@ -224,10 +224,12 @@ def test_video_first_n_larger_than_the_plan_films_everything() -> None:
 
 
 def test_video_bad_mode_and_first_n_are_one_line_errors() -> None:
+    from evalharness.episode.video_selection import load_video_settings
+
     with pytest.raises(UserInputError) as info:
-        video_decisions(_plan(), "sometimes")
+        load_video_settings({"mode": "sometimes", "first_n": 1, "fps": None})
     message = str(info.value)
     assert "video.mode" in message and "'sometimes'" in message and "first_n" in message and "\n" not in message
     for bad in (0, -1, "2"):
         with pytest.raises(UserInputError, match="video.first_n"):
-            video_decisions(_plan(), "first_n", bad)
+            load_video_settings({"mode": "first_n", "first_n": bad, "fps": None})

@@ -2,7 +2,8 @@
 
 Every ``conf/policy/*.yaml`` is checked, the remote ones against real servers on 127.0.0.1:
 ``openpi`` against openpi's websocket protocol (tests/openpi_server.py), ``mint`` against
-``evalharness serve``.
+``evalharness serve``, ``vla_eval`` against vla-eval's own model-server code
+(tests/vla_eval_servers.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from evalharness.commands.serve import compose
 from evalharness.transports.mint.server import ServerThread, build_service, create_app
 from evalharness.policies.build import build_policy
 from openpi_server import ObservationPolicy, OpenpiTestServer
+from vla_eval_servers import DeterministicServer, ServedInThread
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 NONE = {"decoder": {"name": "none"}, "normalize": {"name": "none"}, "convert": {"name": "none"}}
@@ -69,7 +71,14 @@ def mint_server():
 
 
 @pytest.fixture(scope="module")
-def shipped(checkpoint_dir, chunk_checkpoint_dir, openpi_server, mint_server) -> list[Shipped]:
+def vla_eval_server():
+    """vla-eval's own PredictModelServer + serve_async on 127.0.0.1."""
+    with ServedInThread(DeterministicServer()) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def shipped(checkpoint_dir, chunk_checkpoint_dir, openpi_server, mint_server, vla_eval_server) -> list[Shipped]:
     mint = {**NONE, "decoder": yaml.safe_load((CONF / "decoder" / "mint_uniform.yaml").read_text())}
     quick = {"reconnects": 0, "open_timeout_s": 5, "infer_timeout_s": 20}
     return [
@@ -87,6 +96,10 @@ def shipped(checkpoint_dir, chunk_checkpoint_dir, openpi_server, mint_server) ->
         # openpi's server takes the 224 px images of openpi's preprocessing: protocol=openpi only.
         Shipped("openpi", "openpi (against openpi's websocket protocol)",
                 configured("openpi", port=openpi_server.port, **quick), NONE, ("openpi",)),
+        # run: the yaml fills it from the run's groups by interpolation, absent here
+        Shipped("vla_eval", "vla_eval (against vla-eval's own model server)",
+                configured("vla_eval", port=vla_eval_server.port, run={}, open_timeout_s=5, infer_timeout_s=20,
+                           retries={"max_retries": 0}), NONE),
         Shipped("mint", "mint (against evalharness serve)",
                 configured("mint", model_path="local://random", base_url=mint_server.url, state_space="raw",
                            stats_path=None), NONE),

@@ -67,6 +67,9 @@ class Probe(Policy):
         self.log.append("drain_events")
         return ["probe-event"]
 
+    def episode_end(self, success: bool) -> None:
+        self.log.append(f"episode_end:{success}")
+
     def episode_stats(self) -> dict[str, float | int]:
         self.log.append("episode_stats")
         return {"probe_queries": 3}
@@ -99,6 +102,7 @@ CALLS = {
     "reset": (lambda w: w.reset("go", seed=7, init_state=2), "reset:go:7:2"),
     "act": (lambda w: w.act({}), "act"),
     "drain_events": (lambda w: w.drain_events(), "drain_events"),
+    "episode_end": (lambda w: w.episode_end(True), "episode_end:True"),
     "episode_stats": (lambda w: w.episode_stats(), "episode_stats"),
     "fork": (lambda w: w.fork(), "fork"),
     "act_batch": (lambda w: type(w).act_batch([w, w.fork()], [{}, {}]), "act_batch:2"),

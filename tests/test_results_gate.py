@@ -169,6 +169,15 @@ def test_other_context_differences_are_shown_not_refused(tmp_path):
     assert result.exit_code == EXIT_PASS
 
 
+def test_assets_row_shows_the_loaded_files_digest_of_todays_runs(tmp_path):
+    """Today's runs record ``loaded_sha256`` (no tree checksum): the row shows its start."""
+    today = {"provenance": "original", "loaded_sha256": "0c08a73b8f3e" + "0" * 52}
+    base = make(tmp_path, "base", {0: "S" * 10}, meta=run_metadata("base", assets=today))
+    cand = make(tmp_path, "cand", {0: "S" * 10}, meta=run_metadata("cand", assets=today))
+    row = {item.name: item for item in gate(base, cand).context}["assets"]
+    assert (row.baseline, row.candidate) == ("0c08a73b8f3e", "0c08a73b8f3e") and not row.differs
+
+
 def test_summary_is_appended_to_github_step_summary(tmp_path, capsys, monkeypatch):
     base = make(tmp_path, "base", {0: "S" * 10})
     cand = make(tmp_path, "cand", {0: "S" * 10})

@@ -34,7 +34,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 def chromium(tmp_path: Path, url: str, *extra: str) -> tuple[str, list[str]]:
     """(stdout, console lines) of one headless Chromium run on ``url``."""
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does)")
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does: make system-deps)")
     profile = tmp_path / f"profile{len(list(tmp_path.glob('profile*')))}"
     proc = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *extra, url],
                           capture_output=True, text=True, timeout=120)
@@ -156,3 +156,33 @@ def test_report_errors_are_one_line(tmp_path, capsys):
     empty.mkdir()
     assert main(["report", str(empty)]) == 2
     assert "has neither summary.json nor episodes.jsonl" in capsys.readouterr().err
+
+
+def test_a_perturbed_episode_is_shown_beside_its_clean_twin(tmp_path):
+    """Issue 22: the pair a user wants to compare, side by side, with the drawn parameters."""
+    clean = outcomes_records("libero_spatial", 0, "SF", policy="c")
+    perturbation = {"parts": {"camera": {"_target_": "envs.libero.perturb.camera.CameraOrbit", "level": 2}},
+                    "dimensions": {"camera": {"level": 2, "params": {"group": "h", "H": -21.123456, "V": 0.0, "S": 1.0}}},
+                    "attempt": 0, "applied": {}, "runtime": {}}
+    records = [r.model_copy(update={"video": f"videos/clean{i}_{r.outcome}.mp4"}) for i, r in enumerate(clean)]
+    records.append(clean[0].model_copy(update={
+        "key": "perturbed-0", "success": False, "perturbation": perturbation, "control_key": clean[0].key,
+        "video": "videos/perturbed0_failure.mp4"}))
+    records.append(clean[1].model_copy(update={  # a twin never run (perturb.control=false)
+        "key": "perturbed-1", "perturbation": perturbation, "control_key": None, "video": None}))
+    run = write_run(tmp_path / "runs" / "camera-L2", records, run_metadata("scripted"))
+    for i, r in enumerate(records):
+        if r.video:
+            write_video(run / r.video, (60 * i, 100, 180))
+    page = tmp_path / "report.html"
+    assert main(["report", str(run), "-o", str(page)]) == 0
+    dom, console = chromium(tmp_path, page.as_uri(), "--dump-dom")
+    assert console == [], console
+    section = dom[dom.index("Perturbed episodes beside their clean twins"):]
+    rows = section.split("<tr>")[2:]
+    assert len(rows) == 2
+    pair = re.findall(r'<video [^>]*src="([^"]+)"', rows[0])
+    assert [unquote(s).rsplit("/", 1)[1] for s in pair] == ["perturbed0_failure.mp4", "clean0_success.mp4"]
+    assert "camera L2: H=-21.12, S=1, V=0, group=h" in rows[0]
+    assert "clean twin: not run (perturb.control=false)" in rows[1]
+    assert dom.count("<td>camera L2</td>") == 2 and dom.count("<td>clean</td>") == 2  # the episodes table says which is which

@@ -83,7 +83,7 @@ def test_an_old_or_foreign_file_gets_one_line_with_both_versions(tmp_path, chang
 def test_a_broken_summary_names_the_field(tmp_path):
     data = build_summary(outcomes_records("libero_goal", 0, "SF"), run_metadata())
     data["totals"]["successes"] = -1
-    with pytest.raises(UserInputError, match=r"x.json is not a valid summary: totals.successes: .*greater than or equal to 0"):
+    with pytest.raises(UserInputError, match=r"x.json is not a valid summary: totals.successes=-1 is not valid: .*greater than or equal to 0"):
         parse_summary(data, "x.json")
     with pytest.raises(UserInputError, match="is not a results summary"):
         parse_summary([1, 2], "y.json")

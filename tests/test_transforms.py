@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from evalharness.config.parts import part_names
 from evalharness.errors import UserInputError
 from evalharness.transforms.images import (
-    STEPS,
     build_image_transform,
     center_crop,
     flip_vertical,
@@ -170,7 +170,7 @@ def test_build_rejects_an_unknown_step_with_one_line_naming_it_and_the_choices()
     message = str(info.value)
     assert "\n" not in message
     assert "'rotate90'" in message
-    for name in STEPS:
+    for name in part_names("image_transform"):
         assert name in message
 
 
@@ -179,3 +179,38 @@ def test_build_rejects_a_malformed_step_with_one_line(step) -> None:
     with pytest.raises(UserInputError) as info:
         build_image_transform([step])
     assert "\n" not in str(info.value)
+
+
+# ----- each step is a part: a class with one settings model, named by conf/image_transform/ ---------
+
+
+def test_each_step_file_spells_out_every_setting_of_its_target() -> None:
+    import yaml
+    from hydra.utils import get_class
+
+    from evalharness.config.conf import CONF_DIR
+
+    for name in part_names("image_transform"):
+        cfg = yaml.safe_load((CONF_DIR / "image_transform" / f"{name}.yaml").read_text())
+        settings = get_class(cfg.pop("_target_")).Settings
+        assert set(cfg) == set(settings.model_fields) and cfg["name"] == name, name
+
+
+def test_a_step_takes_its_settings_as_a_mapping_and_by_target() -> None:
+    image = _image(40, 40)
+    np.testing.assert_array_equal(build_image_transform([{"jpeg_roundtrip": {"quality": 60}}])(image),
+                                  jpeg_roundtrip(60)(image))
+    by_target = build_image_transform([{"_target_": "evalharness.transforms.images.Resize", "size": 20}])
+    np.testing.assert_array_equal(by_target(image), resize(20)(image))
+
+
+@pytest.mark.parametrize("steps, message", [
+    ([{"center_crop": 1.5}], "image_transforms[0].area=1.5 is not valid; allowed: 0 < area <= 1"),
+    (["rotate180", {"resize": 0}], "image_transforms[1].size=0 is not valid; allowed: an integer >= 1"),
+    (["resize"], "image_transforms[0].size=None is not valid; allowed: an integer"),
+    ([{"jpeg_roundtrip": {"qualty": 9}}], "image_transforms[0].qualty is not a setting; allowed: name, quality"),
+])
+def test_a_bad_step_setting_is_one_line_naming_it(steps, message) -> None:
+    with pytest.raises(UserInputError) as info:
+        build_image_transform(steps)
+    assert str(info.value) == message

@@ -11,7 +11,22 @@ Observation (a ``Dict`` space):
   ``render()`` returns an upright agentview frame for humans.
 - ``image_mask``: for each camera, ``True`` when it is a real camera.
 - ``state``: ``float32[8]`` = end-effector position (3), end-effector orientation as
-  axis-angle (3), gripper finger positions (2).
+  axis-angle (3), gripper finger positions (2). Its ``Box`` declares only the bound
+  that holds for every step (:mod:`envs.libero.state_bounds`), and leaves the rest
+  infinite, so Gymnasium's ``check_env`` warns about infinite bounds:
+
+  * position: within the arm's reach (the sum of its link offsets) around its mount,
+    which LIBERO places per scene; declared (the OSC controller enforces no tighter
+    workspace limit);
+  * axis-angle: ``2 * acos(w)`` times the axis (the datasets' convention, see
+    :func:`envs.libero.geometry.quat_xyzw_to_axis_angle`) lies in [-2 pi, 2 pi] only for
+    an exactly unit quaternion: near w = -1 the axis is MuJoCo's ``xquat`` divided by a
+    tiny sine, and its rounding error is amplified beyond that range; not declared;
+  * gripper: the finger joints' ranges (0..0.04 m and -0.04..0 m) are soft constraints
+    in MuJoCo, which contacts and the actuator can overshoot; not declared.
+
+  A bound that a real observation could exceed would make
+  ``observation_space.contains`` reject it.
 - ``instruction``: the task's language instruction.
 
 ``step(action)`` takes LIBERO's 7-D action (6 end-effector deltas in [-1, 1], gripper
@@ -55,6 +70,7 @@ from envs.libero.catalog import INIT_STATES_PER_TASK, TaskInfo, check_init_state
 from envs.libero.geometry import quat_xyzw_to_axis_angle
 from envs.libero.render import FrameRenderer, free_render_context
 from envs.libero.runtime import import_libero
+from envs.libero.state_bounds import state_bounds
 
 
 
@@ -172,7 +188,7 @@ class LiberoEnv(gym.Env):
             {
                 "images": spaces.Dict({cam: image for cam in CAMERAS}),
                 "image_mask": spaces.Dict({cam: spaces.Box(0, 1, shape=(), dtype=np.bool_) for cam in CAMERAS}),
-                "state": spaces.Box(-np.inf, np.inf, shape=(STATE_DIM,), dtype=np.float32),
+                "state": spaces.Box(*state_bounds(self._sim.model._model, self._robot.eef_site_id), dtype=np.float32),
                 "instruction": spaces.Text(min_length=1, max_length=512, charset=INSTRUCTION_CHARSET),
             }
         )
@@ -269,8 +285,15 @@ class LiberoEnv(gym.Env):
         return images
 
     def render_upright(self) -> np.ndarray:
-        """The agentview frame turned right side up (rows top-down), for videos and humans."""
-        return np.ascontiguousarray(self._renderer.render(["agentview"])["agentview"][::-1])
+        """The agentview frame turned right side up (rows top-down), for videos and humans.
+
+        An active image corruption is applied as to the policy's agentview (in LIBERO's raw
+        orientation, then turned), so a video shows the episode the policy saw.
+        """
+        frame = self._renderer.render(["agentview"])["agentview"]
+        if self._perturbation is not None:
+            frame = self._perturbation.corrupt_view({"base_0_rgb": frame})["base_0_rgb"]
+        return np.ascontiguousarray(frame[::-1])
 
     def proprio_state(self) -> np.ndarray:
         """``float32[8]``: eef position, eef axis-angle, gripper qpos."""
@@ -284,8 +307,18 @@ class LiberoEnv(gym.Env):
         ).astype(np.float32)
 
     def robot_state(self) -> dict[str, np.ndarray]:
-        """Raw proprioception as robosuite reports it (quaternion in x, y, z, w order)."""
-        return {key: np.array(self._raw_obs[key]) for key in ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")}
+        """Raw proprioception as robosuite reports it (quaternion in x, y, z, w order).
+
+        Also the OSC controller's own end-effector pose at its last update
+        (``robot0_controller_eef_pos``, ``robot0_controller_eef_ori_mat``), which some
+        clients send (vla-eval's ``controller_states``); absent before the first update.
+        """
+        state = {key: np.array(self._raw_obs[key]) for key in ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")}
+        controller = self._robot.controller
+        if getattr(controller, "ee_pos", None) is not None and getattr(controller, "ee_ori_mat", None) is not None:
+            state["robot0_controller_eef_pos"] = np.array(controller.ee_pos)
+            state["robot0_controller_eef_ori_mat"] = np.array(controller.ee_ori_mat)
+        return state
 
     def privileged_state(self) -> dict[str, np.ndarray]:
         """Every object's simulator position / quaternion (``<name>_pos``, ``<name>_quat``).

@@ -14,7 +14,8 @@ config (the way openpi lists its output transforms):
 - ``clip``: clip every value to [-1, 1]; ``clip: true`` appends this step at the end.
   Only where the protocol says so; the step records how many values it changed.
 
-Presets (``conf/convert/*.yaml`` mirror :data:`PRESETS`): ``none`` (no step),
+The convert group's part is :class:`ConvertSteps` (settings: :class:`ConvertSettings`);
+its presets are the files ``conf/convert/*.yaml`` and nothing else: ``none`` (no step),
 ``openpi_libero`` (delta_to_absolute, keep_first_7), ``openvla`` (keep_first_7,
 openvla_gripper).
 """
@@ -23,12 +24,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from evalharness.actions import _config
-from evalharness.errors import DecodeError, UserInputError, choices_error
+from evalharness.config.fields import Bool, Count, NonNegativeInt
+from evalharness.config.parts import load_part, part_names, plain, resolve_part
+from evalharness.errors import DecodeError, UserInputError
 
 LIBERO_ACTION_DIM = 7
 
@@ -130,39 +133,70 @@ class Clip(Converter):
 
 STEP_NAMES = ("delta_to_absolute", "openvla_gripper", "keep_first_7", "clip")
 
-DEFAULTS: dict[str, Any] = {"name": None, "steps": [], "delta_dims": 6, "gripper_dim": 6, "clip": False}
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "none": {"name": "none", "steps": [], "delta_dims": 6, "gripper_dim": 6, "clip": False},
-    "openpi_libero": {"name": "openpi_libero", "steps": ["delta_to_absolute", "keep_first_7"],
-                      "delta_dims": 6, "gripper_dim": 6, "clip": False},
-    "openvla": {"name": "openvla", "steps": ["keep_first_7", "openvla_gripper"],
-                "delta_dims": 6, "gripper_dim": 6, "clip": False},
-}
+class ConvertSettings(BaseModel):
+    """``conf/convert/<name>.yaml``: the ordered steps and their parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None  # recorded in the identity as the convert config's name
+    steps: list[Literal["delta_to_absolute", "openvla_gripper", "keep_first_7", "clip"]]
+    delta_dims: Count  # delta_to_absolute adds raw state[0:delta_dims]
+    gripper_dim: NonNegativeInt  # openvla_gripper's dim
+    clip: Bool  # true appends a clip to [-1, 1]
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _a_list(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+            raise ValueError(f"allowed: a list of step names ({', '.join(STEP_NAMES)})")
+        return list(value)
 
 
-def build_converters(cfg: Mapping[str, Any] | None) -> list[Converter]:
-    """The ordered converter steps described by a convert config."""
-    s = _config.merge("convert", cfg, DEFAULTS)
-    steps = s["steps"] if s["steps"] is not None else []
-    if isinstance(steps, (str, bytes, Mapping)) or not hasattr(steps, "__iter__"):
-        raise UserInputError(f"convert steps {steps!r} is not valid; allowed: a list of step names "
-                             f"({', '.join(STEP_NAMES)})")
-    delta_dims = _config.integer("convert", "delta_dims", s["delta_dims"], minimum=1)
-    gripper_dim = _config.integer("convert", "gripper_dim", s["gripper_dim"], minimum=0)
-    clip = _config.boolean("convert", "clip", s["clip"])
-    out: list[Converter] = []
-    for step in list(steps):
-        if step == "delta_to_absolute":
-            out.append(DeltaToAbsolute(delta_dims))
-        elif step == "openvla_gripper":
-            out.append(OpenVLAGripper(gripper_dim))
-        elif step == "keep_first_7":
-            out.append(KeepFirst7())
-        elif step == "clip":
+class ConvertSteps:
+    """The convert group's part: the ordered converter steps a convert config lists."""
+
+    Settings: ClassVar[type[ConvertSettings]] = ConvertSettings
+
+    def __init__(self, converters: list[Converter], name: str | None = None) -> None:
+        self.converters = list(converters)
+        self.name = name
+
+    @classmethod
+    def from_settings(cls, settings: ConvertSettings) -> ConvertSteps:
+        out: list[Converter] = []
+        for step in settings.steps:
+            if step == "delta_to_absolute":
+                out.append(DeltaToAbsolute(settings.delta_dims))
+            elif step == "openvla_gripper":
+                out.append(OpenVLAGripper(settings.gripper_dim))
+            elif step == "keep_first_7":
+                out.append(KeepFirst7())
+            else:
+                out.append(Clip())
+        if settings.clip and not (out and isinstance(out[-1], Clip)):
             out.append(Clip())
-        else:
-            raise choices_error("convert step", step, list(STEP_NAMES))
-    if clip and not (out and isinstance(out[-1], Clip)):
-        out.append(Clip())
-    return out
+        return cls(out, settings.name)
+
+
+def build_convert(cfg: Any) -> ConvertSteps:
+    """The convert steps ``cfg`` chooses (``_target_``, or ``name`` -> ``conf/convert/<name>.yaml``;
+    default ``none``).
+
+    A ``name`` that is no file in ``conf/convert/`` labels the steps the config lists (over
+    ``none``'s defaults), as convert configs always could: a checkpoint may declare
+    ``convert: {name: my_robot, steps: [keep_first_7]}``.
+    """
+    given = plain(cfg, "convert config")
+    name = given.get("name")
+    if "_target_" not in given and isinstance(name, str) and name not in part_names("convert"):
+        given = {**resolve_part("convert", {k: v for k, v in given.items() if k != "name"}), "name": name}
+    cls, settings = load_part("convert", given, ConvertSteps)
+    return cls.from_settings(settings)
+
+
+def build_converters(cfg: Any) -> list[Converter]:
+    """The ordered converter steps described by a convert config."""
+    return build_convert(cfg).converters

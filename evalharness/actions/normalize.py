@@ -14,21 +14,26 @@ untouched (they are padding, dropped later by ``keep_first_7``).
 - ``none``: identity.
 
 Statistics are read with :func:`evalharness.actions.stats.load_norm_stats`; ``dims``
-(default 7, LIBERO's action size) keeps the first entries when the stats are wider
-(padded to the model's action dim); ``dims: null`` keeps all.
+(7 in the shipped files, LIBERO's action size) keeps the first entries when the stats are
+wider (padded to the model's action dim); ``dims: null`` keeps all.
+
+Each normalizer has one settings model; ``conf/normalize/<name>.yaml`` names the class by
+``_target_`` and spells out every setting (:mod:`evalharness.config.parts`).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, PlainValidator
 
-from evalharness.actions import _config
 from evalharness.actions.stats import NormStats, load_norm_stats
-from evalharness.errors import DecodeError, UserInputError, choices_error
+from evalharness.config.fields import NonNegativeInt, NumberOrList, OptionalCount
+from evalharness.config.parts import load_part
+from evalharness.config.validation import validate_settings
+from evalharness.errors import DecodeError, UserInputError
 
 QUANTILE_EPS = 1e-6
 ZSCORE_EPS = 1e-6
@@ -36,20 +41,58 @@ OPENVLA_EPS = 1e-8
 LIBERO_DIMS = 7
 
 
+def _bool_list(value: Any) -> tuple[bool, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ValueError("allowed: a list of true/false")
+    items = list(value)
+    if not items or not all(isinstance(v, bool) for v in items):
+        raise ValueError("allowed: a non-empty list of true/false")
+    return tuple(items)
+
+
+class NormalizeSettings(BaseModel):
+    """The key every normalize config has: ``none`` takes nothing else."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None  # the config's name (conf/normalize/<name>.yaml); the normalizer records its own
+
+
+class StatsSettings(NormalizeSettings):
+    """``conf/normalize/{quantile,zscore}.yaml``: a statistics file, its entry, how many dims."""
+
+    stats_path: Any  # required: a norm_stats.json (checked when the normalizer is built)
+    key: str | None
+    dims: OptionalCount  # the first entries of the stats (null = all)
+
+
+class OpenVLASettings(StatsSettings):
+    """``conf/normalize/openvla.yaml``: adds which dims are normalized (the rest pass through)."""
+
+    mask: Annotated[tuple[bool, ...] | None, PlainValidator(_bool_list)]  # null: the stats' mask, else arm_dims
+    arm_dims: NonNegativeInt
+
+
+class RangeSettings(NormalizeSettings):
+    """``conf/normalize/range.yaml``: an explicit action box."""
+
+    low: NumberOrList  # required: a number, or one per dim
+    high: NumberOrList  # required: idem, high > low
+    dims: OptionalCount
+
+
 class Normalizer(abc.ABC):
     """A pair of maps between robot units and the model's normalized space."""
 
     name: ClassVar[str]
-    DEFAULTS: ClassVar[dict[str, Any]]
-
-    @classmethod
-    def settings(cls, cfg: Mapping[str, Any] | None) -> dict[str, Any]:
-        return _config.merge(f"normalize {cls.name!r}", cfg, {"name": cls.name, **cls.DEFAULTS})
+    Settings: ClassVar[type[NormalizeSettings]]
 
     @classmethod
     @abc.abstractmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> Normalizer:
-        """Build from a config dict (mistakes raise UserInputError)."""
+    def from_settings(cls, settings: Any) -> Normalizer:
+        """Build from validated settings (a missing or malformed stats file raises UserInputError)."""
 
     @abc.abstractmethod
     def _forward(self, x: np.ndarray) -> np.ndarray: ...
@@ -90,11 +133,10 @@ class IdentityNormalizer(Normalizer):
     """The model already works in robot units."""
 
     name: ClassVar[str] = "none"
-    DEFAULTS: ClassVar[dict[str, Any]] = {}
+    Settings: ClassVar[type[NormalizeSettings]] = NormalizeSettings
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> IdentityNormalizer:
-        cls.settings(cfg)
+    def from_settings(cls, settings: NormalizeSettings) -> IdentityNormalizer:
         return cls()
 
     @property
@@ -115,7 +157,7 @@ class _StatsNormalizer(Normalizer):
     """Shared reading of ``stats_path`` / ``key`` / ``dims``."""
 
     FIELDS: ClassVar[tuple[str, ...]]
-    DEFAULTS: ClassVar[dict[str, Any]] = {"stats_path": None, "key": "actions", "dims": LIBERO_DIMS}
+    Settings: ClassVar[type[StatsSettings]] = StatsSettings
 
     def __init__(self, vectors: list[np.ndarray], stats: NormStats | None = None, dims: int | None = None) -> None:
         self.vectors = [np.asarray(v, dtype=np.float64) for v in vectors]
@@ -123,21 +165,22 @@ class _StatsNormalizer(Normalizer):
         self.dims = dims
 
     @classmethod
-    def _load(cls, s: dict[str, Any]) -> tuple[list[np.ndarray], NormStats, int | None]:
+    def _load(cls, s: StatsSettings) -> tuple[list[np.ndarray], NormStats, int | None]:
         where = f"normalize {cls.name!r}"
-        dims = _config.integer(where, "dims", s["dims"], minimum=1, allow_none=True)
-        stats = load_norm_stats(s["stats_path"], s["key"], where=where)
-        return stats.vectors(cls.FIELDS, dims, where), stats, dims
+        stats = load_norm_stats(s.stats_path, s.key, where=where)
+        return stats.vectors(cls.FIELDS, s.dims, where), stats, s.dims
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> _StatsNormalizer:
-        vectors, stats, dims = cls._load(cls.settings(cfg))
+    def from_settings(cls, settings: StatsSettings) -> _StatsNormalizer:
+        vectors, stats, dims = cls._load(settings)
         return cls(vectors, stats, dims)
 
     @classmethod
     def from_stats_file(cls, path: Any, key: str = "actions", dims: int | None = LIBERO_DIMS) -> _StatsNormalizer:
         """Convenience for policies (e.g. normalizing the ``state`` key for a prompt)."""
-        return cls.from_config({"stats_path": path, "key": key, "dims": dims})
+        settings = validate_settings(StatsSettings, {"name": cls.name, "stats_path": path, "key": key, "dims": dims},
+                                     "normalize")
+        return cls.from_settings(settings)
 
     @property
     def width(self) -> int | None:
@@ -185,8 +228,7 @@ class OpenVLANormalizer(_StatsNormalizer):
 
     name: ClassVar[str] = "openvla"
     FIELDS: ClassVar[tuple[str, ...]] = ("q01", "q99")
-    DEFAULTS: ClassVar[dict[str, Any]] = {"stats_path": None, "key": None, "dims": LIBERO_DIMS,
-                                          "mask": None, "arm_dims": 6}
+    Settings: ClassVar[type[OpenVLASettings]] = OpenVLASettings
 
     def __init__(self, vectors: list[np.ndarray], stats: NormStats | None = None, dims: int | None = None,
                  mask: Any = None, mask_source: str = "explicit") -> None:
@@ -199,20 +241,19 @@ class OpenVLANormalizer(_StatsNormalizer):
         self.mask_source = mask_source
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> OpenVLANormalizer:
-        s = cls.settings(cfg)
+    def from_settings(cls, settings: OpenVLASettings) -> OpenVLANormalizer:
         where = "normalize 'openvla'"
-        if s["key"] is None:
+        if settings.key is None:
             raise UserInputError(f"{where} key is required; set it to the stats entry, e.g. "
                                  "'libero_spatial_no_noops/action'")
-        vectors, stats, dims = cls._load(s)
+        vectors, stats, dims = cls._load(settings)
         width = vectors[0].size
-        if s["mask"] is not None:
-            mask, source = _bool_list(where, s["mask"]), "config"
+        if settings.mask is not None:
+            mask, source = np.asarray(settings.mask, dtype=bool), "config"
         elif "mask" in stats.fields and stats.fields["mask"].dtype == bool:
             mask, source = stats.fields["mask"], "stats file"
         else:
-            arm = _config.integer(where, "arm_dims", s["arm_dims"], minimum=0)
+            arm = settings.arm_dims
             mask, source = np.arange(width) < arm, f"first {arm} dims (arm_dims)"
         if len(mask) < width:
             raise UserInputError(f"{where} mask has {len(mask)} entries; allowed: at least {width}")
@@ -234,7 +275,7 @@ class RangeNormalizer(Normalizer):
     """An explicit action box ``[low, high]`` mapped to [-1, 1]."""
 
     name: ClassVar[str] = "range"
-    DEFAULTS: ClassVar[dict[str, Any]] = {"low": None, "high": None, "dims": LIBERO_DIMS}
+    Settings: ClassVar[type[RangeSettings]] = RangeSettings
 
     def __init__(self, low: Any, high: Any, dims: int | None = LIBERO_DIMS) -> None:
         where = "normalize 'range'"
@@ -261,14 +302,11 @@ class RangeNormalizer(Normalizer):
         self.low, self.high, self.dims, self._width = low_arr, high_arr, dims, width
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> RangeNormalizer:
-        s = cls.settings(cfg)
-        where = "normalize 'range'"
+    def from_settings(cls, settings: RangeSettings) -> RangeNormalizer:
         for key in ("low", "high"):
-            if s[key] is None:
-                raise UserInputError(f"{where} {key} is required; set it to a number or one number per dim")
-        return cls(_config.number_or_list(where, "low", s["low"]), _config.number_or_list(where, "high", s["high"]),
-                   _config.integer(where, "dims", s["dims"], minimum=1, allow_none=True))
+            if getattr(settings, key) is None:
+                raise UserInputError(f"normalize 'range' {key} is required; set it to a number or one number per dim")
+        return cls(settings.low, settings.high, settings.dims)
 
     @property
     def width(self) -> int | None:
@@ -284,25 +322,8 @@ class RangeNormalizer(Normalizer):
         return {"name": self.name, "low": self.low.tolist(), "high": self.high.tolist(), "dims": self.dims}
 
 
-def _bool_list(where: str, value: Any) -> np.ndarray:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise UserInputError(f"{where} mask {value!r} is not valid; allowed: a list of true/false")
-    items = list(value)
-    if not items or not all(isinstance(v, bool) for v in items):
-        raise UserInputError(f"{where} mask {items!r} is not valid; allowed: a non-empty list of true/false")
-    return np.asarray(items, dtype=bool)
-
-
-NORMALIZERS: dict[str, type[Normalizer]] = {
-    cls.name: cls for cls in (IdentityNormalizer, QuantileNormalizer, ZScoreNormalizer, RangeNormalizer,
-                              OpenVLANormalizer)
-}
-
-
-def build_normalizer(cfg: Mapping[str, Any] | None) -> Normalizer:
-    """The normalizer named by ``cfg["name"]`` (default ``none``)."""
-    cfg = dict(cfg or {})
-    name = cfg.get("name", "none")
-    if not isinstance(name, str) or name not in NORMALIZERS:
-        raise choices_error("normalize", name, list(NORMALIZERS))
-    return NORMALIZERS[name].from_config(cfg)
+def build_normalizer(cfg: Any) -> Normalizer:
+    """The normalizer ``cfg`` chooses (``_target_``, or ``name`` -> ``conf/normalize/<name>.yaml``;
+    default ``none``), configured by the rest of ``cfg``."""
+    cls, settings = load_part("normalize", cfg, Normalizer)
+    return cls.from_settings(settings)

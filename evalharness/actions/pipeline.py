@@ -19,16 +19,16 @@ likewise an event, never silent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from evalharness.actions import _arrays
-from evalharness.actions.convert import LIBERO_ACTION_DIM, Converter, build_converters
-from evalharness.actions.decoders import Decoder, build_decoder
+from evalharness.actions.convert import LIBERO_ACTION_DIM, Converter, build_convert
+from evalharness.actions.decoders import Decoder, load_decoder
 from evalharness.actions.normalize import Normalizer, build_normalizer
+from evalharness.config.parts import plain
 from evalharness.errors import DecodeError, UserInputError
 
 __all__ = ["ActionPipeline", "PipelineResult", "build_pipeline"]
@@ -119,32 +119,16 @@ def is_libero_shape(actions: np.ndarray) -> bool:
     return actions.ndim == 2 and actions.shape[0] >= 1 and actions.shape[1] == LIBERO_ACTION_DIM
 
 
-def build_pipeline(decoder_cfg: Mapping[str, Any] | None = None, normalize_cfg: Mapping[str, Any] | None = None,
-                   convert_cfg: Mapping[str, Any] | None = None) -> ActionPipeline:
-    """Build the pipeline from the three config dicts (each may be None / empty = ``none``).
+def build_pipeline(decoder_cfg: Any = None, normalize_cfg: Any = None, convert_cfg: Any = None) -> ActionPipeline:
+    """Build the pipeline from the three configs (each may be None / empty = ``none``).
 
-    Configuration mistakes (unknown names or keys, missing stats / tokenizer files, bad
-    values) raise UserInputError here, before any episode runs.
+    Each is a part of its group (:mod:`evalharness.config.parts`): a ``_target_`` and its
+    settings, or a ``name`` read from ``conf/<group>/<name>.yaml``. Configuration mistakes
+    (unknown names or keys, missing stats / tokenizer files, bad values) raise
+    UserInputError here, before any episode runs.
     """
-    decoder_cfg = _plain(decoder_cfg)
-    convert_cfg = _plain(convert_cfg)
-    decoder = build_decoder(decoder_cfg)
-    on_error = decoder_cfg.get("on_error", "error")  # validated by the decoder's settings()
-    return ActionPipeline(decoder, build_normalizer(_plain(normalize_cfg)), build_converters(convert_cfg),
-                          on_error=on_error, convert_name=convert_cfg.get("name"))
-
-
-def _plain(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A plain dict from a dict or an OmegaConf DictConfig (lists become lists)."""
-    if cfg is None:
-        return {}
-    try:  # OmegaConf objects: resolve to plain containers
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return dict(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    if not isinstance(cfg, Mapping):
-        raise UserInputError(f"action pipeline config {cfg!r} is not valid; allowed: a mapping")
-    return dict(cfg)
+    where = "action pipeline config"
+    decoder, decoder_settings = load_decoder(plain(decoder_cfg, where))
+    convert = build_convert(plain(convert_cfg, where))
+    return ActionPipeline(decoder, build_normalizer(plain(normalize_cfg, where)), convert.converters,
+                          on_error=decoder_settings.on_error, convert_name=convert.name)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from evalharness.actions import _config
+from evalharness.actions.files import existing_file, sha256_file
 from evalharness.errors import UserInputError, choices_error
 
 
@@ -56,7 +56,7 @@ class NormStats:
 
 def load_norm_stats(path: str | Path | None, key: str = "actions", *, where: str = "normalize") -> NormStats:
     """Read ``key``'s numeric lists from a stats JSON file (openpi or OpenVLA layout)."""
-    file = _config.existing_file(where, "stats_path", path)
+    file = existing_file(where, "stats_path", path)
     if not isinstance(key, str) or not key:
         raise UserInputError(f"{where} key {key!r} is not valid; allowed: a key such as 'actions'")
     try:
@@ -84,4 +84,4 @@ def load_norm_stats(path: str | Path | None, key: str = "actions", *, where: str
                 raise UserInputError(f"{where}: stats field {name!r} under {key!r} in {str(file)!r} "
                                      "contains NaN or infinity")
             fields[name] = arr
-    return NormStats(path=file, key=key, sha256=_config.sha256_file(file), fields=fields)
+    return NormStats(path=file, key=key, sha256=sha256_file(file), fields=fields)

@@ -567,6 +567,11 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="evalharness-bench-") as tmp:
         figures = measure(setup, Path(tmp))
     print(report(figures))
+    from evalharness.results.bench_cache import save_figures
+
+    cached = save_figures(figures)  # for `evalharness ... --dry-run` wall-time estimates
+    if cached is not None:
+        print(f"figures cached in {cached} (read by --dry-run)")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return 0

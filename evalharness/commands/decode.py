@@ -59,10 +59,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from evalharness.actions.convert import PRESETS as CONVERT_PRESETS
-from evalharness.actions.decoders import DECODERS
-from evalharness.actions.normalize import NORMALIZERS
 from evalharness.actions.pipeline import ActionPipeline, PipelineResult, build_pipeline, is_libero_shape
+from evalharness.config.parts import part_names
 from evalharness.errors import DecodeError, UserInputError, choices_error
 
 SECTIONS = ("decoder", "normalize", "convert")
@@ -74,13 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--tokens-file", metavar="PATH", help="token ids from a .json or .npy file")
     source.add_argument("--chunk", metavar="PATH", help="a float (H, D) chunk from a .npy or .json file")
 
-    parser.add_argument("--decoder", default="none", choices=list(DECODERS), help="decoder (default: none)")
+    parser.add_argument("--decoder", default="none", choices=part_names("decoder"), help="decoder (default: none)")
     parser.add_argument("--tokenizer", metavar="PATH", help="fast: the FAST tokenizer.json")
     parser.add_argument("--horizon", metavar="H", help="decoder horizon (steps per chunk; 'null' = any)")
     parser.add_argument("--action-dim", metavar="D", type=int, help="decoder action_dim")
     parser.add_argument("--on-error", choices=["error", "zeros"], help="decoder fallback (default: error)")
 
-    parser.add_argument("--normalize", default="none", choices=list(NORMALIZERS),
+    parser.add_argument("--normalize", default="none", choices=part_names("normalize"),
                         help="unnormalizer (default: none)")
     parser.add_argument("--stats", metavar="PATH", help="norm_stats.json / dataset_statistics.json")
     parser.add_argument("--key", help="entry of the stats file (default: actions)")
@@ -88,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--low", help="range: lower bound(s), a number or comma-separated")
     parser.add_argument("--high", help="range: upper bound(s), a number or comma-separated")
 
-    parser.add_argument("--convert", default="none", choices=list(CONVERT_PRESETS),
+    parser.add_argument("--convert", default="none", choices=part_names("convert"),
                         help="converter preset (default: none)")
     parser.add_argument("--steps", help="converter steps, comma-separated (replaces the preset's)")
     parser.add_argument("--clip", action="store_true", help="clip the final actions to [-1, 1]")
@@ -122,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
 def _configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     decoder: dict[str, Any] = {"name": args.decoder}
     normalize: dict[str, Any] = {"name": args.normalize}
-    convert: dict[str, Any] = dict(CONVERT_PRESETS[args.convert])
+    convert: dict[str, Any] = {"name": args.convert}  # conf/convert/<name>.yaml, its steps replaceable
     if args.tokenizer is not None:
         decoder["tokenizer_path"] = args.tokenizer
     if args.horizon is not None:

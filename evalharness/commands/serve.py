@@ -7,6 +7,8 @@ groups choose what is served, ``protocol`` which cameras are real, ``serve.*`` h
 ``evalharness/transports/mint/serve_settings.py``). Evaluate against it with ``policy=mint
 policy.base_url=http://HOST:PORT policy.model_path=local://NAME policy.state_space=raw``.
 With ``serve.port=0`` a free port is chosen; the ready line printed on stdout names it.
+``--protocol openpi|vla_eval`` serves the same policy behind openpi's or vla-eval's
+websocket protocol instead (``evalharness/commands/serve_websocket.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from evalharness.transports.mint.serve_settings import READY
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. policy=random serve.port=8000")
+    parser.add_argument("--protocol", choices=("mint", "openpi", "vla_eval"), default="mint",
+                        help="the wire: MinT's HTTP routes (default), openpi's or vla-eval's websocket protocol")
     # For runner.policy_server=auto: the resolved config arrives on stdin (it may hold secrets,
     # so it is never written to disk or put on a command line), and the server dies with the run.
     parser.add_argument("--config-stdin", action="store_true", help=argparse.SUPPRESS)
@@ -40,7 +44,8 @@ def compose(overrides: list[str]) -> dict:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="evalharness-serve"):
         cfg = hydra_compose("config", overrides=overrides)
     # ${hydra:...} interpolations (run_name) cannot resolve outside a Hydra app: serve needs none of them.
-    return {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("policy", "decoder", "protocol", "serve")}
+    return {key: OmegaConf.to_container(cfg[key], resolve=True)
+            for key in ("policy", "decoder", "normalize", "convert", "protocol", "serve")}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         config = json.loads(sys.stdin.read())
     else:
         config = compose(list(args.overrides))
+    if getattr(args, "protocol", "mint") != "mint":  # openpi's / vla-eval's websocket protocol
+        from evalharness.commands.serve_websocket import run_websocket
+
+        return run_websocket(config, args.protocol)
     api_key = None
     if (config.get("serve") or {}).get("auth") == "env":
         api_key = api_key_from_env()

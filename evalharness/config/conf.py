@@ -16,19 +16,32 @@ from omegaconf import DictConfig, OmegaConf
 
 from evalharness.errors import UserInputError, choices_error
 
-__all__ = ["CONF_DIR", "GROUPS", "check_group_choices", "check_overrides", "int_setting", "load_preset"]
+__all__ = ["CONF_DIR", "GROUPS", "check_group_choices", "check_overrides", "load_preset", "search_dirs"]
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 GROUPS = ("suite", "protocol", "policy", "decoder", "normalize", "convert", "runner", "video", "perturb")
+def search_dirs(argv: list[str]) -> list[Path]:
+    """``conf/`` and the folders ``hydra.searchpath=[file://DIR,...]`` adds (a user's own parts)."""
+    dirs = [CONF_DIR]
+    for arg in argv:
+        if arg.startswith("hydra.searchpath="):
+            for item in arg.split("=", 1)[1].strip("[]").split(","):
+                item = item.strip().strip("'\"")
+                if item.startswith("file://"):
+                    dirs.append(Path(item.removeprefix("file://")))
+    return dirs
+
+
 def check_group_choices(argv: list[str]) -> None:
     """Reject ``group=unknown`` with one line before Hydra prints a multi-line error."""
+    dirs = search_dirs(argv)
     for arg in argv:
         if arg.startswith("-") or "=" not in arg:
             continue
         key, value = arg.split("=", 1)
         key = key.lstrip("+~")
         if key in GROUPS:
-            allowed = sorted(p.stem for p in (CONF_DIR / key).glob("*.yaml"))
+            allowed = sorted({p.stem for d in dirs for p in (d / key).glob("*.yaml")})
             for choice in value.strip("[]").split(","):  # multirun sweeps a,b,c; lists [a,b]
                 if choice not in allowed:
                     raise choices_error(key, choice, allowed)
@@ -72,16 +85,6 @@ def _keys_at(path: str) -> list[str]:
     except Exception:  # noqa: BLE001 - only a hint for the error message
         return []
     return sorted(str(k) for k in node.keys()) if isinstance(node, DictConfig) else []
-
-
-def int_setting(key: str, value: Any, *, low: int, high: int | None = None, nullable: bool = False) -> int | None:
-    """An integer config value in low..high (or null when ``nullable``), else a one-line error."""
-    if value is None and nullable:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        allowed = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
-        raise UserInputError(f"{key}={value!r} is not valid; allowed: {'null or ' if nullable else ''}{allowed}")
-    return value
 
 
 def load_preset(group: str, name: str) -> dict[str, Any]:

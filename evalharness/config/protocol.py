@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from envs.libero.catalog import SUITES
 from envs.libero.env import CAMERAS, LIBERO_CAMERAS
-from evalharness.errors import UserInputError
-from evalharness.transforms.images import build_image_transform
+from evalharness.config.validation import validate_settings
+from evalharness.config.parts import check_steps
 
 
 class Protocol(BaseModel):
@@ -51,25 +51,20 @@ class Protocol(BaseModel):
     def _known_cameras(cls, value: list[str]) -> list[str]:
         bad = [c for c in value if c not in LIBERO_CAMERAS]
         if bad:
-            raise ValueError(f"cameras {bad} not valid; allowed: {list(LIBERO_CAMERAS)}")
+            raise ValueError(f"allowed: {', '.join(LIBERO_CAMERAS)}")
         return value
 
     @field_validator("image_transforms")
     @classmethod
     def _valid_transforms(cls, value: list[Any]) -> list[Any]:
-        build_image_transform(value)  # raises a one-line error for an unknown step
+        # conf/image_transform/<name>.yaml: an unknown step or a bad setting is one line
+        check_steps("image_transform", value, where="protocol.image_transforms")
         return value
 
 
 def load_protocol(config: dict[str, Any]) -> Protocol:
     """Validate a protocol config; a bad value gives one line naming key, value and rule."""
-    try:
-        return Protocol.model_validate(config)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        value = first.get("input")
-        raise UserInputError(f"protocol.{key}={value!r} is not valid: {first['msg']}") from None
+    return validate_settings(Protocol, config, "protocol")
 
 
 __all__ = ["Protocol", "load_protocol", "CAMERAS"]

@@ -20,25 +20,40 @@ __all__ = ["validate_settings"]
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def validate_settings(model: type[Model], values: Any, prefix: str) -> Model:
-    """``model`` built from ``values``; a bad key or value raises one line starting ``prefix.key``."""
+def validate_settings(model: type[Model], values: Any, prefix: str, *, source: str | None = None,
+                      error: type[Exception] = UserInputError) -> Model:
+    """``model`` built from ``values``; a bad key or value raises one line starting ``prefix.key``.
+
+    ``prefix`` is where the settings sit in the config (``decoder``, ``runner``); ``""`` for
+    top-level keys (``camera_size``) and whole files. ``source`` leads the line when the
+    values come from a file or a peer (``".../policy.yaml is not valid"``); ``error`` is the
+    exception raised (a :class:`~evalharness.errors.UserInputError` unless the values are
+    not the user's, e.g. a server's answer).
+    """
     try:
         return model.model_validate(values if values is not None else {})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        if first["type"] == "extra_forbidden":
-            allowed = ", ".join(_model_at(model, first["loc"][:-1]).model_fields)
-            raise UserInputError(f"{prefix}.{key} is not a setting; allowed: {allowed}") from None
-        value = f"{prefix}.{key}={first.get('input')!r} is not valid"
-        if first["type"].startswith("bool"):
-            raise UserInputError(f"{value}; allowed: true, false") from None
-        if first["type"] == "literal_error":  # expected: "'a', 'b' or 'c'"
-            allowed = str(first["ctx"]["expected"]).replace("'", "").replace(" or ", ", ")
-            raise UserInputError(f"{value}; allowed: {allowed}") from None
-        if first["type"] == "value_error":  # a validator's own words ("allowed: ...")
-            raise UserInputError(f"{value}; {first['ctx']['error']}") from None
-        raise UserInputError(f"{value}: {first['msg'][0].lower()}{first['msg'][1:]}") from None
+        line = _one_line(model, exc.errors()[0], prefix)
+        raise error(f"{source}: {line}" if source else line) from None
+
+
+def _one_line(model: type[BaseModel], first: Any, prefix: str) -> str:
+    key = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "") or "(top level)"
+    if first["type"] == "extra_forbidden":
+        allowed = ", ".join(_model_at(model, first["loc"][:-1]).model_fields)
+        return f"{key} is not a setting; allowed: {allowed}"
+    if first["type"] == "missing":
+        return f"{key} is required but not given"
+    given = first.get("input")
+    value = f"{key} is not valid" if isinstance(given, dict) else f"{key}={given!r} is not valid"
+    if first["type"].startswith("bool"):
+        return f"{value}; allowed: true, false"
+    if first["type"] == "literal_error":  # expected: "'a', 'b' or 'c'"
+        allowed = str(first["ctx"]["expected"]).replace("'", "").replace(" or ", ", ")
+        return f"{value}; allowed: {allowed}"
+    if first["type"] == "value_error":  # a validator's own words ("allowed: ...")
+        return f"{value}; {first['ctx']['error']}"
+    return f"{value}: {first['msg'][0].lower()}{first['msg'][1:]}"
 
 
 def _model_at(model: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from evalharness.config.conf import CONF_DIR, check_group_choices, check_overrides, int_setting
+from evalharness.config.conf import CONF_DIR, check_group_choices, check_overrides
 from evalharness.config.redaction import recordable, redact
 from evalharness.errors import UserInputError
 from evalharness.engine import policy_server
@@ -100,7 +100,7 @@ class PreparedRun:
     fast_physics: bool
     max_steps: int | None
     pipeline_cfg: dict[str, Any]
-    runner: Any  # RunnerSettings: which runner class (_target_) and its validated settings
+    runner: Any  # RunnerChoice: which runner class (_target_) and its validated settings
     workers: int
     max_attempts: int
     retry_errors: bool
@@ -119,23 +119,24 @@ def prepare(cfg: DictConfig) -> PreparedRun:
     from envs.libero.runtime import import_libero
     from evalharness.results.metadata import SIMULATOR_PACKAGES, run_metadata
     from evalharness.config.protocol import load_protocol
-    from evalharness.episode.video_selection import video_decisions
+    from evalharness.episode.video_selection import load_video_settings, video_decisions
+    from evalharness.plan.build import load_suite_settings
     from evalharness.results.raw_output_log import record_settings
     from evalharness.engine.runner import default_workers
+    from evalharness.engine.run_settings import load_run_settings
     from evalharness.engine.runner_settings import load_runner_settings
 
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
     protocol = load_protocol(config["protocol"])
     suite = config["suite"]
-    camera_size = int_setting("camera_size", config["camera_size"], low=8, high=2048, nullable=True) or protocol.render_size
-    fast_physics = config.get("fast_physics", True)
-    if not isinstance(fast_physics, bool):
-        raise UserInputError(f"fast_physics={fast_physics!r} is not valid; allowed: true, false")
-    max_steps = int_setting("suite.max_steps", suite.get("max_steps"), low=1, nullable=True)
+    settings = load_run_settings(config)  # camera_size, fast_physics, retry_errors, policy_server
+    camera_size = settings.camera_size or protocol.render_size
+    fast_physics = settings.fast_physics
+    max_steps = load_suite_settings(suite).max_steps
     pipeline_cfg = {part: config[part] for part in ("decoder", "normalize", "convert")}
     runner = load_runner_settings(config["runner"])
-    video_cfg = config["video"]
+    video_settings = load_video_settings(config["video"])
     record = record_settings(config.get("record"))
 
     import_libero()  # fails with one line when assets are missing, before any worker starts
@@ -146,7 +147,7 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         if reason is not None:
             raise UserInputError(f"fast_physics=true is not available: {reason}; set fast_physics=false")
     identity = _policy_identity(config["policy"], pipeline_cfg)
-    # runner.policy_server=auto: how it is served; redacted like the config (an identity never holds a secret)
+    # policy_server=auto: how it is served; redacted like the config (an identity never holds a secret)
     identity = redact(policy_server.annotate_identity(identity, config))
     metadata = run_metadata()
     context_inputs = {
@@ -169,14 +170,14 @@ def prepare(cfg: DictConfig) -> PreparedRun:
         runner=runner,
         workers=default_workers() if runner.workers == "auto" else runner.workers,
         max_attempts=runner.max_attempts,
-        retry_errors=runner.retry_errors,
-        video_fps=int_setting("video.fps", video_cfg.get("fps"), low=1, nullable=True) or protocol.video_fps,
+        retry_errors=settings.retry_errors,
+        video_fps=video_settings.fps or protocol.video_fps,
         identity=identity,
         metadata=metadata,
         context_inputs=context_inputs,
         context=context,
         plan=plan,
-        video=video_decisions(plan, video_cfg["mode"], video_cfg.get("first_n", 1)),
+        video=video_decisions(plan, video_settings.mode, video_settings.first_n),
         raw_outputs=record.raw_outputs,
     )
 
@@ -219,7 +220,7 @@ def execute(run: PreparedRun, run_dir: Path) -> dict[str, Any]:
     todo = episodes_to_run(run.plan, recorded, run.retry_errors)
     done = planned - {spec.key for spec in todo}
     items = [WorkItem(spec, run.video[spec.key], run.max_steps) for spec in todo]
-    # runner.policy_server=auto: one serve process for the run, the workers query it (stopped below)
+    # policy_server=auto: one serve process for the run, the workers query it (stopped below)
     policy_cfg, pipeline_cfg, stop_policy_server = policy_server.start_for_run(config, run.pipeline_cfg, bool(items))
     if (policy_cfg, pipeline_cfg) != (worker_config.policy, worker_config.pipeline):
         worker_config = dataclasses.replace(worker_config, policy=policy_cfg, pipeline=pipeline_cfg)
@@ -281,6 +282,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run (or resume) one evaluation and return its summary."""
     run = prepare(cfg)  # every value is checked before anything is written
     run_dir = Path(run.config["output_dir"]).resolve()
+    from evalharness.engine.dry_run import announce_large_run
+
+    with contextlib.suppress(Exception):  # a cost notice must never stop a run
+        announce_large_run(run_cost(run, run_dir))  # a large run says what it will cost before it starts
     with stop_when_disk_full(run_dir, "creating the run folder"):
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / ".lock").touch()
@@ -288,12 +293,34 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         return execute(run, run_dir)
 
 
+def run_cost(run: PreparedRun, run_dir: Path) -> Any:
+    """What running ``run`` into ``run_dir`` will cost (:mod:`evalharness.engine.dry_run`); reads, never writes."""
+    from evalharness.engine.dry_run import estimate_cost, recorded_episodes
+
+    recorded, refused = recorded_episodes(run_dir, run.context)
+    return estimate_cost(run, episodes_to_run(run.plan, recorded, run.retry_errors), refused)
+
+
+def print_run_cost(cfg: DictConfig) -> Any:
+    """``--dry-run``: validate and plan as the run would, print its cost; writes nothing, builds no env."""
+    from evalharness.engine.dry_run import render_cost
+
+    run = prepare(cfg)
+    run_dir = Path(run.config["output_dir"]).resolve()
+    cost = run_cost(run, run_dir)
+    print(render_cost(cost, run_dir, f"{run.config['suite']['name']} · {run.config['policy']['_target_'].rsplit('.', 1)[-1]}"))
+    return cost
+
+
 class _StopSweep(BaseException):
     """Ends a Hydra sweep after an interrupted job (Hydra would go on to the next one)."""
 
 
-def run_hydra(argv: list[str]) -> int:
-    """Run the Hydra app with ``argv`` as its command line; returns the exit status."""
+def run_hydra(argv: list[str], dry_run: bool = False) -> int:
+    """Run the Hydra app with ``argv`` as its command line; returns the exit status.
+
+    ``dry_run``: validate, plan and print the cost of each job (:mod:`evalharness.engine.dry_run`)
+    instead of running it; nothing is written."""
     import hydra
 
     from evalharness.engine.interrupt import INTERRUPTED_EXIT, RunInterrupted
@@ -307,7 +334,10 @@ def run_hydra(argv: list[str]) -> int:
     def _app(cfg: DictConfig) -> None:
         global _exit_code
         try:
-            evaluate(cfg)
+            if dry_run:
+                print_run_cost(cfg)
+            else:
+                evaluate(cfg)
         except UserInputError as exc:
             print(f"evalharness: error: {exc}", file=sys.stderr)
             _exit_code = 2

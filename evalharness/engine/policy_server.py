@@ -1,4 +1,7 @@
-"""``runner.policy_server=auto``: one ``evalharness serve`` process for a run's policy.
+"""``policy_server=auto``: one ``evalharness serve`` process for a run's policy.
+
+(The setting is the run's, :mod:`evalharness.engine.run_settings`; ``runner.policy_server``,
+its old place, is forwarded there.)
 
 The run starts ``evalharness serve`` on 127.0.0.1 (a free port) for its configured policy
 and decoder, and hands the workers a ``policy=mint`` config pointing at it, so N workers
@@ -30,27 +33,24 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from evalharness.errors import UserInputError, choices_error
+from evalharness.engine.run_settings import load_run_settings
+from evalharness.errors import UserInputError
 
-CHOICES = ("none", "auto")
 START_TIMEOUT_S = 300.0  # a checkpoint may take a while to load
 #: The workers' client waits long for a result: a batch of big-model queries can be slow.
 CLIENT_TIMEOUTS = {"connect": 10.0, "read": 300.0, "write": 60.0, "pool": 60.0, "future": 3600.0, "create": 600.0}
 
 
 def mode(config: dict[str, Any]) -> str:
-    """``runner.policy_server``, validated."""
-    value = (config.get("runner") or {}).get("policy_server", "none")
-    value = "none" if value in (None, False) else value
-    if value not in CHOICES:
-        raise choices_error("runner.policy_server", value, list(CHOICES))
+    """``policy_server`` (or its old name ``runner.policy_server``), validated."""
+    value = load_run_settings(config).policy_server
     if value == "auto" and str(config["policy"].get("_target_", "")).startswith("evalharness.transports.mint."):
-        raise UserInputError("runner.policy_server=auto serves the configured policy; policy=mint is already remote")
+        raise UserInputError("policy_server=auto serves the configured policy; policy=mint is already remote")
     return value
 
 
 def annotate_identity(identity: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """The run's policy identity, plus how it was served when ``runner.policy_server=auto``."""
+    """The run's policy identity, plus how it was served when ``policy_server=auto``."""
     if mode(config) != "auto":
         return identity
     from evalharness.transports.mint.serve_settings import load_serve_settings
@@ -86,7 +86,7 @@ class PolicyServer:
             line = None
         if line is None or not line.startswith(READY):
             self.stop()
-            raise UserInputError(f"runner.policy_server=auto: the policy server did not start (exit code "
+            raise UserInputError(f"policy_server=auto: the policy server did not start (exit code "
                                  f"{self.process.returncode}; its error is printed above)")
         self.url = line[len(READY):].split()[0]
 
@@ -131,7 +131,7 @@ def start_for_run(config: dict[str, Any], pipeline_cfg: dict[str, Any], needed: 
         dict[str, Any], dict[str, Any], Callable[[], None]]:
     """(workers' policy config, workers' pipeline config, stop) for this run.
 
-    Without ``runner.policy_server=auto`` (or with nothing to run) these are the run's own
+    Without ``policy_server=auto`` (or with nothing to run) these are the run's own
     configs and a no-op. Otherwise a server is running; call ``stop`` in a ``finally``.
     """
     if mode(config) != "auto" or not needed:

@@ -32,13 +32,14 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from evalharness.engine.crash_accounting import CrashAccounting
 from evalharness.errors import UserInputError
 from evalharness.engine.interrupt import StopRequest
 from evalharness.results.metadata import simulator_identity
 from evalharness.engine.runner import RecordSink, group_items
+from evalharness.engine.runner_settings import RayRunnerSettings
 from evalharness.engine.worker import WorkerConfig, WorkItem
 
 MISSING_RAY = "runner=ray needs Ray, which is not installed; install it with: pip install 'evalharness[ray]'"
@@ -127,6 +128,8 @@ class _Slot:
 class RayRunner:
     """Runs work items on ``workers`` Ray actors and hands each record to ``sink``."""
 
+    Settings: ClassVar[type[RayRunnerSettings]] = RayRunnerSettings  # workers: auto or >= 1
+
     def __init__(
         self,
         config: WorkerConfig,
@@ -142,8 +145,6 @@ class RayRunner:
             import ray  # noqa: F401
         except ImportError:
             raise UserInputError(MISSING_RAY) from None
-        if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-            raise UserInputError(f"runner.workers={workers!r} is not valid with runner=ray; allowed: auto or a positive integer")
         self.config = config
         self.workers = workers
         self.address = address

@@ -29,11 +29,12 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import wait
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from evalharness.engine.crash_accounting import CrashAccounting, exit_cause
 from evalharness.errors import UserInputError
 from evalharness.engine.interrupt import StopRequest
+from evalharness.engine.runner_settings import LocalRunnerSettings
 from evalharness.engine.worker import USER_ERROR_PREFIX, WorkerConfig, WorkItem, _EnvCache, run_item, worker_main
 from evalharness.policies.build import build_policy
 
@@ -77,13 +78,13 @@ class _Slot:
 class LocalRunner:
     """Runs work items on ``workers`` spawned processes and hands each record to ``sink``."""
 
+    Settings: ClassVar[type[LocalRunnerSettings]] = LocalRunnerSettings
+
     def __init__(
         self, config: WorkerConfig, workers: int | str = "auto", max_attempts: int = 2, stop: StopRequest | None = None,
     ) -> None:
-        if workers == "auto":
+        if workers == "auto":  # validated by its Settings (LocalRunnerSettings)
             workers = default_workers()
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-            raise UserInputError(f"runner.workers={workers!r} is not valid; allowed: auto, 0 (in-process) or a positive integer")
         self.config = config
         self.workers = workers
         self.max_attempts = max_attempts

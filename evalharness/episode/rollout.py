@@ -205,6 +205,10 @@ def run_episode(
         error = exc
         success = False
     try:
+        policy.episode_end(success)
+    except Exception as exc:  # noqa: BLE001 - the verdict is known; telling the policy must not cost it
+        events.append(f"policy_episode_end_failed: {type(exc).__name__}: {exc}")
+    try:
         policy_stats = {k: float(v) for k, v in policy.episode_stats().items()}
     except Exception as exc:  # noqa: BLE001 - diagnostics must never cost the episode its verdict
         policy_stats = {}

@@ -299,12 +299,15 @@ def video_filename(
     outcome: str,
     *,
     seed: int | None = None,
+    tag: str | None = None,
 ) -> str:
     """A safe, sortable file name, e.g. ``libero_10_t03_put-the-bowl_init007_failure.mp4``.
 
     Only ``[A-Za-z0-9._-]`` survive (so no path separators, no hidden files); the task
     name is cut to 80 characters (the task index keeps names unique). Pass ``seed`` when
-    an init state is run with several seeds, or their videos would share a name.
+    an init state is run with several seeds, or their videos would share a name, and
+    ``tag`` for what else sets the episode apart (a perturbation: see
+    :mod:`evalharness.episode.video_names`); it goes before the outcome.
     """
     if outcome not in _OUTCOMES:
         raise ValueError(f"outcome must be one of {_OUTCOMES}, got {outcome!r}")
@@ -312,4 +315,5 @@ def video_filename(
         raise ValueError("task_index and init_state must be >= 0")
     task = _slug(task_name, "task")[:_MAX_TASK_CHARS].rstrip(".-_")
     seed_part = f"_s{seed}" if seed is not None else ""
-    return f"{_slug(suite, 'suite')}_t{task_index:02d}_{task}_init{init_state:03d}{seed_part}_{outcome}.mp4"
+    tag_part = f"_{_slug(tag, 'tag')}" if tag else ""
+    return f"{_slug(suite, 'suite')}_t{task_index:02d}_{task}_init{init_state:03d}{seed_part}{tag_part}_{outcome}.mp4"

@@ -18,13 +18,30 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
-from evalharness.errors import UserInputError, choices_error
+from pydantic import BaseModel, ConfigDict
+
+from evalharness.config.fields import Count, OptionalCount
+from evalharness.config.validation import validate_settings
 from evalharness.plan.spec import EpisodeSpec
 
-MODES = ("none", "failures", "first_n", "all")
+
+class VideoSettings(BaseModel):
+    """The ``video`` group (``conf/video/*.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["none", "failures", "first_n", "all"]
+    first_n: Count  # first_n: film this many episodes of each task
+    fps: OptionalCount  # null: the protocol's video_fps
+
+
+def load_video_settings(cfg: Any) -> VideoSettings:
+    """The ``video`` group, validated (one line naming ``video.<key>``)."""
+    return validate_settings(VideoSettings, cfg, "video")
 SCRATCH_DIR = ".scratch"  # in the run folder: videos being filmed
 
 
@@ -38,11 +55,16 @@ def remove_scratch(run_dir: Path) -> None:
 
 
 def video_decisions(specs: list[EpisodeSpec], mode: str, first_n: int = 1) -> dict[str, str]:
-    """For each episode key: "yes", "no" or "if_failure"."""
-    if mode not in MODES:
-        raise choices_error("video.mode", mode, list(MODES))
-    if mode == "first_n" and (not isinstance(first_n, int) or first_n < 1):
-        raise UserInputError(f"video.first_n={first_n!r} is not valid; allowed: an integer >= 1")
+    """For each episode key: "yes", "no" or "if_failure" (``mode`` and ``first_n`` as
+    :class:`VideoSettings` validated them).
+
+    Also checks, whatever the mode, that no two planned episodes share a video name
+    (:func:`evalharness.episode.video_names.check_unique_video_names`): this runs when the plan
+    is built, so a collision stops the run before any episode.
+    """
+    from evalharness.episode.video_names import check_unique_video_names
+
+    check_unique_video_names(specs)
     decisions: dict[str, str] = {}
     seen: dict[tuple[str, int], int] = {}
     for spec in sorted(specs, key=lambda s: (s.suite, s.task_index, s.init_state)):
@@ -100,7 +122,7 @@ class EpisodeRecorder:
 
     def finish(self, outcome) -> str | None:
         """Close the file; return its path relative to the run dir, or None if dropped."""
-        from evalharness.episode.video import video_filename
+        from evalharness.episode.video_names import video_name
 
         if self._video is None:
             return None
@@ -111,8 +133,7 @@ class EpisodeRecorder:
             path = video.finish(keep=keep)  # deletes the partial file itself when it fails
             if path is None:
                 return None
-            name = video_filename(self.spec.suite, self.spec.task_index, self.spec.task_name, self.spec.init_state, result)
-            final = self.run_dir / "videos" / name
+            final = self.run_dir / "videos" / video_name(self.spec, result)
             final.parent.mkdir(parents=True, exist_ok=True)
             Path(path).replace(final)
         except (OSError, RuntimeError) as exc:  # no space to finish the file, or ffmpeg failed

@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from envs.libero.env import CAMERAS
-from evalharness.actions._config import sha256_file
+from evalharness.actions.files import sha256_file
 from evalharness.actions.stats import load_norm_stats
+from evalharness.config.parts import is_none
+from evalharness.config.validation import validate_settings
 from evalharness.errors import UserInputError
 
 SPEC_FILE = "policy.yaml"
@@ -99,7 +101,7 @@ class OutputSpec(_Strict):
 
     @model_validator(mode="after")
     def _decoder_for_tokens(self) -> "OutputSpec":
-        if self.type == "tokens" and (self.decoder or {}).get("name", "none") == "none":
+        if self.type == "tokens" and is_none(self.decoder):
             raise ValueError("output.type tokens needs a decoder (e.g. {name: mint_uniform, horizon: 10})")
         return self
 
@@ -119,15 +121,6 @@ class PolicySpec(_Strict):
         if not isinstance(target, str) or "." not in target:
             raise ValueError("needs '_target_: package.module.Class' (the torch.nn.Module to build)")
         return value
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    key = ".".join(str(p) for p in error["loc"]) or "(top level)"
-    message = error["msg"].removeprefix("Value error, ")
-    value = error.get("input")
-    shown = "" if isinstance(value, dict) or error["type"] == "missing" else f"={value!r}"
-    return f"{key}{shown}: {message}"
 
 
 class CheckpointFiles:
@@ -165,10 +158,7 @@ class CheckpointFiles:
         if not isinstance(data, dict):
             raise UserInputError(f"{self.where(SPEC_FILE)} is not a mapping; expected keys format, model, inputs, "
                                  "output")
-        try:
-            return PolicySpec.model_validate(data)
-        except ValidationError as exc:
-            raise UserInputError(f"{self.where(SPEC_FILE)} is not valid: {_first_error(exc)}") from None
+        return validate_settings(PolicySpec, data, "", source=self.where(SPEC_FILE))
 
     def _check_target_module(self) -> None:
         """The ``_target_``'s module must exist; found by name only (importing it would import torch)."""
@@ -218,8 +208,8 @@ class CheckpointFiles:
         if self.spec.inputs.state == "normalized":
             needs.append(("state", ("q01", "q99"), self.spec.inputs.state_dim))
         normalize = self.spec.output.normalize or {}
-        if normalize.get("name", "none") != "none" and normalize.get("stats_path") in (None, ""):
-            fields = ("mean", "std") if normalize["name"] == "zscore" else ("q01", "q99")
+        if not is_none(normalize) and normalize.get("stats_path") in (None, ""):
+            fields = ("mean", "std") if normalize.get("name") == "zscore" else ("q01", "q99")
             needs.append((normalize.get("key", "actions"), fields, None))
         for key, fields, dims in needs:
             stats = load_norm_stats(path, key, where=where)
@@ -242,6 +232,6 @@ class CheckpointFiles:
             if cfg is not None:
                 declared[group] = dict(cfg)
         normalize = declared.get("normalize")
-        if normalize and normalize.get("name", "none") != "none" and normalize.get("stats_path") in (None, ""):
+        if normalize and not is_none(normalize) and normalize.get("stats_path") in (None, ""):
             normalize["stats_path"] = str(self.file(STATS_FILE))
         return declared

@@ -1,7 +1,9 @@
 """The ``perturb`` group's settings: one pydantic model plus the chosen dimensions.
 
 The group's node holds the shared settings (``level``, ``control``, ``max_resamples``)
-and one sub-node per chosen dimension with its Hydra ``_target_`` (see conf/perturb/).
+and one sub-node per chosen dimension with its Hydra ``_target_`` (see conf/perturb/);
+each dimension class declares its keys in its own pydantic ``Settings`` model (see
+"Adding a perturbation" in :mod:`envs.libero.perturb`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from evalharness.errors import UserInputError
+from evalharness.config.parts import load_part
 from evalharness.config.validation import validate_settings
 
 SHARED = ("level", "control", "max_resamples")
@@ -63,22 +66,19 @@ def load_perturb_config(node: dict[str, Any] | None) -> PerturbConfig:
 
 
 def build_parts(parts: dict[str, dict[str, Any]]) -> list[Any]:
-    """The dimensions, instantiated in name order (the order they are applied in)."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
+    """The dimensions, built in name order (the order they are applied in).
+
+    Each is a part (:mod:`evalharness.config.parts`): the class its ``_target_`` names,
+    built from its ``Settings`` model validated with one-line errors (``perturb.<name>.<key>``).
+    """
+    from envs.libero.perturb.base import Perturbation
 
     built = []
     for name in sorted(parts):
-        try:
-            part = instantiate(parts[name], _convert_="all")
-        except InstantiationException as exc:
-            cause = exc.__cause__
-            if isinstance(cause, UserInputError):
-                raise cause from None
-            raise UserInputError(f"perturb.{name} could not be built: {cause or exc}") from None
-        if part.name != name:
-            raise UserInputError(f"perturb.{name}: its _target_ is the {part.name!r} dimension; allowed: a {name} dimension")
-        built.append(part)
+        cls, settings = load_part("perturb", parts[name], Perturbation, prefix=f"perturb.{name}")
+        if cls.name != name:
+            raise UserInputError(f"perturb.{name}: its _target_ is the {cls.name!r} dimension; allowed: a {name} dimension")
+        built.append(cls(**{key: getattr(settings, key) for key in type(settings).model_fields}))
     return built
 
 

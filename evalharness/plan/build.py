@@ -12,13 +12,40 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from envs.errors import UserInputError
+from evalharness.config.fields import OptionalCount
+from evalharness.config.validation import validate_settings
 from envs.libero.catalog import INIT_STATES_PER_TASK, check_init_state, check_suite, get_task, suite_tasks
 from evalharness.perturb.config import load_perturb_config
 from evalharness.plan.perturbed import perturb_plan
 from evalharness.plan.spec import EpisodeSpec
 
-__all__ = ["build_plan", "plan_from_config", "select_init_states", "select_tasks"]
+__all__ = ["SuiteSettings", "build_plan", "load_suite_settings", "plan_from_config", "select_init_states",
+           "select_tasks"]
+
+
+class SuiteSettings(BaseModel):
+    """The ``suite`` group's keys (``conf/suite/*.yaml``).
+
+    Which tasks and init states a suite has is the catalog's to say: :func:`select_tasks`
+    and :func:`select_init_states` check ``tasks``, ``episodes_per_task`` and
+    ``init_states`` against it when the plan is built, one line each.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    tasks: Any  # all, a task index or name, or a list of them
+    episodes_per_task: Any  # 1..50 (null: all 50)
+    init_states: Any  # an explicit list of init states (overrides episodes_per_task)
+    max_steps: OptionalCount  # null: the protocol's max steps for this suite
+
+
+def load_suite_settings(cfg: Any) -> SuiteSettings:
+    """The ``suite`` group, validated (one line naming ``suite.<key>``)."""
+    return validate_settings(SuiteSettings, cfg, "suite")
 
 
 def plan_from_config(suite: Mapping[str, Any], perturb: Mapping[str, Any] | None, seed: int, context: str) -> list[EpisodeSpec]:

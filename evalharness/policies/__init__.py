@@ -16,16 +16,23 @@ Adding a new policy
    process builds every policy once for its identity (load weights on first use).
 2. **Its config**, ``conf/policy/<name>.yaml``, with ``_target_`` naming the class and its
    constructor arguments as keys. Validate them in one pydantic settings model with
-   :func:`evalharness.config.validation.validate_settings` (as ``CheckpointSettings``,
-   ``OpenpiSettings``, ``MintSettings`` do): a bad value raises
-   :class:`~evalharness.errors.UserInputError` with one line naming it::
+   :func:`evalharness.config.validation.validate_settings` (as every shipped policy does:
+   ``ZeroSettings``, ``RandomSettings``, ``ScriptedSettings``, ``FaultySettings``,
+   ``ReplaySettings``, ``CheckpointSettings``, ``OpenpiSettings``, ``MintSettings``): a
+   bad value raises :class:`~evalharness.errors.UserInputError` with one line naming it::
 
        # What it is, in one line.
        _target_: evalharness.policies.mine.MyPolicy
        horizon: 10
 
    Then ``evalharness policy=<name> policy.horizon=5`` selects and configures it. There
-   is no registry: Hydra's ``_target_`` is the one way to choose a part.
+   is no registry: Hydra's ``_target_`` is the one way to choose a part, for every kind of
+   part (:mod:`evalharness.config.parts`). The same shape, a class with one settings model
+   and one YAML file, adds a decoder (recipe in :mod:`evalharness.actions.decoders`), a
+   normalizer or convert preset (:mod:`evalharness.actions.normalize`,
+   :mod:`evalharness.actions.convert`), an image step (:mod:`evalharness.transforms.images`),
+   a runner (:mod:`evalharness.engine.runner_settings`) and a perturbation dimension
+   (:mod:`envs.libero.perturb`).
 3. **Its identity.** ``identity()`` returns a JSON dict of everything that determines the
    outputs (parameters, sha256 of checkpoint files), never a secret: it is part of every
    episode's key, so a change re-runs episodes and equal identities reuse them.

@@ -41,7 +41,8 @@ class Observation(TypedDict, total=False):
     - ``image_mask``: camera name -> True for a real camera, False for zero padding.
     - ``instruction``: the task's language instruction, as LIBERO words it.
     - ``robot``: raw proprioception: ``robot0_eef_pos`` (3), ``robot0_eef_quat`` (4,
-      x-y-z-w), ``robot0_gripper_qpos`` (2).
+      x-y-z-w), ``robot0_gripper_qpos`` (2); from the simulator also the OSC controller's
+      pose, ``robot0_controller_eef_pos`` (3) and ``robot0_controller_eef_ori_mat`` (3x3).
     - ``state``: float32 (8,): end-effector position (3), axis-angle (3), gripper qpos
       (2), unnormalized; present only when the protocol gives state (``protocol.state``).
     - ``privileged``: every object's ``<name>_pos`` / ``<name>_quat`` from the simulator;
@@ -113,6 +114,13 @@ class Policy(abc.ABC):
         over goes unrecorded.
         """
         return []
+
+    def episode_end(self, success: bool) -> None:
+        """The episode just run is over, with this verdict (``False`` too when it ended in an error).
+
+        Called once per episode by the rollout, before :meth:`episode_stats`. Remote
+        policies whose protocol reports the end (vla-eval's ``episode_end``) do it here.
+        """
 
     def episode_stats(self) -> dict[str, float | int]:
         """Numbers about the episode just run (query count, latencies), stored in its record.
@@ -192,6 +200,9 @@ class PolicyWrapper(Policy):
 
     def drain_events(self) -> list[str]:
         return self.inner.drain_events()
+
+    def episode_end(self, success: bool) -> None:
+        self.inner.episode_end(success)
 
     def episode_stats(self) -> dict[str, float | int]:
         return self.inner.episode_stats()

@@ -7,18 +7,34 @@ seeded by the episode's seed, so its outcomes are reproducible across runs and w
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, PlainValidator
 
-from evalharness.errors import UserInputError
+from evalharness.config.fields import Count
+from evalharness.config.validation import validate_settings
 from evalharness.policies.base import Policy
 
 
-def _check_horizon(horizon: int) -> int:
-    if not isinstance(horizon, int) or horizon < 1:
-        raise UserInputError(f"policy.horizon={horizon!r} is not valid; allowed: an integer >= 1")
-    return horizon
+def _scale(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+        raise ValueError("allowed: 0 < scale <= 1")
+    return float(value)
+
+
+class ZeroSettings(BaseModel):
+    """``policy=zero`` (``conf/policy/zero.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    horizon: Count  # actions per query
+
+
+class RandomSettings(ZeroSettings):
+    """``policy=random`` (``conf/policy/random.yaml``)."""
+
+    scale: Annotated[float, PlainValidator(_scale)]  # arm actions uniform in [-scale, scale]
 
 
 class ZeroPolicy(Policy):
@@ -27,7 +43,7 @@ class ZeroPolicy(Policy):
     name = "zero"
 
     def __init__(self, horizon: int = 1) -> None:
-        self.horizon = _check_horizon(horizon)
+        self.horizon = validate_settings(ZeroSettings, {"horizon": horizon}, "policy").horizon
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "horizon": self.horizon}
@@ -44,10 +60,9 @@ class RandomPolicy(Policy):
     name = "random"
 
     def __init__(self, horizon: int = 1, scale: float = 1.0) -> None:
-        self.horizon = _check_horizon(horizon)
-        if not 0.0 < float(scale) <= 1.0:
-            raise UserInputError(f"policy.scale={scale!r} is not valid; allowed: 0 < scale <= 1")
-        self.scale = float(scale)
+        settings = validate_settings(RandomSettings, {"horizon": horizon, "scale": scale}, "policy")
+        self.horizon = settings.horizon
+        self.scale = settings.scale
         self._rng = np.random.default_rng(0)
 
     def identity(self) -> dict[str, Any]:

@@ -13,14 +13,29 @@ from __future__ import annotations
 import math
 import os
 import signal
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 
-from evalharness.errors import UserInputError
+from pydantic import BaseModel, ConfigDict, Field
+
+from evalharness.config.fields import Bool, NonNegativeInt
+from evalharness.config.validation import validate_settings
 from evalharness.policies.base import Policy
 
 MODES = ("raise", "nan", "wrong_shape", "kill_process")
+
+
+class FaultySettings(BaseModel):
+    """``policy=faulty`` (``conf/policy/faulty.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["raise", "nan", "wrong_shape", "kill_process"]
+    after_queries: NonNegativeInt  # queries answered like ``zero`` before the fault
+    on_init_states: list[Annotated[int, Field(strict=True)]] | None  # null: every episode
+    while_file_exists: str | None  # a path: fail only while it exists (a transient fault)
+    first_attempt_only: Bool  # fail only on an episode's first attempt (a transient crash)
 
 
 class FaultyPolicy(Policy):
@@ -38,17 +53,16 @@ class FaultyPolicy(Policy):
     ) -> None:
         if isinstance(mode, float) and math.isnan(mode):
             mode = "nan"  # Hydra's override grammar reads a bare `policy.mode=nan` as a float NaN
-        if mode not in MODES:
-            raise UserInputError(f"policy.mode={mode!r} is not valid; allowed: {', '.join(MODES)}")
-        self.mode = mode
-        self.after_queries = int(after_queries)
-        self.on_init_states = None if on_init_states is None else {int(k) for k in on_init_states}
+        settings = validate_settings(FaultySettings, {
+            "mode": mode, "after_queries": after_queries, "on_init_states": on_init_states,
+            "while_file_exists": while_file_exists, "first_attempt_only": first_attempt_only}, "policy")
+        self.mode = settings.mode
+        self.after_queries = settings.after_queries
+        self.on_init_states = None if settings.on_init_states is None else set(settings.on_init_states)
         # A transient fault (a server that was down): only while this file exists.
-        self.while_file_exists = while_file_exists
-        if not isinstance(first_attempt_only, bool):
-            raise UserInputError(f"policy.first_attempt_only={first_attempt_only!r} is not valid; allowed: true, false")
+        self.while_file_exists = settings.while_file_exists
         # A transient crash: only on the first attempt at an episode.
-        self.first_attempt_only = first_attempt_only
+        self.first_attempt_only = settings.first_attempt_only
         self._queries = 0
         self._armed = True
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from evalharness.config.parts import is_none
 from evalharness.errors import DecodeError, UserInputError
 from evalharness.policies.base import Observation, Policy, PolicyWrapper, find_in_chain
 
@@ -33,8 +34,7 @@ PIPELINE_GROUPS = ("decoder", "normalize", "convert")
 DECODE_EVENT_PREFIXES = ("decode_event: ", "decode fallback")
 
 
-def _is_none(group_cfg: dict[str, Any] | None) -> bool:
-    return (group_cfg or {}).get("name", "none") == "none"
+_is_none = is_none  # name: none, or nothing; a _target_ without a name is a part
 
 
 def pipeline_is_identity(pipeline_cfg: dict[str, Any]) -> bool:

@@ -28,8 +28,21 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
+from evalharness.config.validation import validate_settings
 from evalharness.errors import PolicyError, UserInputError
 from evalharness.policies.base import Policy
+
+
+class ReplaySettings(BaseModel):
+    """``policy=replay`` (``conf/policy/replay.yaml``): exactly one source of outputs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    outputs: list[Any] | None  # inline: one raw output per query
+    path: str | None  # a JSON file holding that list
+    from_run: str | None  # a run folder recorded with record.raw_outputs=true
 
 
 class ReplayPolicy(Policy):
@@ -40,6 +53,8 @@ class ReplayPolicy(Policy):
     cameras: tuple[str, ...] = ()  # looks at nothing
 
     def __init__(self, outputs: list[Any] | None = None, path: str | None = None, from_run: str | None = None) -> None:
+        settings = validate_settings(ReplaySettings, {"outputs": outputs, "path": path, "from_run": from_run}, "policy")
+        outputs, path, from_run = settings.outputs, settings.path, settings.from_run
         if sum(x is not None for x in (outputs, path, from_run)) != 1:
             raise UserInputError("policy 'replay' needs exactly one of policy.outputs=[...], policy.path=FILE.json "
                                  "or policy.from_run=DIR (a run recorded with record.raw_outputs=true)")

@@ -35,11 +35,38 @@ moves the hand about 1.2 cm per 20 Hz step.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from evalharness.config.validation import validate_settings
 from evalharness.policies.base import Policy
+
+_Positive = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
+_Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+_Steps = Annotated[int, Field(strict=True, ge=1)]
+
+
+class ScriptedSettings(BaseModel):
+    """``policy=scripted`` (``conf/policy/scripted.yaml``; the defaults are the constructor's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    position_gain: _Positive
+    rotation_gain: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+    transit_z: _Number
+    carry_z: _Number
+    grasp_offset: _Number
+    min_grasp_z: _Number
+    release_height: _Number
+    grasp_steps: _Steps
+    release_steps: _Steps
+    position_tolerance: _Positive
+    slip_tolerance: _Positive
+    basket_radius: _Positive
+    phase_timeout: _Steps
 
 #: Objects LIBERO-Object instructions name, as they appear in the simulator
 #: (``<name>_<n>_pos``). Multi-word names are matched as whole word sequences.
@@ -91,6 +118,10 @@ PAD_MARGIN_X = 0.012
 _ALIASES: dict[str, str] = {"barbecue": "bbq", "barbeque": "bbq", "b.b.q.": "bbq"}
 
 PHASES: tuple[str, ...] = ("approach", "descend", "grasp", "lift", "transport", "lower", "release", "retreat")
+# Phases in which the object is in the hand: a slip sends the machine back to approach.
+CARRYING: frozenset[str] = frozenset({"lift", "transport", "lower"})
+#: One step of the machine: (hand target xyz, gripper command: -1 open, 1 closed).
+Step = tuple[np.ndarray, float]
 
 
 def _words(text: str) -> list[str]:
@@ -295,25 +326,14 @@ class ScriptedPickPlace(Policy):
         basket_radius: float = 0.05,
         phase_timeout: int = 60,
     ) -> None:
-        if position_gain <= 0 or rotation_gain < 0:
-            raise ValueError("scripted policy: position_gain must be > 0 and rotation_gain >= 0")
-        if grasp_steps < 1 or release_steps < 1 or phase_timeout < 1:
-            raise ValueError("scripted policy: grasp_steps, release_steps and phase_timeout must be >= 1")
-        if position_tolerance <= 0 or slip_tolerance <= 0 or basket_radius <= 0:
-            raise ValueError("scripted policy: tolerances and basket_radius must be > 0")
-        self.position_gain = float(position_gain)
-        self.rotation_gain = float(rotation_gain)
-        self.transit_z = float(transit_z)
-        self.carry_z = float(carry_z)
-        self.grasp_offset = float(grasp_offset)
-        self.min_grasp_z = float(min_grasp_z)
-        self.release_height = float(release_height)
-        self.grasp_steps = int(grasp_steps)
-        self.release_steps = int(release_steps)
-        self.position_tolerance = float(position_tolerance)
-        self.slip_tolerance = float(slip_tolerance)
-        self.basket_radius = float(basket_radius)
-        self.phase_timeout = int(phase_timeout)
+        settings = validate_settings(ScriptedSettings, {
+            "position_gain": position_gain, "rotation_gain": rotation_gain, "transit_z": transit_z,
+            "carry_z": carry_z, "grasp_offset": grasp_offset, "min_grasp_z": min_grasp_z,
+            "release_height": release_height, "grasp_steps": grasp_steps, "release_steps": release_steps,
+            "position_tolerance": position_tolerance, "slip_tolerance": slip_tolerance,
+            "basket_radius": basket_radius, "phase_timeout": phase_timeout}, "policy")
+        for key, value in settings.model_dump().items():
+            setattr(self, key, value)
         self._object: str | None = None
         self._container: str | None = None
         self._reset_episode_state()
@@ -424,89 +444,92 @@ class ScriptedPickPlace(Policy):
     def _step_machine(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, float]:
         """Advance the phase given the current poses; return (hand target, gripper command).
 
-        A phase whose exit condition already holds hands over to the next within the same
-        step, so no step is wasted; the loop is bounded because every chain of hand-overs
+        Each phase is a method that returns the step, or None when its exit condition
+        already holds: it has entered the next phase, which then runs within the same
+        step, so no step is wasted. The loop is bounded because every chain of hand-overs
         ends in a phase that returns.
         """
-        tol = self.position_tolerance
         for _ in range(2 * len(PHASES)):
             self._phase_steps += 1
-            phase = self._phase
             timed_out = self._phase_steps > self.phase_timeout
-            grasp_x = obj[0] + self._dx
-
-            if phase == "approach":
-                target = np.array([grasp_x, obj[1], max(self.transit_z, self._grasp_z(obj))])
-                if np.linalg.norm((target - eef)[:2]) < 1.5 * tol or timed_out:
-                    self._enter("descend")
-                    continue
-                return target, -1.0
-
-            if phase == "descend":
-                target = np.array([grasp_x, obj[1], self._grasp_z(obj)])
-                err = target - eef
-                if np.linalg.norm(err[:2]) > 4 * tol:
-                    # The object moved (pushed by a finger): line up again from above.
-                    self._enter("approach")
-                    return np.array([eef[0], eef[1], self.transit_z]), -1.0
-                if (np.linalg.norm(err[:2]) < tol and abs(err[2]) < tol) or timed_out:
-                    self._grasp_xyz = target
-                    self._enter("grasp")
-                    continue
-                return target, -1.0
-
-            if phase == "grasp":
-                if self._phase_steps > self.grasp_steps:
-                    self._in_hand = obj - eef
-                    self._enter("lift")
-                    continue
-                return self._grasp_xyz, 1.0
-
-            if phase in ("lift", "transport", "lower") and self._slipped(eef, obj):
+            if self._phase in CARRYING and self._slipped(eef, obj):
                 self._give_up_grasp()
                 continue
-
-            if phase == "lift":
-                if eef[2] > self.carry_z - 2 * tol or timed_out:
-                    self._enter("transport")
-                    continue
-                return np.array([self._grasp_xyz[0], self._grasp_xyz[1], self.carry_z]), 1.0
-
-            # Put the object, not the hand, above the basket centre.
-            over_box = np.array([box[0] - self._in_hand[0], box[1] - self._in_hand[1], self.carry_z])
-
-            if phase == "transport":
-                if np.linalg.norm((box - obj)[:2]) < 1.5 * tol or timed_out:
-                    self._enter("lower")
-                    continue
-                return over_box, 1.0
-
-            if phase == "lower":
-                target = over_box.copy()
-                target[2] = box[2] + self.release_height - self._in_hand[2]
-                if abs(eef[2] - target[2]) < tol or timed_out:
-                    self._release_xyz = target
-                    self._enter("release")
-                    continue
-                return target, 1.0
-
-            if phase == "release":
-                if self._phase_steps > self.release_steps:
-                    self._enter("retreat")
-                    continue
-                return self._release_xyz, -1.0
-
-            if phase == "retreat":
-                if eef[2] > self.transit_z - 2 * tol or timed_out:
-                    missed = float(np.linalg.norm((obj - box)[:2])) > self.basket_radius
-                    if self._start_over or missed:
-                        if missed and not self._start_over:
-                            self._retries += 1
-                        self._start_over = False
-                        self._enter("approach")
-                        continue
-                    self._phase_steps = 0  # done: wait (the engine stops on success)
-                return np.array([eef[0], eef[1], self.transit_z]), -1.0
-
-            raise AssertionError(f"unknown phase {phase!r}")
+            phase_step = getattr(self, f"_phase_{self._phase}", None)
+            if phase_step is None:
+                raise AssertionError(f"unknown phase {self._phase!r}")
+            step = phase_step(eef, obj, box, timed_out)
+            if step is not None:
+                return step
         raise AssertionError("scripted policy: the phase machine did not settle")  # pragma: no cover
+
+    def _over_box(self, box: np.ndarray) -> np.ndarray:
+        """Where the hand goes to put the object, not the hand, above the basket centre."""
+        return np.array([box[0] - self._in_hand[0], box[1] - self._in_hand[1], self.carry_z])
+
+    def _phase_approach(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray, timed_out: bool) -> Step | None:
+        target = np.array([obj[0] + self._dx, obj[1], max(self.transit_z, self._grasp_z(obj))])
+        if np.linalg.norm((target - eef)[:2]) < 1.5 * self.position_tolerance or timed_out:
+            self._enter("descend")
+            return None
+        return target, -1.0
+
+    def _phase_descend(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray, timed_out: bool) -> Step | None:
+        tol = self.position_tolerance
+        target = np.array([obj[0] + self._dx, obj[1], self._grasp_z(obj)])
+        err = target - eef
+        if np.linalg.norm(err[:2]) > 4 * tol:
+            # The object moved (pushed by a finger): line up again from above.
+            self._enter("approach")
+            return np.array([eef[0], eef[1], self.transit_z]), -1.0
+        if (np.linalg.norm(err[:2]) < tol and abs(err[2]) < tol) or timed_out:
+            self._grasp_xyz = target
+            self._enter("grasp")
+            return None
+        return target, -1.0
+
+    def _phase_grasp(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray, timed_out: bool) -> Step | None:
+        if self._phase_steps > self.grasp_steps:
+            self._in_hand = obj - eef
+            self._enter("lift")
+            return None
+        return self._grasp_xyz, 1.0
+
+    def _phase_lift(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray, timed_out: bool) -> Step | None:
+        if eef[2] > self.carry_z - 2 * self.position_tolerance or timed_out:
+            self._enter("transport")
+            return None
+        return np.array([self._grasp_xyz[0], self._grasp_xyz[1], self.carry_z]), 1.0
+
+    def _phase_transport(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray, timed_out: bool) -> Step | None:
+        if np.linalg.norm((box - obj)[:2]) < 1.5 * self.position_tolerance or timed_out:
+            self._enter("lower")
+            return None
+        return self._over_box(box), 1.0
+
+    def _phase_lower(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray, timed_out: bool) -> Step | None:
+        target = self._over_box(box)
+        target[2] = box[2] + self.release_height - self._in_hand[2]
+        if abs(eef[2] - target[2]) < self.position_tolerance or timed_out:
+            self._release_xyz = target
+            self._enter("release")
+            return None
+        return target, 1.0
+
+    def _phase_release(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray, timed_out: bool) -> Step | None:
+        if self._phase_steps > self.release_steps:
+            self._enter("retreat")
+            return None
+        return self._release_xyz, -1.0
+
+    def _phase_retreat(self, eef: np.ndarray, obj: np.ndarray, box: np.ndarray, timed_out: bool) -> Step | None:
+        if eef[2] > self.transit_z - 2 * self.position_tolerance or timed_out:
+            missed = float(np.linalg.norm((obj - box)[:2])) > self.basket_radius
+            if self._start_over or missed:
+                if missed and not self._start_over:
+                    self._retries += 1
+                self._start_over = False
+                self._enter("approach")
+                return None
+            self._phase_steps = 0  # done: wait (the engine stops on success)
+        return np.array([eef[0], eef[1], self.transit_z]), -1.0

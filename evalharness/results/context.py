@@ -160,7 +160,9 @@ def _assets_text(summary: Summary) -> str:
     assets = summary.metadata.assets
     if assets is None:
         return "not recorded"
-    sha = (assets.tree_sha256 or "checksum not recorded")[:12]
+    # Older runs recorded the tree's checksum; today's record the digest of the loaded files.
+    digest = assets.tree_sha256 or (assets.model_extra or {}).get("loaded_sha256")
+    sha = str(digest)[:12] if digest else "checksum not recorded"
     return f"{sha} (modified)" if assets.modified else sha
 
 

@@ -3,7 +3,9 @@
 A person judging a policy wants to see it, not read JSON: the page holds the summary
 table (the same :class:`~evalharness.results.comparison_table.Table` the ``table`` command
 prints), a per-task bar chart with interval whiskers, episode length against outcome,
-every episode with its outcome, steps and error, and the videos playable in place.
+every episode with its outcome, steps and error, and the videos playable in place; for a
+perturbed run, each perturbed episode's video beside its clean twin's, with the parameters
+it drew (:mod:`~evalharness.results.report_pairs`).
 
 Self-contained means the page needs nothing but itself (no script, no CDN, no web
 font; figures are PNG data URIs). Videos are the exception by default: they are linked
@@ -28,6 +30,7 @@ from urllib.parse import quote
 from evalharness.results.context import describe_conditions
 from evalharness.results.figures import length_chart, per_task_chart
 from evalharness.results.comparison_table import build_table
+from evalharness.results.report_pairs import describe_perturbation, perturbed_pairs
 from evalharness.results.runs import LoadedRun
 
 __all__ = ["render_report"]
@@ -50,14 +53,17 @@ def _run_view(run: LoadedRun, page_dir: Path, embed: bool) -> dict[str, Any]:
     meta = run.summary.metadata
     versions = meta.versions or {}
     episodes = None
+    pairs: list[dict[str, Any]] = []
     if run.records is not None:
         ordered = sorted(run.records, key=lambda r: (r.suite, r.task_index, r.init_state, r.seed))
         episodes = [
             {**r.model_dump(include={"suite", "task_index", "task_name", "init_state", "seed", "steps", "error_kind",
                                      "error_message", "video"}),
-             "outcome": r.outcome, "video_src": _video_src(run, r.video, page_dir, embed)}
+             "outcome": r.outcome, "video_src": _video_src(run, r.video, page_dir, embed),
+             "perturbation": describe_perturbation(r.perturbation)}
             for r in ordered
         ]
+        pairs = perturbed_pairs(run.records, lambda video: _video_src(run, video, page_dir, embed))
     return {
         "label": run.label,
         "source": run.source,
@@ -72,6 +78,7 @@ def _run_view(run: LoadedRun, page_dir: Path, embed: bool) -> dict[str, Any]:
                   f"{(meta.assets.tree_sha256 or '?')[:12]}: {meta.assets.describe()}",
         "revision": meta.harness_revision or "not recorded",
         "episodes": episodes,
+        "pairs": pairs,
     }
 
 

@@ -28,8 +28,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from evalharness.config.validation import validate_settings
 from evalharness.errors import UserInputError
 from evalharness.results.records import EpisodeRecord
 
@@ -283,12 +284,7 @@ def refuse_older_run_dir(run_dir: Path) -> None:
 def parse_summary(data: Any, source: str) -> Summary:
     """Validate a parsed summary.json; any problem is one line naming the file and field."""
     check_schema_version(data, source)
-    try:
-        return Summary.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise UserInputError(f"{source} is not a valid summary: {where}: {first['msg']}") from None
+    return validate_settings(Summary, data, "", source=f"{source} is not a valid summary")
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

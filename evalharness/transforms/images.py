@@ -4,6 +4,12 @@ A protocol lists steps such as ``["rotate180", {"resize_with_pad": 224}]`` and
 :func:`build_image_transform` turns the list into one function, the way openpi composes
 its transforms. Every step takes and returns a uint8 (H, W, 3) array.
 
+Each step is a part (:mod:`evalharness.config.parts`): an :class:`ImageStep` class with one
+settings model, named by ``_target_`` in ``conf/image_transform/<name>.yaml``. A list entry
+``name`` reads that file; ``{name: argument}`` sets its one setting (``{resize: 224}``), or
+several (``{jpeg_roundtrip: {quality: 90}}``); a mapping with ``_target_`` names a class
+directly. Adding a step is one class here (or anywhere importable) and one YAML file.
+
 Differences from the originals, stated so that nobody assumes more fidelity than there
 is: openpi resizes with PIL bilinear (same here). OpenVLA resizes and crops with
 TensorFlow (lanczos3 and ``crop_and_resize``); this module uses PIL's LANCZOS (close, not bit
@@ -14,15 +20,19 @@ other uses (docs/fidelity.md).
 
 from __future__ import annotations
 
+import abc
 import io
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 from PIL import Image
+from pydantic import BaseModel, ConfigDict, PlainValidator
 
-from evalharness.errors import UserInputError, choices_error
+from evalharness.config.fields import Count, at_least
+from evalharness.config.parts import build_steps
+from evalharness.errors import UserInputError
 from evalharness.transforms.tf_crop import tf_center_crop
 
 ImageTransform = Callable[[np.ndarray], np.ndarray]
@@ -94,35 +104,119 @@ def center_crop(area: float) -> ImageTransform:
     return apply
 
 
-# name -> factory taking the step's argument (or nothing)
-STEPS: dict[str, Callable[..., ImageTransform]] = {
-    "rotate180": lambda: rotate180,
-    "flip_vertical": lambda: flip_vertical,
-    "resize_with_pad": resize_with_pad,
-    "resize": resize,
-    "jpeg_roundtrip": jpeg_roundtrip,
-    "center_crop": center_crop,
-    "tf_center_crop": tf_center_crop,
-}
+# --- the steps as parts ------------------------------------------------------------------------
+
+class StepSettings(BaseModel):
+    """The key every step config has; a step without parameters takes nothing else."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None
 
 
-def _parse_step(step: Any) -> tuple[str, Any]:
-    if isinstance(step, str):
-        return step, None
-    if isinstance(step, dict) and len(step) == 1:
-        (name, arg), = step.items()
-        return str(name), arg
-    raise UserInputError(f"image transform step {step!r} is not valid; allowed: a name or {{name: argument}}")
+class SizeSettings(StepSettings):
+    size: Count  # the square output side in pixels
 
 
-def build_image_transform(steps: Sequence[Any]) -> ImageTransform:
-    """Compose a protocol's list of steps into one function (identity for an empty list)."""
-    functions: list[ImageTransform] = []
-    for step in steps:
-        name, arg = _parse_step(step)
-        if name not in STEPS:
-            raise choices_error("image transform", name, list(STEPS))
-        functions.append(STEPS[name]() if arg is None else STEPS[name](arg))
+class JpegSettings(StepSettings):
+    quality: Annotated[int, at_least(1)]  # PIL's JPEG quality (95: OpenVLA's stored images)
+
+
+def _area(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+        raise ValueError("allowed: 0 < area <= 1")
+    return float(value)
+
+
+class CropSettings(StepSettings):
+    area: Annotated[float, PlainValidator(_area)]  # the central fraction of the image kept
+
+
+class ImageStep(abc.ABC):
+    """One image step: a uint8 (H, W, 3) array in, a new one out (the input is never modified)."""
+
+    Settings: ClassVar[type[StepSettings]] = StepSettings
+
+    def __init__(self, apply: ImageTransform) -> None:
+        self.apply = apply
+
+    @classmethod
+    @abc.abstractmethod
+    def from_settings(cls, settings: Any) -> ImageStep: ...
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self.apply(image)
+
+
+class Rotate180(ImageStep):
+    """:func:`rotate180`."""
+
+    @classmethod
+    def from_settings(cls, settings: StepSettings) -> Rotate180:
+        return cls(rotate180)
+
+
+class FlipVertical(ImageStep):
+    """:func:`flip_vertical`."""
+
+    @classmethod
+    def from_settings(cls, settings: StepSettings) -> FlipVertical:
+        return cls(flip_vertical)
+
+
+class ResizeWithPad(ImageStep):
+    """:func:`resize_with_pad` (openpi)."""
+
+    Settings = SizeSettings
+
+    @classmethod
+    def from_settings(cls, settings: SizeSettings) -> ResizeWithPad:
+        return cls(resize_with_pad(settings.size))
+
+
+class Resize(ImageStep):
+    """:func:`resize` (OpenVLA's lanczos)."""
+
+    Settings = SizeSettings
+
+    @classmethod
+    def from_settings(cls, settings: SizeSettings) -> Resize:
+        return cls(resize(settings.size))
+
+
+class JpegRoundtrip(ImageStep):
+    """:func:`jpeg_roundtrip`."""
+
+    Settings = JpegSettings
+
+    @classmethod
+    def from_settings(cls, settings: JpegSettings) -> JpegRoundtrip:
+        return cls(jpeg_roundtrip(settings.quality))
+
+
+class CenterCrop(ImageStep):
+    """:func:`center_crop`."""
+
+    Settings = CropSettings
+
+    @classmethod
+    def from_settings(cls, settings: CropSettings) -> CenterCrop:
+        return cls(center_crop(settings.area))
+
+
+class TfCenterCrop(ImageStep):
+    """:func:`~evalharness.transforms.tf_crop.tf_center_crop` (OpenVLA's TensorFlow crop, exactly)."""
+
+    Settings = CropSettings
+
+    @classmethod
+    def from_settings(cls, settings: CropSettings) -> TfCenterCrop:
+        return cls(tf_center_crop(settings.area))
+
+
+def build_image_transform(steps: Sequence[Any], where: str = "image_transforms") -> ImageTransform:
+    """Compose a list of steps into one function (identity for an empty list)."""
+    functions = build_steps("image_transform", steps, ImageStep, where=where)
 
     def apply(image: np.ndarray) -> np.ndarray:
         for function in functions:

@@ -79,6 +79,17 @@ class ActivePerturbation:
         self._frame += 1
         return images
 
+    def corrupt_view(self, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The same corruption for a frame the policy does not see (a video's), not counted.
+
+        Videos also film the control steps between queries; without this those frames would
+        show the clean image in an ``image``-perturbed episode. The frame count (which seeds
+        per-frame noise) is left alone, so the policy's images are the same either way.
+        """
+        for part in self.parts:
+            images = part.corrupt(images, self.params[part.name], self._frame)
+        return images
+
     def instruction(self) -> str | None:
         for part in self.parts:
             text = part.instruction(self.params[part.name])

@@ -8,9 +8,11 @@ replayable from its record alone.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, PlainValidator
 
 from envs.errors import UserInputError
 
@@ -28,6 +30,54 @@ def check_level(level: Any, where: str) -> int:
     if isinstance(level, bool) or not isinstance(level, int) or level not in LEVELS:
         raise UserInputError(f"{where}={level!r} is not valid; allowed: an integer level 1..5")
     return level
+
+
+def _level(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value not in LEVELS:
+        raise ValueError("allowed: an integer level 1..5")
+    return value
+
+
+def subset_of(choices: Sequence[str]) -> PlainValidator:
+    """A settings field holding some of ``choices`` (a list), or null for all of them."""
+
+    def check(value: Any) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        items = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
+        if items is None or any(item not in choices for item in items):
+            raise ValueError(f"allowed: a subset of {list(choices)}")
+        return tuple(items) or None
+
+    return PlainValidator(check)
+
+
+def number(*, nullable: bool) -> PlainValidator:
+    """A finite number as a float (or null when ``nullable``)."""
+
+    def check(value: Any) -> float | None:
+        if value is None and nullable:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise ValueError("allowed: null or a number" if nullable else "allowed: a number")
+        return value
+
+    return PlainValidator(check)
+
+
+class PerturbationSettings(BaseModel):
+    """The key every dimension takes; a dimension's own settings model adds its keys.
+
+    The harness validates a dimension's config with its ``Settings`` (one line naming the
+    key, the value and what is allowed) and then builds the class from the validated
+    values, so the constructors trust their arguments.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    level: Annotated[int | None, PlainValidator(_level)] = None  # null = the group's perturb.level
 
 
 def band(rng: np.random.Generator, level: int, low: float, high: float) -> float:
@@ -77,6 +127,8 @@ class Perturbation:
 
     name = "perturbation"
     physical = False
+    #: Its settings model (``conf/perturb/<name>.yaml`` spells out every field).
+    Settings: ClassVar[type[PerturbationSettings]] = PerturbationSettings
 
     def __init__(self, level: int | None = None) -> None:
         self.level = None if level is None else check_level(level, f"perturb.{self.name}.level")

@@ -16,13 +16,12 @@ compiled model, so physics is unaffected.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from envs.errors import UserInputError
-from envs.libero.perturb.base import ModelPatch, Perturbation, band
+from envs.libero.perturb.base import ModelPatch, Perturbation, PerturbationSettings, band, subset_of
 
 PIVOT = np.array([0.0, 0.0, 0.8])
 #: LIBERO's agentview pose in its table scenes, for which LIBERO-Plus defines the pivot.
@@ -65,16 +64,19 @@ def orbit(pos: np.ndarray, quat: np.ndarray, p: dict[str, float]) -> tuple[np.nd
     return pivot + rel, _rotation_to_wxyz(rot)
 
 
+class CameraSettings(PerturbationSettings):
+    camera: str = "agentview"  # the camera that orbits (the wrist camera is untouched)
+    groups: Annotated[tuple[str, ...] | None, subset_of(GROUPS)] = None  # null = all of them
+
 class CameraOrbit(Perturbation):
     name = "camera"
+
+    Settings = CameraSettings
 
     def __init__(self, level: int | None = None, camera: str = "agentview", groups: list[str] | None = None) -> None:
         super().__init__(level)
         self.camera = camera
         self.groups = tuple(groups) if groups else GROUPS
-        bad = [g for g in self.groups if g not in GROUPS]
-        if bad:
-            raise UserInputError(f"perturb.camera.groups={list(self.groups)!r} is not valid; allowed: a subset of {list(GROUPS)}")
 
     def draw(self, rng: np.random.Generator, task: Any) -> dict[str, Any]:
         group = self.groups[int(rng.integers(len(self.groups)))]

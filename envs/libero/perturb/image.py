@@ -19,13 +19,12 @@ severity means the same at any camera size. Per family, at severity s:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from scipy import ndimage
 
-from envs.errors import UserInputError
-from envs.libero.perturb.base import Perturbation
+from envs.libero.perturb.base import Perturbation, PerturbationSettings, subset_of
 
 KINDS = ("gaussian_noise", "gaussian_blur", "motion_blur", "fog", "brightness", "pixel_jitter")
 IMAGE_CAMERAS = ("base_0_rgb", "left_wrist_0_rgb")
@@ -84,17 +83,19 @@ def corrupt_image(image: np.ndarray, params: dict[str, Any], severity: int, fram
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
+class ImageSettings(PerturbationSettings):
+    kinds: Annotated[tuple[str, ...] | None, subset_of(KINDS)] = None  # null = all of them
+    cameras: Annotated[tuple[str, ...] | None, subset_of(IMAGE_CAMERAS)] = None  # null = base_0_rgb
+
 class ImageCorruption(Perturbation):
     name = "image"
+
+    Settings = ImageSettings
 
     def __init__(self, level: int | None = None, kinds: list[str] | None = None, cameras: list[str] | None = None) -> None:
         super().__init__(level)
         self.kinds = tuple(kinds) if kinds else KINDS
-        if any(k not in KINDS for k in self.kinds):
-            raise UserInputError(f"perturb.image.kinds={list(self.kinds)!r} is not valid; allowed: a subset of {list(KINDS)}")
         self.cameras = tuple(cameras) if cameras else ("base_0_rgb",)
-        if any(c not in IMAGE_CAMERAS for c in self.cameras):
-            raise UserInputError(f"perturb.image.cameras={list(self.cameras)!r} is not valid; allowed: a subset of {list(IMAGE_CAMERAS)}")
 
     def draw(self, rng: np.random.Generator, task: Any) -> dict[str, Any]:
         return {

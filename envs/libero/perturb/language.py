@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from envs.errors import UserInputError
-from envs.libero.perturb.base import Perturbation
+from envs.libero.perturb.base import Perturbation, PerturbationSettings
 
 DEFAULT_PATH = Path(__file__).with_name("paraphrases.json")
 
@@ -42,8 +42,13 @@ def load_paraphrases(path: str | Path) -> dict[str, list[str]]:
     return data
 
 
+class LanguageSettings(PerturbationSettings):
+    path: str | None = None  # a JSON file of task name -> paraphrases; null = the shipped one
+
 class Paraphrase(Perturbation):
     name = "language"
+
+    Settings = LanguageSettings
 
     def __init__(self, level: int | None = None, path: str | None = None) -> None:
         super().__init__(level)

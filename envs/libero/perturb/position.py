@@ -9,19 +9,24 @@ resamples. The distance is exact, so a test can check it; ``distance`` (m) overr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
-from envs.libero.perturb.base import ModelPatch, Perturbation
+from envs.libero.perturb.base import ModelPatch, Perturbation, PerturbationSettings, number
 from envs.libero.perturb.scene import place_object, target_object
 
 STEP_M = 0.04
 
 
+class PositionSettings(PerturbationSettings):
+    distance: Annotated[float | None, number(nullable=True)] = None  # m; null = 0.03 * level
+
 class ShiftObject(Perturbation):
     name = "position"
     physical = True
+
+    Settings = PositionSettings
 
     def __init__(self, level: int | None = None, distance: float | None = None) -> None:
         super().__init__(level)

@@ -11,18 +11,23 @@ then settles the scene as usual.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
-from envs.libero.perturb.base import ModelPatch, Perturbation, PlacementImpossible
+from envs.libero.perturb.base import ModelPatch, Perturbation, PerturbationSettings, PlacementImpossible, number
 
 MAX_JOINT_OFFSET = 0.47
 
 
+class RobotInitSettings(PerturbationSettings):
+    norm: Annotated[float | None, number(nullable=True)] = None  # rad; null = 0.1 * level
+
 class RobotInit(Perturbation):
     name = "robot_init"
     physical = True
+
+    Settings = RobotInitSettings
 
     def __init__(self, level: int | None = None, norm: float | None = None) -> None:
         super().__init__(level)

@@ -9,19 +9,27 @@ most once per episode; the step and the shift are recorded.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
-from envs.libero.perturb.base import Perturbation, PlacementImpossible
+from pydantic import Field
+
+from envs.libero.perturb.base import Perturbation, PerturbationSettings, PlacementImpossible, number
 from envs.libero.perturb.scene import object_positions, place_object, target_object
 
 STEP_M = 0.03
 
 
+class RuntimeMoveSettings(PerturbationSettings):
+    trigger_m: Annotated[float, number(nullable=False)] = 0.09  # the jump comes when the gripper is this near
+    fallback_step: Annotated[int, Field(strict=True, ge=1)] = 160  # ... or at this policy step
+
 class RuntimeMove(Perturbation):
     name = "runtime_move"
     physical = True
+
+    Settings = RuntimeMoveSettings
 
     def __init__(self, level: int | None = None, trigger_m: float = 0.09, fallback_step: int = 160) -> None:
         super().__init__(level)

@@ -14,11 +14,11 @@ too). Level L: factor 1 + 0.1 L or 1 - 0.1 L (the direction drawn), i.e. x0.5..x
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
-from envs.libero.perturb.base import ModelPatch, Perturbation, PlacementImpossible
+from envs.libero.perturb.base import ModelPatch, Perturbation, PerturbationSettings, PlacementImpossible, number
 from envs.libero.perturb.scene import body_geoms, free_objects, target_object
 
 MESH = 7  # mujoco.mjtGeom.mjGEOM_MESH
@@ -44,9 +44,14 @@ def _upload_mesh(env, mesh: int) -> None:
         mujoco.mjr_uploadMesh(env._sim.model._model, context.con, mesh)
 
 
+class ScaleSettings(PerturbationSettings):
+    factor: Annotated[float | None, number(nullable=True)] = None  # null = 1 +- 0.1 * level, drawn
+
 class ScaleObject(Perturbation):
     name = "scale"
     physical = True
+
+    Settings = ScaleSettings
 
     def __init__(self, level: int | None = None, factor: float | None = None) -> None:
         super().__init__(level)

@@ -5,47 +5,46 @@ action space, or raises :class:`~evalharness.errors.DecodeError`. Anything it to
 instead of raising (padding, clipping an id) it appends to ``events``, so the episode's
 record shows it. The ``on_error`` fallback is not the decoder's business: the pipeline
 applies it, which keeps each decoder a plain function of its input.
+
+Its settings are one pydantic model, a subclass of :class:`DecoderSettings` (which adds the
+keys every decoder accepts: ``name``, ``on_error``); ``conf/decoder/<name>.yaml`` names the
+class by ``_target_`` and spells out every setting (see :mod:`evalharness.config.parts`).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
-
-from evalharness.actions import _config
+from pydantic import BaseModel, ConfigDict
 
 ON_ERROR_CHOICES = ("error", "zeros")
 
-#: Keys every decoder config accepts, whatever the decoder.
-COMMON_DEFAULTS: dict[str, Any] = {"name": None, "on_error": "error"}
+
+class DecoderSettings(BaseModel):
+    """The keys every decoder config accepts, whatever the decoder."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None  # the config's name (conf/decoder/<name>.yaml); the decoder records its own
+    on_error: Literal["error", "zeros"] = "error"  # zeros: the pipeline replaces a failed decode by zeros
 
 
 class Decoder(abc.ABC):
     """Turns policy output into a normalized (H, D) chunk."""
 
     name: ClassVar[str]
-    #: The decoder's own parameters and their defaults (``conf/decoder/<name>.yaml`` mirrors them).
-    DEFAULTS: ClassVar[dict[str, Any]]
+    #: Its settings model (``conf/decoder/<name>.yaml`` spells out every field).
+    Settings: ClassVar[type[DecoderSettings]]
 
     horizon: int | None = None
     action_dim: int | None = None
 
     @classmethod
-    def settings(cls, cfg: Mapping[str, Any] | None) -> dict[str, Any]:
-        """``cfg`` merged over the defaults, unknown keys refused."""
-        defaults = {**COMMON_DEFAULTS, **cls.DEFAULTS, "name": cls.name}
-        merged = _config.merge(f"decoder {cls.name!r}", cfg, defaults)
-        merged["on_error"] = _config.choice(f"decoder {cls.name!r}", "on_error", merged["on_error"],
-                                            ON_ERROR_CHOICES)
-        return merged
-
-    @classmethod
     @abc.abstractmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> Decoder:
-        """Build from a config dict (validated; mistakes raise UserInputError)."""
+    def from_settings(cls, settings: Any) -> Decoder:
+        """Build from validated settings (a file it needs that is missing raises UserInputError)."""
 
     @abc.abstractmethod
     def decode(self, output: Any, events: list[str]) -> np.ndarray:

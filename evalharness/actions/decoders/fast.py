@@ -50,15 +50,17 @@ shows up as decode errors in the record instead of as plausible-looking motions:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from scipy.fft import dct, idct
 
-from evalharness.actions import _arrays, _config
-from evalharness.actions.decoders.base import Decoder
+from evalharness.actions import _arrays
+from evalharness.actions.decoders.base import Decoder, DecoderSettings
+from evalharness.actions.files import existing_file, sha256_file
+from evalharness.config.fields import Count, Int, NonNegativeInt, OptionalInt, OptionalIntList, PositiveFloat
 from evalharness.errors import DecodeError, UserInputError
 
 if TYPE_CHECKING:
@@ -70,9 +72,6 @@ SKIP_TOKENS = 128
 UNIVERSAL_SCALE = 10.0
 UNIVERSAL_MIN_TOKEN = -354
 PALIGEMMA_EOS_ID = 1
-
-ID_SPACE_CHOICES = ("paligemma", "fast")
-LENGTH_MISMATCH_CHOICES = ("error", "zeros", "pad_truncate")
 
 _WHERE = "fast"
 _REPLACEMENT_CHAR = "\ufffd"
@@ -130,7 +129,7 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     """Load a ``tokenizers`` JSON file (the FAST processor's ``tokenizer.json``)."""
     from tokenizers import Tokenizer
 
-    file = _config.existing_file("decoder 'fast'", "tokenizer_path", path)
+    file = existing_file("decoder 'fast'", "tokenizer_path", path)
     try:
         return Tokenizer.from_file(str(file))
     except Exception as exc:  # the Rust side raises plain Exception subclasses
@@ -243,24 +242,28 @@ def _note(events: list[str] | None, message: str) -> None:
 
 # --- the configured decoder ------------------------------------------------------------------
 
+class FastSettings(DecoderSettings):
+    """``conf/decoder/fast.yaml``."""
+
+    tokenizer_path: Any  # required: the FAST processor's tokenizer.json
+    horizon: Count
+    action_dim: Count
+    scale: PositiveFloat
+    min_token: Int
+    id_space: Literal["paligemma", "fast"]
+    vocab_size: Count
+    skip_tokens: NonNegativeInt
+    action_prefix_ids: OptionalIntList
+    action_end_ids: OptionalIntList
+    eos_id: OptionalInt
+    on_length_mismatch: Literal["error", "zeros", "pad_truncate"]
+
+
 class FastDecoder(Decoder):
     """FAST (optionally inside PaliGemma's vocabulary) -> normalized (H, D) chunk."""
 
     name: ClassVar[str] = "fast"
-    DEFAULTS: ClassVar[dict[str, Any]] = {
-        "tokenizer_path": None,
-        "horizon": 10,
-        "action_dim": 7,
-        "scale": UNIVERSAL_SCALE,
-        "min_token": UNIVERSAL_MIN_TOKEN,
-        "id_space": "paligemma",
-        "vocab_size": PALIGEMMA_VOCAB_SIZE,
-        "skip_tokens": SKIP_TOKENS,
-        "action_prefix_ids": None,
-        "action_end_ids": None,
-        "eos_id": None,
-        "on_length_mismatch": "error",
-    }
+    Settings: ClassVar[type[FastSettings]] = FastSettings
 
     def __init__(self, tokenizer: Tokenizer, *, horizon: int = 10, action_dim: int = 7,
                  scale: float = UNIVERSAL_SCALE, min_token: int = UNIVERSAL_MIN_TOKEN, id_space: str = "paligemma",
@@ -281,7 +284,7 @@ class FastDecoder(Decoder):
         self.eos_id = eos_id
         self.on_length_mismatch = on_length_mismatch
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path is not None else None
-        self.tokenizer_sha256 = _config.sha256_file(self.tokenizer_path) if self.tokenizer_path else None
+        self.tokenizer_sha256 = sha256_file(self.tokenizer_path) if self.tokenizer_path else None
         self._check_markers()
 
     def action_id_range(self) -> tuple[int, int]:
@@ -305,25 +308,22 @@ class FastDecoder(Decoder):
                                      "range, or null")
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> FastDecoder:
-        s = cls.settings(cfg)
-        where = "decoder 'fast'"
-        path = _config.existing_file(where, "tokenizer_path", s["tokenizer_path"])
+    def from_settings(cls, settings: FastSettings) -> FastDecoder:
+        path = existing_file("decoder 'fast'", "tokenizer_path", settings.tokenizer_path)
         return cls(
             load_tokenizer(path),
             tokenizer_path=path,
-            horizon=_config.integer(where, "horizon", s["horizon"], minimum=1),
-            action_dim=_config.integer(where, "action_dim", s["action_dim"], minimum=1),
-            scale=_config.number(where, "scale", s["scale"], positive=True),
-            min_token=_config.integer(where, "min_token", s["min_token"]),
-            id_space=_config.choice(where, "id_space", s["id_space"], ID_SPACE_CHOICES),
-            vocab_size=_config.integer(where, "vocab_size", s["vocab_size"], minimum=1),
-            skip_tokens=_config.integer(where, "skip_tokens", s["skip_tokens"], minimum=0),
-            action_prefix_ids=_config.int_list(where, "action_prefix_ids", s["action_prefix_ids"]),
-            action_end_ids=_config.int_list(where, "action_end_ids", s["action_end_ids"]),
-            eos_id=_config.integer(where, "eos_id", s["eos_id"], allow_none=True),
-            on_length_mismatch=_config.choice(where, "on_length_mismatch", s["on_length_mismatch"],
-                                              LENGTH_MISMATCH_CHOICES),
+            horizon=settings.horizon,
+            action_dim=settings.action_dim,
+            scale=settings.scale,
+            min_token=settings.min_token,
+            id_space=settings.id_space,
+            vocab_size=settings.vocab_size,
+            skip_tokens=settings.skip_tokens,
+            action_prefix_ids=settings.action_prefix_ids,
+            action_end_ids=settings.action_end_ids,
+            eos_id=settings.eos_id,
+            on_length_mismatch=settings.on_length_mismatch,
         )
 
     def decode(self, output: Any, events: list[str]) -> np.ndarray:

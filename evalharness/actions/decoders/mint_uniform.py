@@ -26,14 +26,15 @@ What the page leaves ambiguous, and what this module decided:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import ValidationInfo, field_validator
 
-from evalharness.actions import _arrays, _config
-from evalharness.actions.decoders.base import Decoder
-from evalharness.errors import DecodeError, UserInputError
+from evalharness.actions import _arrays
+from evalharness.actions.decoders.base import Decoder, DecoderSettings
+from evalharness.config.fields import Count, FiniteFloat, Int, OptionalCount, PositiveFloat
+from evalharness.errors import DecodeError
 
 DIVISOR = 256.0
 OFFSET = 1.0
@@ -92,24 +93,33 @@ def encode_chunk(chunk: Any, *, divisor: float = DIVISOR, offset: float = OFFSET
     return np.clip(tokens, token_low, token_high - 1)
 
 
+class MintUniformSettings(DecoderSettings):
+    """``conf/decoder/mint_uniform.yaml``."""
+
+    action_dim: Count
+    horizon: OptionalCount  # null: any whole number of steps
+    divisor: PositiveFloat
+    offset: FiniteFloat
+    token_low: Int
+    token_high: Int  # exclusive
+
+    @field_validator("token_high")
+    @classmethod
+    def _above_token_low(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("token_low")
+        if low is not None and value <= low:
+            raise ValueError(f"allowed: an integer > token_low ({low})")
+        return value
+
+
 class MintUniformDecoder(Decoder):
     """Configured :func:`decode_tokens`."""
 
     name: ClassVar[str] = "mint_uniform"
-    DEFAULTS: ClassVar[dict[str, Any]] = {
-        "action_dim": ACTION_DIM,
-        "horizon": None,
-        "divisor": DIVISOR,
-        "offset": OFFSET,
-        "token_low": TOKEN_LOW,
-        "token_high": TOKEN_HIGH,
-    }
+    Settings: ClassVar[type[MintUniformSettings]] = MintUniformSettings
 
     def __init__(self, *, action_dim: int = ACTION_DIM, horizon: int | None = None, divisor: float = DIVISOR,
                  offset: float = OFFSET, token_low: int = TOKEN_LOW, token_high: int = TOKEN_HIGH) -> None:
-        if token_high <= token_low:
-            raise UserInputError(f"decoder 'mint_uniform' token_high {token_high} is not valid; "
-                                 f"allowed: an integer > token_low ({token_low})")
         self.action_dim = action_dim
         self.horizon = horizon
         self.divisor = divisor
@@ -118,17 +128,9 @@ class MintUniformDecoder(Decoder):
         self.token_high = token_high
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> MintUniformDecoder:
-        s = cls.settings(cfg)
-        where = "decoder 'mint_uniform'"
-        return cls(
-            action_dim=_config.integer(where, "action_dim", s["action_dim"], minimum=1),
-            horizon=_config.integer(where, "horizon", s["horizon"], minimum=1, allow_none=True),
-            divisor=_config.number(where, "divisor", s["divisor"], positive=True),
-            offset=_config.number(where, "offset", s["offset"]),
-            token_low=_config.integer(where, "token_low", s["token_low"]),
-            token_high=_config.integer(where, "token_high", s["token_high"]),
-        )
+    def from_settings(cls, settings: MintUniformSettings) -> MintUniformDecoder:
+        return cls(action_dim=settings.action_dim, horizon=settings.horizon, divisor=settings.divisor,
+                   offset=settings.offset, token_low=settings.token_low, token_high=settings.token_high)
 
     def decode(self, output: Any, events: list[str]) -> np.ndarray:
         return decode_tokens(output, action_dim=self.action_dim, divisor=self.divisor, offset=self.offset,

@@ -8,32 +8,36 @@ is reported as a decode error rather than reaching the simulator.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
-from evalharness.actions import _arrays, _config
-from evalharness.actions.decoders.base import Decoder
+from evalharness.actions import _arrays
+from evalharness.actions.decoders.base import Decoder, DecoderSettings
+from evalharness.config.fields import OptionalCount
 from evalharness.errors import DecodeError
+
+
+class PassthroughSettings(DecoderSettings):
+    """``conf/decoder/none.yaml``."""
+
+    horizon: OptionalCount  # if set, the chunk must have exactly this many steps
+    action_dim: OptionalCount  # if set, the chunk must have exactly this many dims per step
 
 
 class PassthroughDecoder(Decoder):
     """Accepts a float chunk as is (after checking it)."""
 
     name: ClassVar[str] = "none"
-    DEFAULTS: ClassVar[dict[str, Any]] = {"horizon": None, "action_dim": None}
+    Settings: ClassVar[type[PassthroughSettings]] = PassthroughSettings
 
     def __init__(self, *, horizon: int | None = None, action_dim: int | None = None) -> None:
         self.horizon = horizon
         self.action_dim = action_dim
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> PassthroughDecoder:
-        s = cls.settings(cfg)
-        where = "decoder 'none'"
-        return cls(horizon=_config.integer(where, "horizon", s["horizon"], minimum=1, allow_none=True),
-                   action_dim=_config.integer(where, "action_dim", s["action_dim"], minimum=1, allow_none=True))
+    def from_settings(cls, settings: PassthroughSettings) -> PassthroughDecoder:
+        return cls(horizon=settings.horizon, action_dim=settings.action_dim)
 
     def decode(self, output: Any, events: list[str]) -> np.ndarray:
         chunk = _arrays.float_chunk(output, "decoder 'none'")

@@ -14,19 +14,19 @@ DecodeError by default; ``out_of_range: clip`` reproduces OpenVLA and records an
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import ValidationInfo, field_validator
 
-from evalharness.actions import _arrays, _config
-from evalharness.actions.decoders.base import Decoder
+from evalharness.actions import _arrays
+from evalharness.actions.decoders.base import Decoder, DecoderSettings
+from evalharness.config.fields import Count, OptionalCount, at_least
 from evalharness.errors import DecodeError
 
 LLAMA2_VOCAB_SIZE = 32000
 N_BINS = 256
 ACTION_DIM = 7
-OUT_OF_RANGE_CHOICES = ("error", "clip")
 
 _WHERE = "openvla_bins"
 
@@ -80,17 +80,29 @@ def decode_tokens(tokens: Any, *, vocab_size: int = LLAMA2_VOCAB_SIZE, n_bins: i
     return centres[index].reshape(steps, action_dim)
 
 
+class OpenVLABinsSettings(DecoderSettings):
+    """``conf/decoder/openvla_bins.yaml``."""
+
+    action_dim: Count
+    horizon: OptionalCount  # null: any whole number of actions
+    n_bins: Annotated[int, at_least(2)]
+    vocab_size: Count
+    out_of_range: Literal["error", "clip"]  # clip: OpenVLA's behaviour, recorded as an event
+
+    @field_validator("vocab_size")
+    @classmethod
+    def _holds_the_bins(cls, value: int, info: ValidationInfo) -> int:
+        n_bins = info.data.get("n_bins")
+        if n_bins is not None and value < n_bins:
+            raise ValueError(f"allowed: an integer >= n_bins ({n_bins})")
+        return value
+
+
 class OpenVLABinsDecoder(Decoder):
     """Configured :func:`decode_tokens`."""
 
     name: ClassVar[str] = "openvla_bins"
-    DEFAULTS: ClassVar[dict[str, Any]] = {
-        "action_dim": ACTION_DIM,
-        "horizon": 1,
-        "vocab_size": LLAMA2_VOCAB_SIZE,
-        "n_bins": N_BINS,
-        "out_of_range": "error",
-    }
+    Settings: ClassVar[type[OpenVLABinsSettings]] = OpenVLABinsSettings
 
     def __init__(self, *, action_dim: int = ACTION_DIM, horizon: int | None = 1,
                  vocab_size: int = LLAMA2_VOCAB_SIZE, n_bins: int = N_BINS, out_of_range: str = "error") -> None:
@@ -101,17 +113,9 @@ class OpenVLABinsDecoder(Decoder):
         self.out_of_range = out_of_range
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> OpenVLABinsDecoder:
-        s = cls.settings(cfg)
-        where = "decoder 'openvla_bins'"
-        n_bins = _config.integer(where, "n_bins", s["n_bins"], minimum=2)
-        return cls(
-            action_dim=_config.integer(where, "action_dim", s["action_dim"], minimum=1),
-            horizon=_config.integer(where, "horizon", s["horizon"], minimum=1, allow_none=True),
-            vocab_size=_config.integer(where, "vocab_size", s["vocab_size"], minimum=n_bins),
-            n_bins=n_bins,
-            out_of_range=_config.choice(where, "out_of_range", s["out_of_range"], OUT_OF_RANGE_CHOICES),
-        )
+    def from_settings(cls, settings: OpenVLABinsSettings) -> OpenVLABinsDecoder:
+        return cls(action_dim=settings.action_dim, horizon=settings.horizon, vocab_size=settings.vocab_size,
+                   n_bins=settings.n_bins, out_of_range=settings.out_of_range)
 
     def decode(self, output: Any, events: list[str]) -> np.ndarray:
         return decode_tokens(output, vocab_size=self.vocab_size, n_bins=self.n_bins, action_dim=self.action_dim,

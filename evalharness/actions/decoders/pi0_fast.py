@@ -28,18 +28,18 @@ well-formed and malformed streams (``docs/fidelity.md``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from evalharness.actions import _arrays, _config
+from evalharness.actions import _arrays
 from evalharness.actions.decoders import fast
-from evalharness.actions.decoders.base import COMMON_DEFAULTS
+from evalharness.actions.decoders.base import DecoderSettings
+from evalharness.actions.files import existing_file, sha256_file
+from evalharness.config.fields import Count, Int, NonNegativeInt, PositiveFloat
 from evalharness.errors import DecodeError, UserInputError
 
-ON_ERROR_CHOICES = ("error", "zeros", "openpi")
 DECODE_EVENT = "decode_event: "
 ACTION_MARKER = "Action: "
 END_MARKER = "|"
@@ -50,7 +50,7 @@ def load_paligemma_tokenizer(path: Any) -> Any:
     """The SentencePiece model at ``path``; one line when it is missing or not a model."""
     import sentencepiece
 
-    file = _config.existing_file(_WHERE, "paligemma_tokenizer", path)
+    file = existing_file(_WHERE, "paligemma_tokenizer", path)
     try:
         return sentencepiece.SentencePieceProcessor(model_file=str(file))
     except (RuntimeError, OSError) as exc:
@@ -59,61 +59,53 @@ def load_paligemma_tokenizer(path: Any) -> Any:
                              f"({reason}); allowed: PaliGemma's tokenizer.model") from None
 
 
+class Pi0FastSettings(DecoderSettings):
+    """``conf/decoder/pi0_fast.yaml``."""
+
+    tokenizer_path: Any  # required: the FAST processor's tokenizer.json
+    paligemma_tokenizer: Any  # required: PaliGemma's SentencePiece tokenizer.model
+    horizon: Count
+    action_dim: Count
+    scale: PositiveFloat
+    min_token: Int
+    skip_tokens: NonNegativeInt
+    on_length_mismatch: Literal["error", "zeros", "pad_truncate"]
+    on_error: Literal["error", "zeros", "openpi"] = "openpi"  # type: ignore[assignment]
+
+
 class Pi0FastDecoder(fast.FastDecoder):
     """:class:`~evalharness.actions.decoders.fast.FastDecoder` with PaliGemma-derived markers and openpi's fallbacks."""
 
     name: ClassVar[str] = "pi0_fast"
-    DEFAULTS: ClassVar[dict[str, Any]] = {
-        "tokenizer_path": None,
-        "paligemma_tokenizer": None,
-        "horizon": 10,
-        "action_dim": 7,
-        "scale": fast.UNIVERSAL_SCALE,
-        "min_token": fast.UNIVERSAL_MIN_TOKEN,
-        "skip_tokens": fast.SKIP_TOKENS,
-        "on_length_mismatch": "error",
-        "on_error": "openpi",
-    }
+    Settings: ClassVar[type[Pi0FastSettings]] = Pi0FastSettings  # type: ignore[assignment]
 
     @classmethod
-    def settings(cls, cfg: Mapping[str, Any] | None) -> dict[str, Any]:
-        defaults = {**COMMON_DEFAULTS, **cls.DEFAULTS, "name": cls.name}
-        merged = _config.merge(f"decoder {cls.name!r}", cfg, defaults)
-        merged["on_error"] = _config.choice(f"decoder {cls.name!r}", "on_error", merged["on_error"], ON_ERROR_CHOICES)
-        return merged
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> Pi0FastDecoder:
-        s = cls.settings(cfg)
-        sp = load_paligemma_tokenizer(s["paligemma_tokenizer"])
+    def from_settings(cls, settings: Pi0FastSettings) -> Pi0FastDecoder:  # type: ignore[override]
+        sp = load_paligemma_tokenizer(settings.paligemma_tokenizer)
         if sp.eos_id() < 0:
-            raise UserInputError(f"{_WHERE} paligemma_tokenizer {str(s['paligemma_tokenizer'])!r} has no EOS piece, "
-                                 "so the end of the actions cannot be derived; allowed: PaliGemma's tokenizer.model")
+            raise UserInputError(f"{_WHERE} paligemma_tokenizer {str(settings.paligemma_tokenizer)!r} has no EOS "
+                                 "piece, so the end of the actions cannot be derived; allowed: PaliGemma's "
+                                 "tokenizer.model")
         prefix, end = sp.encode(ACTION_MARKER), sp.encode(END_MARKER)
         if not prefix or not end:
             raise UserInputError(f"{_WHERE} paligemma_tokenizer encodes {ACTION_MARKER!r} or {END_MARKER!r} to no ids; "
                                  "allowed: PaliGemma's tokenizer.model")
-        path = _config.existing_file(_WHERE, "tokenizer_path", s["tokenizer_path"])
+        path = existing_file(_WHERE, "tokenizer_path", settings.tokenizer_path)
         try:
             decoder = cls(
-                fast.load_tokenizer(path), tokenizer_path=path,
-                horizon=_config.integer(_WHERE, "horizon", s["horizon"], minimum=1),
-                action_dim=_config.integer(_WHERE, "action_dim", s["action_dim"], minimum=1),
-                scale=_config.number(_WHERE, "scale", s["scale"], positive=True),
-                min_token=_config.integer(_WHERE, "min_token", s["min_token"]),
-                id_space="paligemma", vocab_size=sp.vocab_size(),
-                skip_tokens=_config.integer(_WHERE, "skip_tokens", s["skip_tokens"], minimum=0),
+                fast.load_tokenizer(path), tokenizer_path=path, horizon=settings.horizon,
+                action_dim=settings.action_dim, scale=settings.scale, min_token=settings.min_token,
+                id_space="paligemma", vocab_size=sp.vocab_size(), skip_tokens=settings.skip_tokens,
                 action_prefix_ids=prefix, action_end_ids=end, eos_id=sp.eos_id(),
-                on_length_mismatch=_config.choice(_WHERE, "on_length_mismatch", s["on_length_mismatch"],
-                                                  fast.LENGTH_MISMATCH_CHOICES),
+                on_length_mismatch=settings.on_length_mismatch,
             )
         except UserInputError as exc:  # a derived marker that is also an action id
-            raise UserInputError(f"{exc} (derived from paligemma_tokenizer {str(s['paligemma_tokenizer'])!r}: "
+            raise UserInputError(f"{exc} (derived from paligemma_tokenizer {str(settings.paligemma_tokenizer)!r}: "
                                  "it does not fit this FAST tokenizer)") from None
         decoder.paligemma = sp
-        decoder.paligemma_path = Path(s["paligemma_tokenizer"])
-        decoder.paligemma_sha256 = _config.sha256_file(decoder.paligemma_path)
-        decoder.openpi = s["on_error"] == "openpi"
+        decoder.paligemma_path = Path(settings.paligemma_tokenizer)
+        decoder.paligemma_sha256 = sha256_file(decoder.paligemma_path)
+        decoder.openpi = settings.on_error == "openpi"
         return decoder
 
     paligemma: Any = None

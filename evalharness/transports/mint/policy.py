@@ -338,8 +338,4 @@ def _as_224(image: np.ndarray) -> np.ndarray:
 
 def _parse(model: type[ModelT], result: dict[str, Any], what: str) -> ModelT:
     """A result body as ``model``; PolicyError naming the first problem when it does not fit."""
-    try:
-        return model.model_validate(result)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise PolicyError(f"{what}: unexpected result ({'.'.join(str(p) for p in first['loc'])}: {first['msg']})") from None
+    return validate_settings(model, result, "", source=f"{what}: unexpected result", error=PolicyError)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from evalharness.actions import _config
+from evalharness.actions import files as _config
 from evalharness.actions.state_tokens import discretize_state, pi0_fast_prefix
 from evalharness.errors import PolicyError, UserInputError
 from evalharness.transports.mint.wire import MAX_PREFIX_TOKENS

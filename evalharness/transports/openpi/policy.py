@@ -32,11 +32,14 @@ Faults, every wait bounded:
   but stuck or overloaded, and a late reply on a reused connection would answer the wrong
   query): the connection is dropped and the episode ends as ``policy_unavailable``;
 - a refused connection, a connection dropped mid-episode, or a 5xx handshake is retried:
-  reconnect and resend the same observation after a backoff of ``backoff_s`` doubling up
-  to ``backoff_max_s``, at most ``reconnects`` times per query; then the episode ends as
-  ``policy_unavailable``. A 4xx handshake (a wrong API key) is not retried. So one query
-  waits at most ``infer_timeout_s + reconnects * (2 * open_timeout_s + backoff_max_s +
-  infer_timeout_s)``, and a server that stays down costs ``reconnects`` backoffs;
+  reconnect and resend the same observation after the backoff of ``policy.retries``
+  (:class:`evalharness.transports.retry.RetrySettings`: ``backoff_s`` doubling up to
+  ``max_backoff_s``), at most ``retries.max_retries`` times per query; then the episode
+  ends as ``policy_unavailable``. A 4xx handshake (a wrong API key) is not retried. So one
+  query waits at most ``infer_timeout_s + max_retries * (2 * open_timeout_s +
+  max_backoff_s + infer_timeout_s)``, and a server that stays down costs ``max_retries``
+  backoffs. The old flat keys ``reconnects`` / ``backoff_s`` / ``backoff_max_s`` are still
+  accepted (they set ``retries.max_retries`` / ``backoff_s`` / ``max_backoff_s``);
 - malformed replies: not msgpack or no ``actions`` -> ``policy_error``; ``actions`` of the
   wrong shape or with NaN -> ``invalid_action`` (checked by the rollout like any chunk).
 
@@ -53,15 +56,16 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from envs.libero.geometry import quat_xyzw_to_axis_angle
 from evalharness.errors import PolicyError, PolicyUnavailable, UserInputError
 from evalharness.policies.base import Policy
 from evalharness.transports.openpi.wire import WireError, pack, unpack
+from evalharness.transports.retry import RetrySettings, accept_old_names
 from evalharness.config.validation import validate_settings
 
 __all__ = ["OpenpiSettings", "OpenpiPolicy"]
@@ -78,9 +82,16 @@ class OpenpiSettings(BaseModel):
     label: str | None = Field(None, description="names the served checkpoint in the identity")
     open_timeout_s: float = Field(10.0, gt=0, le=600)
     infer_timeout_s: float = Field(60.0, gt=0, le=3600)
-    reconnects: int = Field(3, ge=0, le=100)
-    backoff_s: float = Field(0.5, gt=0, le=60)
-    backoff_max_s: float = Field(8.0, gt=0, le=600)
+    retries: RetrySettings = Field(default_factory=RetrySettings, description="reconnects after a drop (shared model)")
+
+    #: openpi's flat keys before the shared retry model, still accepted.
+    OLD_RETRY_NAMES: ClassVar[dict[str, str]] = {
+        "reconnects": "max_retries", "backoff_s": "backoff_s", "backoff_max_s": "max_backoff_s"}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_retry_names(cls, values: Any) -> Any:
+        return accept_old_names(values, cls.OLD_RETRY_NAMES)
 
     @property
     def uri(self) -> str:
@@ -221,8 +232,7 @@ class OpenpiPolicy(Policy):
             return self._scrub(f"{type(exc).__name__}: {exc}".splitlines()[0])
 
     def _backoff(self, failures: int) -> None:
-        s = self.settings
-        time.sleep(min(s.backoff_max_s, s.backoff_s * 2 ** (failures - 1)))
+        self.settings.retries.sleep(failures)
 
     def _exchange(self, payload: bytes) -> bytes | str:
         """Send one query and return the reply frame, reconnecting after a disconnect."""
@@ -242,7 +252,7 @@ class OpenpiPolicy(Policy):
                 except (ConnectionClosed, OSError) as exc:
                     self._drop()
                     reason = self._scrub(f"{type(exc).__name__}: {exc}".splitlines()[0])
-            if failures >= s.reconnects:
+            if failures >= s.retries.max_retries:
                 raise PolicyUnavailable(f"openpi server {s.shown_uri} unreachable after {failures} reconnect(s): {reason}")
             failures += 1
             self._reconnects += 1
@@ -262,7 +272,7 @@ class OpenpiPolicy(Policy):
         """Connect once (with the retries of a query) for the metadata; one error line if impossible."""
         s = self.settings
         try:
-            for failures in range(s.reconnects + 1):
+            for failures in range(s.retries.max_retries + 1):
                 if failures:
                     self._backoff(failures)
                 reason = self._try_connect()

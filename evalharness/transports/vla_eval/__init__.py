@@ -1,0 +1,1 @@
+"""vla-eval's model-server protocol v1: the ``policy=vla_eval`` client and its LIBERO conventions."""
