@@ -7,6 +7,9 @@ LIBERO_ASSETS ?=
 BIN := $(VENV)/bin
 SDK_VENV ?= .venv-sdk
 export MUJOCO_GL ?= egl
+OPENPI_VENV ?= $(VENV)-openpi
+TF_VENV ?= $(VENV)-tf
+FIDELITY := tests/fidelity
 
 # What the tests need beyond PyPI, as Debian packages: Chromium and a font (the HTML
 # report's tests open it in headless Chromium) and EGL with Mesa's software rasterizer
@@ -20,7 +23,7 @@ RENDER_DEPS ?= libegl1 libegl-mesa0 libgl1-mesa-dri
 SYSTEM_DEPS ?= chromium fonts-dejavu-core libmagickwand-6.q16-6 $(RENDER_DEPS)
 SYSTEM_DEPS_DRY_RUN ?=
 
-.PHONY: setup install install-test system-deps render-deps setup-test upstream-venv run test test-fast test-libero-plus bench doctor clean
+.PHONY: setup install install-test openpi-venv tf-venv system-deps render-deps setup-test upstream-venv run test test-fast test-libero-plus bench doctor clean
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test $(SDK_VENV)/.installed
@@ -95,17 +98,41 @@ upstream-venv:
 run: render-deps setup
 	$(BIN)/evalharness
 
+# The side venv in which tests/test_fidelity_openpi.py runs openpi's own code (issue 25):
+# rlinf-openpi (RLinf's redistribution of openpi) --no-deps, plus only the CPU packages its
+# transform modules import. Cached; rebuilt when either pinned requirements file changes.
+openpi-venv: $(OPENPI_VENV)/.installed
+
+$(OPENPI_VENV)/.installed: $(FIDELITY)/openpi-requirements.txt $(FIDELITY)/openpi-nodeps.txt
+	rm -rf $(OPENPI_VENV)
+	$(PYTHON) -m venv $(OPENPI_VENV)
+	$(OPENPI_VENV)/bin/pip install --quiet --upgrade pip
+	$(OPENPI_VENV)/bin/pip install --quiet -r $(FIDELITY)/openpi-requirements.txt
+	$(OPENPI_VENV)/bin/pip install --quiet --no-deps -r $(FIDELITY)/openpi-nodeps.txt
+	touch $@
+
+# The side venv with TensorFlow's real image ops, against which protocol=openvla's crop and
+# JPEG decode are measured (tests/test_fidelity_openvla.py). Cached like openpi-venv.
+tf-venv: $(TF_VENV)/.installed
+
+$(TF_VENV)/.installed: $(FIDELITY)/tf-requirements.txt
+	rm -rf $(TF_VENV)
+	$(PYTHON) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/pip install --quiet -r $(FIDELITY)/tf-requirements.txt
+	touch $@
+
 # LIBERO-Plus's tests need its variant classification, which only upstream's GitHub
 # repository has: `make test` deselects them (marker libero_plus_data); after
 # `evalharness setup --libero-plus [--libero-plus-classification PATH]`, test-libero-plus runs them.
-test: system-deps setup-test install-test upstream-venv
-	$(BIN)/pytest -q -m "not libero_plus_data"
+SIDE_VENVS := EVALHARNESS_OPENPI_PYTHON=$(abspath $(OPENPI_VENV))/bin/python EVALHARNESS_TF_PYTHON=$(abspath $(TF_VENV))/bin/python
+test: system-deps setup-test install-test upstream-venv openpi-venv tf-venv
+	$(SIDE_VENVS) $(BIN)/pytest -q -m "not libero_plus_data"
 
 test-libero-plus: system-deps setup-test install-test upstream-venv
 	$(BIN)/pytest -q -m libero_plus_data
 
-test-fast: system-deps setup-test install-test
-	$(BIN)/pytest -q -m "not sim and not libero_plus_data"
+test-fast: system-deps setup-test install-test openpi-venv tf-venv
+	$(SIDE_VENVS) $(BIN)/pytest -q -m "not sim and not libero_plus_data"
 
 bench: setup
 	$(BIN)/evalharness bench
@@ -114,7 +141,7 @@ doctor: setup
 	$(BIN)/evalharness doctor
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(OPENPI_VENV) $(TF_VENV) .pytest_cache .hypothesis
 
 # The real MinT SDK, against which `evalharness serve` is tested (tests/test_mint_sdk.py).
 # It would downgrade transformers, tokenizers and huggingface_hub here, so it gets a venv

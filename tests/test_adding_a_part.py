@@ -104,7 +104,7 @@ def test_its_settings_are_validated_in_one_line_like_any_part(user_conf) -> None
     assert str(info.value) == "decoder.gain=-1 is not valid; allowed: a number > 0"
     with pytest.raises(UserInputError) as info:
         _compose(user_conf, "decoder=gains")
-    assert str(info.value) == "decoder 'gains' is not valid; allowed: fast, gain, mint_uniform, none, openvla_bins"
+    assert str(info.value) == "decoder 'gains' is not valid; allowed: fast, gain, mint_uniform, none, openvla_bins, pi0_fast"
 
 
 def test_without_its_yaml_the_name_is_unknown() -> None:

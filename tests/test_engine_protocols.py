@@ -39,14 +39,14 @@ OPENPI: dict[str, Any] = {
 }
 # docs/reference/protocols.md, "OpenVLA (run_libero_eval.py)": same max steps, settle
 # steps and render size as openpi; one query per step, agentview only, no state, rotate +
-# JPEG + resize 224 + center crop of 90% of the area; env.seed(0); video at 30 fps.
+# JPEG + resize 224 + center crop of 90% of the area (with TF's crop_and_resize sampling, docs/fidelity.md); env.seed(0); video at 30 fps.
 OPENVLA: dict[str, Any] = {
     "settle_steps": 10,
     "settle_action": SETTLE_ACTION,
     "max_steps": {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520, "libero_90": 400},
     "replan_steps": 1,
     "render_size": 256,
-    "image_transforms": ["rotate180", "jpeg_roundtrip", {"resize": 224}, {"center_crop": 0.9}],
+    "image_transforms": ["rotate180", "jpeg_roundtrip", {"resize": 224}, {"tf_center_crop": 0.9}],
     "cameras": ["base_0_rgb"],
     "state": False,
     "seed": 0,

@@ -63,8 +63,8 @@ def test_assets_provenance_fields_are_optional_and_read():
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"schema_version": 0}, "has schema_version 0; this evalharness reads schema_version 1"),
-        ({"schema_version": None}, "has no schema_version; this evalharness reads schema_version 1"),
+        ({"schema_version": 0}, "has schema_version 0; this evalharness reads schema_version 2"),
+        ({"schema_version": None}, "has no schema_version; this evalharness reads schema_version 2"),
         ({"schema_version": "1"}, "has schema_version '1'"),
     ],
 )

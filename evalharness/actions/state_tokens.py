@@ -5,10 +5,15 @@ value (normalized, e.g. with the quantile stats of the ``state`` key) becomes
 ``digitize(s, linspace(-1, 1, 257)[:-1]) - 1``: bin ``i`` covers
 ``[i / 128 - 1, (i + 1) / 128 - 1)``, values at or above ``1 - 1/128`` give 255, and
 values below -1 give **-1**, which is not a bin at all. openpi writes that -1 into the
-prompt as is. Here the choice is explicit (``out_of_range``): ``clip`` (default) clips to
-[-1, 1] first, ``keep`` reproduces openpi, ``error`` refuses; the first two report how
-many values were outside [-1, 1] as an event, so a state normalization mismatch shows up
-in the episode's record instead of quietly degrading the prompt.
+prompt as is. Here the choice is explicit (``out_of_range``): ``openpi`` (``policy=mint``'s
+default) writes exactly what openpi's ``FASTTokenizer.tokenize`` writes, non-finite
+values included (``np.digitize`` puts NaN and +inf in bin 255, -inf in bin -1); ``keep``
+does the same for finite values but refuses NaN / inf; ``clip`` clips to [-1, 1] first
+(bin 0 where openpi writes -1); ``error`` refuses any value outside [-1, 1]. All but
+``error`` report the values outside [-1, 1] (and ``openpi`` the non-finite ones) as an
+event, so a state normalization mismatch shows up in the episode's record instead of
+quietly degrading the prompt. ``tests/test_fidelity_openpi.py`` proves ``openpi`` against
+openpi's own code.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 from evalharness.errors import PolicyError, UserInputError, choices_error
 
 N_BINS = 256
-OUT_OF_RANGE_CHOICES = ("clip", "keep", "error")
+OUT_OF_RANGE_CHOICES = ("clip", "keep", "error", "openpi")
 
 
 def state_edges(n_bins: int = N_BINS) -> np.ndarray:
@@ -53,11 +58,15 @@ def discretize_state(state: Any, *, out_of_range: str = "clip", n_bins: int = N_
     if values.ndim != 1:
         raise UserInputError(f"state has shape {values.shape}; allowed: a 1-D vector")
     bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
+    events: list[str] = []
+    if bad.size and out_of_range == "openpi":
+        events.append(f"state: {bad.size} of {values.size} normalized state values not finite (first: "
+                      f"{float(values[bad[0]])} at index {int(bad[0])}); binned as openpi does "
+                      "(NaN and +inf give 255, -inf gives -1)")
+    elif bad.size:
         raise PolicyError(f"state value {float(values[bad[0]])} at index {int(bad[0])} is not finite; "
                           "the prompt needs finite normalized state values")
     outside = np.flatnonzero((values < -1.0) | (values > 1.0))
-    events: list[str] = []
     if outside.size:
         i = int(outside[0])
         summary = (f"{outside.size} of {values.size} normalized state values outside [-1, 1] "

@@ -73,7 +73,10 @@ def _run_dir_lock(run_dir: Path) -> Iterator[None]:
 
 
 def _check_run_dir(run_dir: Path, context: str) -> None:
-    """Refuse to mix episodes of another configuration into this run's folder."""
+    """Refuse to mix episodes of another configuration (or results schema) into this run's folder."""
+    from evalharness.results.schema import refuse_older_run_dir
+
+    refuse_older_run_dir(run_dir)
     run_file = run_dir / "run.json"
     if run_file.exists():
         previous = json.loads(run_file.read_text()).get("context")

@@ -30,6 +30,8 @@ from evalharness.errors import DecodeError, UserInputError
 from evalharness.policies.base import Observation, Policy, PolicyWrapper, find_in_chain
 
 PIPELINE_GROUPS = ("decoder", "normalize", "convert")
+#: Events of a decode that fell back (decoder on_error=openpi, or the pipeline's on_error=zeros).
+DECODE_EVENT_PREFIXES = ("decode_event: ", "decode fallback")
 
 
 _is_none = is_none  # name: none, or nothing; a _target_ without a name is a part
@@ -94,6 +96,7 @@ class PipelinedPolicy(PolicyWrapper):
         self.pipeline = build_pipeline(pipeline_cfg["decoder"], pipeline_cfg["normalize"], pipeline_cfg["convert"])
         self.sources = sources
         self._events: list[str] = []
+        self._decode_events = 0
 
     def identity(self) -> dict[str, Any]:
         identity = {**self.inner.identity(), "action_pipeline": self.pipeline.describe()}
@@ -106,6 +109,7 @@ class PipelinedPolicy(PolicyWrapper):
 
     def reset(self, instruction: str, *, seed: int, init_state: int | None = None, attempt: int = 1) -> None:
         self._events.clear()
+        self._decode_events = 0
         super().reset(instruction, seed=seed, init_state=init_state, attempt=attempt)
 
     def act(self, observation: Observation) -> np.ndarray:
@@ -119,12 +123,14 @@ class PipelinedPolicy(PolicyWrapper):
         except UserInputError as exc:  # e.g. delta_to_absolute under a protocol with state: false
             raise DecodeError(str(exc)) from None
         self._events.extend(result.events)
+        self._decode_events += sum(e.startswith(DECODE_EVENT_PREFIXES) for e in result.events)
         return result.actions
 
     def fork(self) -> "PipelinedPolicy":
         """A fork of the inner policy (sharing its model) behind the same, stateless pipeline."""
         clone = super().fork()
         clone._events = []
+        clone._decode_events = 0
         return clone  # type: ignore[return-value]
 
     @classmethod
@@ -133,6 +139,14 @@ class PipelinedPolicy(PolicyWrapper):
         outputs = super().act_batch(policies, observations)
         return [p._to_actions(out, obs)  # type: ignore[attr-defined]
                 for p, out, obs in zip(policies, outputs, observations, strict=True)]
+
+    def episode_stats(self) -> dict[str, float | int]:
+        """The inner policy's, plus ``decode_events``: how often this episode's output was
+        malformed and decoded by a fallback (openpi's, or on_error=zeros), when it was."""
+        stats = dict(self.inner.episode_stats())
+        if self._decode_events:
+            stats["decode_events"] = self._decode_events
+        return stats
 
     def drain_events(self) -> list[str]:
         events = self.inner.drain_events() + self._events

@@ -47,12 +47,18 @@ __all__ = [
     "TaskSummary",
     "Totals",
     "check_schema_version",
+    "refuse_older_run_dir",
     "json_schemas",
     "parse_summary",
     "SCHEMA_DIR",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Why each version after 1 was introduced: the reason an older run folder is refused.
+SCHEMA_CHANGES = {
+    2: "issue 25: policy=mint's prompt now follows openpi exactly and protocol=openvla crops as TensorFlow "
+       "does, so the episode keys of policy=mint and protocol=openvla runs changed",
+}
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 
 _Rate = Field(ge=0.0, le=1.0)
@@ -121,6 +127,12 @@ class Totals(Counts):
     expected_episodes: int | None = Field(ge=0, description="Episodes the plan holds; null when unknown.")
     missing_episodes: int | None = Field(ge=0, description="Planned episodes not recorded; null when unknown.")
     time_s: TimeTotals
+    fidelity_events: dict[str, int] | None = Field(
+        default=None,
+        description="Summed over episodes, where a policy reported them: decode_events (malformed model output "
+        "decoded by a fallback, e.g. decoder on_error=openpi) and prompt_truncations (prompts cut at pi0-FAST's "
+        "180 tokens, as openpi); each with episodes_with_<name>. Absent when no episode had any.",
+    )
 
 
 class ErroredEpisode(_Strict):
@@ -295,6 +307,22 @@ def check_schema_version(data: Any, source: str) -> None:
             f"{source} {has}; this evalharness reads schema_version {SCHEMA_VERSION} "
             "(rerun the run's command to rewrite its summary from episodes.jsonl)"
         )
+
+
+def refuse_older_run_dir(run_dir: Path) -> None:
+    """One line when ``run_dir`` holds a run written under another schema version: resuming
+    it would mix episodes whose keys were computed another way."""
+    summary = Path(run_dir) / "summary.json"
+    if not summary.is_file():
+        return
+    try:
+        found = json.loads(summary.read_text(encoding="utf-8")).get("schema_version")
+    except (ValueError, AttributeError, OSError):
+        return  # not ours to judge here; readers refuse it with their own line
+    if found != SCHEMA_VERSION:
+        why = SCHEMA_CHANGES.get(SCHEMA_VERSION, "the results format changed")
+        raise UserInputError(f"{run_dir} holds a run of results schema_version {found!r}; this evalharness writes "
+                             f"{SCHEMA_VERSION} ({why}); pass a new output_dir=... or run_name=..., or delete the folder")
 
 
 def parse_summary(data: Any, source: str) -> Summary:

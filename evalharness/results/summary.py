@@ -16,10 +16,10 @@ The typed form of this content, with every field documented, is
 :class:`evalharness.results.schema.Summary`; the result is validated against it before
 it is returned, so a writer bug fails here rather than in a reader. The document
 (:meth:`Summary.to_document`, what ``summary.json`` holds) has the shape
-(``schema_version`` 1)::
+(``schema_version`` 2)::
 
     {
-      "schema_version": 1,
+      "schema_version": 2,
       "confidence": 0.95,
       "metadata": {...},                     # as passed in
       "complete": bool,
@@ -59,6 +59,20 @@ __all__ = ["SCHEMA_VERSION", "build_summary"]
 
 def _mean(values: list[int]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+#: policy_stats entries that count departures from a clean run (issue 25), summed in totals.
+FIDELITY_STATS = ("decode_events", "prompt_truncations")
+
+
+def _fidelity_events(records: list[EpisodeRecord]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name in FIDELITY_STATS:
+        counts = [int(r.policy_stats.get(name, 0)) for r in records]
+        if any(counts):
+            out[name] = sum(counts)
+            out[f"episodes_with_{name}"] = sum(1 for c in counts if c)
+    return out
 
 
 def _counts(records: list[EpisodeRecord], confidence: float) -> dict[str, Any]:
@@ -141,6 +155,9 @@ def _totals(
     totals = _counts(recs, confidence)
     suite_rates = [s["rate"] for s in suites.values() if s["rate"] is not None]
     missing = max(0, expected_episodes - len(recs)) if expected_episodes is not None else None
+    fidelity = _fidelity_events(recs)
+    if fidelity:
+        totals["fidelity_events"] = fidelity
     totals.update(
         {
             "num_suites": len(suites),

@@ -12,8 +12,10 @@ directly. Adding a step is one class here (or anywhere importable) and one YAML 
 
 Differences from the originals, stated so that nobody assumes more fidelity than there
 is: openpi resizes with PIL bilinear (same here). OpenVLA resizes and crops with
-TensorFlow (lanczos3 and ``crop_and_resize``); this module uses PIL's LANCZOS and a PIL
-crop, which agree closely but not bit for bit.
+TensorFlow (lanczos3 and ``crop_and_resize``); this module uses PIL's LANCZOS (close, not bit
+for bit) and, for the crop, ``tf_center_crop`` (:mod:`evalharness.transforms.tf_crop`), which
+computes TF's own sampling; the PIL ``center_crop`` samples 0.75 px off and is kept for
+other uses (docs/fidelity.md).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, PlainValidator
 from evalharness.config.fields import Count, at_least
 from evalharness.config.parts import build_steps
 from evalharness.errors import UserInputError
+from evalharness.transforms.tf_crop import tf_center_crop
 
 ImageTransform = Callable[[np.ndarray], np.ndarray]
 
@@ -199,6 +202,16 @@ class CenterCrop(ImageStep):
     @classmethod
     def from_settings(cls, settings: CropSettings) -> CenterCrop:
         return cls(center_crop(settings.area))
+
+
+class TfCenterCrop(ImageStep):
+    """:func:`~evalharness.transforms.tf_crop.tf_center_crop` (OpenVLA's TensorFlow crop, exactly)."""
+
+    Settings = CropSettings
+
+    @classmethod
+    def from_settings(cls, settings: CropSettings) -> TfCenterCrop:
+        return cls(tf_center_crop(settings.area))
 
 
 def build_image_transform(steps: Sequence[Any], where: str = "image_transforms") -> ImageTransform:

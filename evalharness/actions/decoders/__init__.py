@@ -6,6 +6,7 @@ settings model, chosen by ``conf/decoder/<name>.yaml``'s ``_target_``:
 - ``none``: the policy already returns a float chunk (:mod:`.none`);
 - ``mint_uniform``: MinT's documented ``i / 256 - 1`` tokens (:mod:`.mint_uniform`);
 - ``fast``: FAST DCT + BPE, as pi0-FAST emits (:mod:`.fast`);
+- ``pi0_fast``: FAST with the markers read from PaliGemma's tokenizer, openpi's fallbacks (:mod:`.pi0_fast`);
 - ``openvla_bins``: OpenVLA's 256 bins at the end of Llama-2's vocabulary (:mod:`.openvla_bins`).
 
 Adding a decoder

@@ -17,7 +17,12 @@ In ``mode: sampling`` the server returns token ids and the pipeline's decoder
 The state goes out as ``state_space`` says: ``normalized`` (quantile, with the stats'
 ``state`` entry, what openpi's input transforms give the model and what MinT expects) or
 ``raw`` (the robot's units; what ``evalharness serve`` hands to a harness policy unchanged).
-The prompt always carries the normalized state, discretized.
+The prompt always carries the normalized state, discretized. The state is computed in
+float64 from the observation's raw ``robot`` entries, exactly as openpi's LIBERO client
+computes and sends it (:mod:`evalharness.actions.openpi_state`), and binned as openpi bins
+it (``state_out_of_range: openpi``); a prompt past 180 tokens is cut as openpi cuts it
+(``prompt_too_long: truncate``). ``tests/test_fidelity_openpi.py`` proves each against
+openpi's own code (``docs/fidelity.md``).
 
 A session's id is ``evalharness-<random>:seed=<episode seed>``: MinT takes any client
 string, and ``evalharness serve`` seeds the session's policy with that number, so a served
@@ -38,16 +43,18 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evalharness.actions.normalize import QuantileNormalizer
+from evalharness.actions.openpi_state import openpi_libero_state
 from evalharness.errors import InvalidActionError, PolicyError, UserInputError
 from evalharness.transports.mint import wire
 from evalharness.transports.mint.client import API, MintClient, Retries, Timeouts
-from evalharness.transports.mint.prompt import PromptCodec
+from evalharness.transports.mint.prompt import TRUNCATED_EVENT, PromptCodec
 from evalharness.policies.base import Policy
 from evalharness.config.validation import validate_settings
 from evalharness.transforms.images import resize_with_pad
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 DEFAULT_BASE_URL = "https://mint.macaron.xin"
+STATE_SOURCE = "float64 from the raw robot state, as openpi's LIBERO client sends it"
 SPLIT = {
     "action": "server: model -> normalized chunk; client: unnormalize + convert",
     "sampling": "server: model -> token ids; client: decode + unnormalize + convert",
@@ -66,7 +73,8 @@ class MintSettings(BaseModel):
     tokenizer: str | None = None
     stats_path: str | None = None
     state_space: Literal["normalized", "raw"] = "normalized"
-    state_out_of_range: Literal["clip", "keep", "error"] = "clip"
+    state_out_of_range: Literal["clip", "keep", "error", "openpi"] = "openpi"
+    prompt_too_long: Literal["truncate", "error"] = "truncate"
     temperature: Annotated[float, Field(strict=True, ge=0)] | None = Field(
         0.0, description="sent with every query; null = the served policy's own (runner.policy_server=auto)")
     max_tokens: Annotated[int, Field(strict=True, ge=1)] = 64
@@ -117,7 +125,8 @@ class MintPolicy(Policy):
         tokenizer: str | None = None,
         stats_path: str | None = None,
         state_space: str = "normalized",
-        state_out_of_range: str = "clip",
+        state_out_of_range: str = "openpi",
+        prompt_too_long: str = "truncate",
         temperature: float | None = 0.0,
         max_tokens: int = 64,
         png_level: int = 1,
@@ -128,7 +137,7 @@ class MintPolicy(Policy):
         settings = validate_settings(MintSettings, {
             "model_path": model_path, "base_model": base_model, "base_url": base_url, "mode": mode,
             "tokenizer": tokenizer, "stats_path": stats_path, "state_space": state_space,
-            "state_out_of_range": state_out_of_range, "temperature": temperature, "max_tokens": max_tokens, "png_level": png_level,
+            "state_out_of_range": state_out_of_range, "prompt_too_long": prompt_too_long, "temperature": temperature, "max_tokens": max_tokens, "png_level": png_level,
             "timeouts": timeouts, "retries": retries, "server": server}, "policy")
         if settings.stats_path is None and settings.state_space == "normalized":
             raise UserInputError("policy.stats_path is required with policy.state_space=normalized: the checkpoint's "
@@ -145,7 +154,8 @@ class MintPolicy(Policy):
         self.server = dict(settings.server or {})
         self.timeouts = settings.timeouts
         self.retries = settings.retries
-        self.prompt = PromptCodec(settings.tokenizer, state_out_of_range=settings.state_out_of_range)
+        self.prompt = PromptCodec(settings.tokenizer, state_out_of_range=settings.state_out_of_range,
+                                  too_long=settings.prompt_too_long)
         self.state_normalizer = None
         if settings.stats_path is not None:
             self.state_normalizer = QuantileNormalizer.from_stats_file(settings.stats_path, key="state", dims=None)
@@ -154,6 +164,7 @@ class MintPolicy(Policy):
         self._instruction = ""
         self._seed = 0
         self._events: list[str] = []
+        self._truncations = 0
         self._round_trips_ms: list[float] = []
         self._infer_ms: list[float] = []
 
@@ -169,6 +180,7 @@ class MintPolicy(Policy):
             "temperature": self.temperature,
             "state_space": self.state_space,
             "state_stats_sha256": stats,
+            "state_source": STATE_SOURCE,
             "prompt": self.prompt.describe(),
             "cameras": list(wire.CAMERA_ORDER),
             "image": {"size": wire.IMAGE_SIZE, "format": "png"},
@@ -192,6 +204,7 @@ class MintPolicy(Policy):
         self._instruction = instruction
         self._seed = int(seed)
         self._events.clear()
+        self._truncations = 0
         self._round_trips_ms.clear()
         self._infer_ms.clear()
         session_id = session_id_for(seed)
@@ -222,13 +235,16 @@ class MintPolicy(Policy):
             raise PolicyError("policy=mint was asked to act without an open session (reset first)")
         if "state" not in observation:
             raise PolicyError("policy=mint needs the state (protocol.state=true): pi0-FAST reads it in the prompt")
-        raw_state = np.asarray(observation["state"], dtype=np.float32)
+        raw_state = client_state(observation)
         normalized = raw_state if self.state_normalizer is None else self.state_normalizer.normalize(raw_state)
         prefix = self.prompt.encode(self._instruction, normalized)
         self._events.extend(prefix.events)
+        self._truncations += sum(e.startswith(TRUNCATED_EVENT) for e in prefix.events)
         images = {cam: _as_224(observation["images"][cam]) for cam in wire.CAMERA_ORDER}
         chunks = wire.observation_chunks(images, prefix.tokens, self.png_level)
-        sent_state = raw_state if self.state_space == "raw" else np.asarray(normalized, dtype=np.float32)
+        # raw: the env's float32 state, what an in-process policy sees (evalharness serve);
+        # normalized: openpi's float64 path, cast to the wire's float32 only when sent
+        sent_state = np.asarray(observation["state"] if self.state_space == "raw" else normalized, dtype=np.float32)
         start = time.perf_counter()
         if self.mode == "action":
             body = wire.ActRequest(
@@ -281,6 +297,7 @@ class MintPolicy(Policy):
         clone = copy.copy(self)
         clone._client, clone._session = None, None
         clone._events, clone._round_trips_ms, clone._infer_ms = [], [], []
+        clone._truncations = 0
         return clone
 
     # ---------------------------------------------------------------- episode end
@@ -296,6 +313,8 @@ class MintPolicy(Policy):
             "round_trip_p50_ms": _percentile(self._round_trips_ms, 50),
             "round_trip_p95_ms": _percentile(self._round_trips_ms, 95),
         }
+        if self._truncations:
+            stats["prompt_truncations"] = self._truncations
         if self._infer_ms:
             stats["server_infer_p50_ms"] = _percentile(self._infer_ms, 50)
             stats["server_infer_p95_ms"] = _percentile(self._infer_ms, 95)
@@ -306,6 +325,15 @@ class MintPolicy(Policy):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def client_state(observation: dict[str, Any]) -> np.ndarray:
+    """The float64 state openpi's client sends: from the raw ``robot`` entries when the
+    observation has them (the rollout's always do), else the ``state`` vector in float64."""
+    robot = observation.get("robot")
+    if robot is not None and all(k in robot for k in ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")):
+        return openpi_libero_state(robot)
+    return np.asarray(observation["state"], dtype=np.float64)
 
 
 def _as_224(image: np.ndarray) -> np.ndarray:

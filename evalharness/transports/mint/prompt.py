@@ -4,7 +4,11 @@ The client encodes ``Task: <instruction>, State: <discretized state>;\\n`` (text
 :func:`evalharness.actions.state_tokens.pi0_fast_prefix`) with BOS, as openpi's FAST
 tokenizer does, using the SentencePiece model at ``policy.tokenizer`` (PaliGemma's
 ``tokenizer.model`` for a real pi0-FAST). More than :data:`~evalharness.transports.mint.wire.MAX_PREFIX_TOKENS`
-tokens is refused with a clear error: the model cannot take it.
+tokens is, as openpi does (``FASTTokenizer.tokenize`` with ``max_token_len`` 180), cut to the
+first 180 ids and recorded as a ``prompt_truncated:`` event (``too_long: truncate``, the
+default, counted per episode as ``prompt_truncations``); ``too_long: error`` refuses it
+instead. A truncated prompt has no ``State: ...;`` ending, so ``evalharness serve`` cannot
+read it back; a real pi0-FAST takes it as openpi's does.
 
 The protocol carries these token ids, not the instruction's text. ``evalharness serve``
 recovers the instruction by decoding the ids with the same tokenizer and parsing the text
@@ -32,6 +36,8 @@ from evalharness.errors import PolicyError, UserInputError
 from evalharness.transports.mint.wire import MAX_PREFIX_TOKENS
 
 BYTES_BOS = 256
+TOO_LONG_CHOICES = ("truncate", "error")
+TRUNCATED_EVENT = "prompt_truncated: "
 _PREFIX = re.compile(r"^Task: (?P<instruction>.*), State: (?P<state>[-0-9 ]*);\s*$", re.DOTALL)
 
 
@@ -45,8 +51,9 @@ class PromptCodec:
     """Encodes the pi0-FAST prefix and decodes it again (server side)."""
 
     def __init__(self, tokenizer: str | Path | None = None, *, state_out_of_range: str = "clip",
-                 max_tokens: int = MAX_PREFIX_TOKENS) -> None:
+                 max_tokens: int = MAX_PREFIX_TOKENS, too_long: str = "error") -> None:
         self.max_tokens = max_tokens
+        self.too_long = too_long
         self.state_out_of_range = state_out_of_range
         self._sp: Any = None
         self.tokenizer_sha256: str | None = None
@@ -67,6 +74,7 @@ class PromptCodec:
             "tokenizer_sha256": self.tokenizer_sha256,
             "max_prefix_tokens": self.max_tokens,
             "state_out_of_range": self.state_out_of_range,
+            **({"too_long": self.too_long} if self.too_long != "error" else {}),
         }
 
     def encode(self, instruction: str, normalized_state: Any) -> Prefix:
@@ -77,10 +85,15 @@ class PromptCodec:
             tokens = [int(t) for t in self._sp.encode(text, add_bos=True)]
         else:
             tokens = [BYTES_BOS, *text.encode("utf-8")]
+        events = list(state.events)
         if len(tokens) > self.max_tokens:
-            raise PolicyError(f"the prompt is {len(tokens)} tokens; pi0-FAST takes at most {self.max_tokens} "
-                              f"(instruction {instruction[:60]!r})")
-        return Prefix(tokens, list(state.events))
+            if self.too_long == "error":
+                raise PolicyError(f"the prompt is {len(tokens)} tokens; pi0-FAST takes at most {self.max_tokens} "
+                                  f"(instruction {instruction[:60]!r})")
+            events.append(f"{TRUNCATED_EVENT}the prompt is {len(tokens)} tokens; cut to the first "
+                          f"{self.max_tokens}, as openpi does (instruction {instruction[:60]!r})")
+            tokens = tokens[: self.max_tokens]
+        return Prefix(tokens, events)
 
     def decode(self, tokens: list[int]) -> tuple[str, list[int]]:
         """(instruction, state bins) from prefix ids; ValueError when they do not hold a prefix."""
