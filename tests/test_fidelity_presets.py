@@ -114,10 +114,10 @@ def test_decode_events_are_counted_per_episode_and_in_the_summary(tokenizers):
     records = [episode_record(key="a" * 16, policy_stats=stats),
                episode_record(key="b" * 16, init_state=1, policy_stats={"prompt_truncations": 2}),
                episode_record(key="c" * 16, init_state=2)]
-    totals = build_summary(records, run_metadata())["totals"]
+    totals = build_summary(records, run_metadata()).to_document()["totals"]
     assert totals["fidelity_events"] == {"decode_events": 3, "episodes_with_decode_events": 1,
                                          "prompt_truncations": 2, "episodes_with_prompt_truncations": 1}
-    assert "fidelity_events" not in build_summary(records[2:], run_metadata())["totals"]
+    assert "fidelity_events" not in build_summary(records[2:], run_metadata()).to_document()["totals"]
 
 
 def test_cli_decoder_pi0_fast_without_the_paligemma_tokenizer_is_one_line(tokenizers, tmp_path, assets_installed):
