@@ -66,6 +66,7 @@ from evalharness.errors import PolicyError, PolicyUnavailable, UserInputError
 from evalharness.policies.base import Policy
 from evalharness.transports.openpi.wire import WireError, pack, unpack
 from evalharness.transports.retry import RetrySettings, accept_old_names
+from evalharness.transports.websocket_address import shown_uri, websocket_uri
 from evalharness.config.validation import validate_settings
 
 __all__ = ["OpenpiSettings", "OpenpiPolicy"]
@@ -95,15 +96,12 @@ class OpenpiSettings(BaseModel):
 
     @property
     def uri(self) -> str:
-        base = self.host if self.host.startswith(("ws://", "wss://")) else f"ws://{self.host}"
-        return base if self.port is None else f"{base}:{self.port}"
+        return websocket_uri(self.host, self.port)
 
     @property
     def shown_uri(self) -> str:
         """The URI without ``user:password@``: what identities and messages show."""
-        scheme, sep, rest = self.uri.partition("://")
-        netloc, slash, path = rest.partition("/")
-        return f"{scheme}{sep}{netloc.rpartition('@')[2]}{slash}{path}"
+        return shown_uri(self.uri)
 
 
 def _jsonable(value: Any) -> Any:

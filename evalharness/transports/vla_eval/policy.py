@@ -70,6 +70,7 @@ from evalharness.config.validation import validate_settings
 from evalharness.errors import InvalidActionError, PolicyError, PolicyUnavailable, UserInputError
 from evalharness.policies.base import Policy
 from evalharness.transports.retry import RetrySettings
+from evalharness.transports.websocket_address import shown_uri, websocket_uri
 from evalharness.transports.vla_eval.libero import binarize_gripper, observation_payload
 from evalharness.transports.vla_eval.specs import check_server_specs, merge_params
 from evalharness.transports.vla_eval.wire import PROTOCOL_VERSION, Frame, FrameError, pack, unpack
@@ -121,15 +122,12 @@ class VlaEvalSettings(BaseModel):
 
     @property
     def uri(self) -> str:
-        base = self.host if self.host.startswith(("ws://", "wss://")) else f"ws://{self.host}"
-        return base if self.port is None else f"{base}:{self.port}"
+        return websocket_uri(self.host, self.port)
 
     @property
     def shown_uri(self) -> str:
         """The URI without ``user:password@``: what identities and messages show."""
-        scheme, sep, rest = self.uri.partition("://")
-        netloc, slash, path = rest.partition("/")
-        return f"{scheme}{sep}{netloc.rpartition('@')[2]}{slash}{path}"
+        return shown_uri(self.uri)
 
 
 def _jsonable(value: Any) -> Any:
