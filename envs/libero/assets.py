@@ -17,19 +17,16 @@ place, so an interrupted install cannot look complete.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
 import tarfile
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envs.errors import UserInputError
-from envs.libero.home import ASSETS_MARKER, AssetsInfo, harness_home, select_assets, unpacked_assets_dir
+from envs.libero.home import ASSETS_MARKER, AssetsInfo, harness_home, home_lock, select_assets, unpacked_assets_dir
 from envs.libero.pypi_assets import SOURCE as PYPI_SOURCE
 from envs.libero.pypi_assets import pypi_assets_root
 from envs.libero.manifest import file_sha256
@@ -60,17 +57,6 @@ def read_sha256_file(archive: Path) -> str | None:
         raise UserInputError(f"checksum file {sidecar} is malformed; expected '<64 hex digits>  <name>'")
     return first[0].lower()
 
-
-@contextlib.contextmanager
-def _install_lock() -> Iterator[None]:
-    home = harness_home()
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / ".install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _find_assets_root(folder: Path) -> Path:
@@ -126,7 +112,7 @@ def install_assets(source: Path | str | None = None, *, force: bool = False) -> 
         select_assets(info)
         return info, verification
 
-    with _install_lock():
+    with home_lock("install"):
         home = harness_home()
         _clear_scratch(home)
         expected = read_sha256_file(source)

@@ -12,9 +12,12 @@ Home is ``$EVALHARNESS_HOME`` when set, else ``$XDG_DATA_HOME/evalharness``, els
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.util
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -146,3 +149,17 @@ def select_assets(info: AssetsInfo) -> None:
     tmp.write_text(json.dumps(asdict(info), indent=2) + "\n")
     os.replace(tmp, home / SELECTION_FILE)
     ensure_libero_config()
+
+
+@contextlib.contextmanager
+def home_lock(name: str) -> Iterator[None]:
+    """Hold ``<harness home>/.<name>.lock`` exclusively: two setups of the same data (two
+    terminals, two CI jobs) unpack one after the other instead of into each other."""
+    home = harness_home()
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / f".{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

