@@ -52,6 +52,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from evalharness.errors import DecodeError, InvalidActionError, PolicyError, PolicyUnavailable
+from evalharness.transports.retry import RetrySettings
 
 #: Seconds to wait for a pending future without Retry-After, by the body's queue_state.
 QUEUE_STATE_DELAYS = {"active": 0.3, "paused_capacity": 1.0, "paused_rate_limit": 2.0}
@@ -84,14 +85,12 @@ class Timeouts(BaseModel):
     create: Seconds = 600.0
 
 
-class Retries(BaseModel):
-    """Bounded exponential backoff for transient failures (``policy.retries``)."""
+class Retries(RetrySettings):
+    """``policy.retries``: the transports' one backoff model (:mod:`evalharness.transports.retry`)
+    with MinT's defaults: five retries, each wait times a random factor in [0.5, 1]."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_retries: Annotated[int, Field(strict=True, ge=0)] = 5
-    backoff_s: NonNegative = 0.5
-    max_backoff_s: NonNegative = 8.0
+    max_retries: Annotated[int, Field(strict=True, ge=0, le=100)] = 5
+    jitter: Annotated[float, Field(ge=0, lt=1)] = 0.5
 
 
 class MintClient:
@@ -146,8 +145,7 @@ class MintClient:
             self._sleep(delay)
 
     def _backoff(self, failures: int) -> float:
-        base = min(self.retries.max_backoff_s, self.retries.backoff_s * 2 ** (failures - 1))
-        return base * self._jitter.uniform(0.5, 1.0)
+        return self.retries.delay(failures, self._jitter)
 
     # ---------------------------------------------------------------- JSON helpers
     def post_json(self, path: str, body: BaseModel | dict, *, deadline: float | None = None) -> dict[str, Any]:
