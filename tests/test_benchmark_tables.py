@@ -14,7 +14,7 @@ from envs.libero import plus_data
 from evalharness.cli import main
 from evalharness.results.benchmark_tables import load_reference
 from evalharness.results.stats import wilson_interval
-from tests.factories import episode_record, run_metadata, write_run
+from factories import episode_record, run_metadata, write_run
 
 
 def _pro_records(policy: str, outcomes: dict[str, str]) -> list:

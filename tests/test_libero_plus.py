@@ -36,7 +36,7 @@ def test_every_variant_resolves_to_files_and_classes(plus_installed) -> None:
     from robosuite.models.robots.robot_model import REGISTERED_ROBOTS
 
     from envs.libero.plus_env import register_robot
-    from tests.test_libero_pro import WORKSPACES
+    from test_libero_pro import WORKSPACES
 
     variants = plus_data.variants()
     assert len(variants) == 10_030 and len({v.name for v in variants}) == 10_030
