@@ -51,7 +51,7 @@ def _run(suite: str, out: Path, *extra: str) -> dict[str, Any]:
     overrides = [f"suite={suite}", *BASE, *RUNS[suite]["overrides"], *extra, f"output_dir={out}"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
-    return evaluate(cfg)
+    return evaluate(cfg).to_document()
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +183,7 @@ def scripted_success(tmp_path_factory, assets_installed) -> tuple[dict[str, Any]
                  "runner.workers=0", "run_name=engine-test", f"output_dir={out}"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
-    return evaluate(cfg), out
+    return evaluate(cfg).to_document(), out
 
 
 def test_video_failures_drops_the_video_of_a_success(scripted_success) -> None:

@@ -39,7 +39,7 @@ def _lines(run_dir: Path) -> list[str]:
 def _evaluate(*overrides: str) -> dict:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=list(overrides))
-    return evaluate(cfg)
+    return evaluate(cfg).to_document()
 
 
 @pytest.fixture(scope="module")
