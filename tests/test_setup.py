@@ -148,3 +148,21 @@ def test_libero_assets_variable_overrides_the_wheels(home, tmp_path, monkeypatch
     assert (info.kind, info.path) == ("folder", str(farm))
     monkeypatch.delenv(assets_mod.ASSETS_ENV_VAR)
     assert assets_mod.install_assets()[0].kind == "pypi"
+
+
+def test_replace_dir_swaps_a_finished_folder_in_whole(tmp_path) -> None:
+    """The installs' one swap: a new folder takes the old one's place, nothing of it is left."""
+    from envs.libero.home import replace_dir
+
+    final = tmp_path / "data"
+    first = tmp_path / ".partial-1"
+    first.mkdir()
+    (first / "a.txt").write_text("one")
+    replace_dir(first, final, "v1")
+    assert (final / "a.txt").read_text() == "one" and not first.exists()
+    second = tmp_path / ".partial-2"
+    second.mkdir()
+    (second / "b.txt").write_text("two")
+    replace_dir(second, final, "v1")
+    assert sorted(p.name for p in final.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no .v1.old-<pid> left behind

