@@ -48,18 +48,30 @@ def test_roundtrip_within_half_a_bin(chunk):
 
 
 @pytest.mark.parametrize("bad", [V, V - 257, 5])
-def test_ids_outside_the_action_range_are_errors_by_default(bad):
+def test_error_mode_refuses_ids_outside_the_action_range(bad):
     with pytest.raises(DecodeError) as info:
-        decode_tokens([V - 1] * 3 + [bad] + [V - 1] * 3)
+        decode_tokens([V - 1] * 3 + [bad] + [V - 1] * 3, out_of_range="error")
     assert f"id {bad} at position 3 is not an action token; allowed: 31744 <= id < 32000" in str(info.value)
 
 
-def test_clip_mode_reproduces_openvla_and_records_the_event():
+@pytest.mark.parametrize("build", [
+    lambda: (lambda tokens, events: decode_tokens(tokens, events=events)),
+    lambda: build_decoder({"name": "openvla_bins"}).decode,
+], ids=["function", "preset"])
+def test_the_default_clips_as_openvla_and_records_a_decode_event(build):
+    """issue 25 item 9: by default (so under protocol=openvla) an out-of-range id goes to the
+    nearest end bin as OpenVLA's decoder puts it, and the action is a counted decode_event."""
+    from evalharness.policies.pipelined import DECODE_EVENT_PREFIXES
+
     events: list[str] = []
-    chunk = decode_tokens([V, V - 300, V - 1, V - 1, V - 1, V - 1, V - 1], out_of_range="clip", events=events)
+    chunk = build()([V, V - 300, V - 1, V - 1, V - 1, V - 1, V - 1], events)
     assert chunk[0, 0] == pytest.approx(FIRST_CENTRE)  # V - V - 1 = -1 -> clipped to 0
     assert chunk[0, 1] == pytest.approx(LAST_CENTRE)   # 299 -> clipped to 254
     assert len(events) == 1 and "2 of 7 ids outside [31744, 32000) clipped" in events[0]
+    assert events[0].startswith(DECODE_EVENT_PREFIXES)  # what the episode counts as decode_events
+    in_range: list[str] = []
+    decode_tokens([V - 1] * 7, events=in_range)
+    assert in_range == []  # only malformed output is an event
 
 
 @pytest.mark.parametrize("tokens, message", [

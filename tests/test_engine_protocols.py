@@ -36,6 +36,7 @@ OPENPI: dict[str, Any] = {
     "state": True,
     "seed": 7,
     "video_fps": 10,
+    "episodes_per_task": 50,  # examples/libero/main.py Args.num_trials_per_task
 }
 # docs/reference/protocols.md, "OpenVLA (run_libero_eval.py)": same max steps, settle
 # steps and render size as openpi; one query per step, agentview only, no state, rotate +
@@ -51,6 +52,7 @@ OPENVLA: dict[str, Any] = {
     "state": False,
     "seed": 0,
     "video_fps": 30,
+    "episodes_per_task": 50,  # run_libero_eval.py GenerateConfig.num_trials_per_task
 }
 # The lerobot preset follows LeRobot's own source (huggingface/lerobot at commit
 # 7427f318), one citation per field, and docs/reference/protocols.md "LeRobot (lerobot-eval
@@ -79,6 +81,8 @@ LEROBOT: dict[str, Any] = {
     # src/lerobot/scripts/lerobot_eval.py writes videos at env.metadata["render_fps"];
     # src/lerobot/envs/libero.py LiberoEnv.metadata["render_fps"] = 80.
     "video_fps": 80,
+    # docs/source/libero.mdx, "Reproducing published results": 10 episodes per task (init states 0-9).
+    "episodes_per_task": 10,
 }
 # vla-eval's LIBERO benchmark (vla_eval/benchmarks/libero/benchmark.py, vla-eval 0.8.0);
 # docs/reference/protocols.md "vla-eval". tests/test_vla_eval_libero.py also checks these
@@ -102,6 +106,8 @@ VLA_EVAL: dict[str, Any] = {
     "seed": 7,
     # benchmarks/video.py: fps=20
     "video_fps": 20,
+    # LIBEROBenchmark.get_metadata: max_episodes_per_task = 50
+    "episodes_per_task": 50,
 }
 EXPECTED = {"openpi": OPENPI, "openvla": OPENVLA, "lerobot": LEROBOT, "vla_eval": VLA_EVAL}
 
@@ -199,3 +205,26 @@ def test_a_bad_protocol_value_is_one_line_naming_the_key(override: str, key: str
         load_protocol(_compose(["protocol=openpi", override]))
     message = str(info.value)
     assert "\n" not in message and message.startswith(key), message
+
+
+def _plan(*overrides: str) -> list:
+    from evalharness.engine.evaluate import prepare
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[*overrides, "policy=zero", "run_name=protocol-plan"])
+    return prepare(cfg).plan
+
+
+def test_lerobot_runs_its_published_ten_episodes_per_task_under_the_same_keys() -> None:
+    """issue 25 item 11: protocol=lerobot plans LeRobot's 10 episodes per task (init states 0-9)
+    by default; a suite override still wins, and the count is not part of an episode's key,
+    so the 10 are exactly the first 10 of a 50-episode run."""
+    lerobot = _plan("suite=libero_goal", "protocol=lerobot")
+    assert len(lerobot) == 10 * 10
+    assert sorted({spec.init_state for spec in lerobot}) == list(range(10))
+    everything = _plan("suite=libero_goal", "protocol=lerobot", "suite.episodes_per_task=50")
+    assert len(everything) == 10 * 50
+    assert {spec.key for spec in lerobot} < {spec.key for spec in everything}
+    assert len(_plan("suite=libero_goal", "protocol=lerobot", "suite.episodes_per_task=3")) == 10 * 3
+    assert len(_plan("suite=libero_goal", "protocol=openpi")) == 10 * 50
+    assert len(_plan("suite=libero_goal", "protocol=lerobot", "protocol.episodes_per_task=4")) == 10 * 4

@@ -35,6 +35,19 @@ class Protocol(BaseModel):
     state: bool = Field(True, description="whether the policy receives the 8-D proprio state")
     seed: int = Field(0, ge=0, description="run seed: fixture layout and per-episode policy seeds")
     video_fps: int = Field(10, ge=1)
+    episodes_per_task: int = Field(
+        50, ge=1, le=50,
+        description="episodes per task (init states 0..n-1) the peer publishes with: the default of the LIBERO "
+                    "suites' episodes_per_task, which a suite override replaces")
+
+    def context(self) -> dict[str, Any]:
+        """The settings that can change an episode's outcome, for the run context hash.
+
+        ``episodes_per_task`` only chooses which episodes a run plans (each episode's key
+        holds its init state), so it is left out: a run with more episodes per task
+        resumes the episodes a smaller one ran, under the same keys.
+        """
+        return self.model_dump(exclude={"episodes_per_task"})
 
     @field_validator("max_steps")
     @classmethod

@@ -182,7 +182,7 @@ def prepare(cfg: DictConfig, in_memory: InMemoryPolicy | None = None) -> Prepare
         identity = redact(in_memory.identity(pipeline_cfg, served))
     metadata = run_metadata()
     context_inputs = {
-        "protocol": protocol.model_dump(),
+        "protocol": protocol.context(),
         "policy": identity,
         "camera_size": camera_size,
         "max_steps_override": max_steps,

@@ -8,8 +8,11 @@ OpenVLA discretizes each normalized action value with 256 edges evenly spaced ov
 The clip hides two different things: id ``V - 256`` (a value of exactly +1.0, which
 ``digitize`` puts past the last edge) legitimately lands on the last centre, but ids
 outside ``[V - 256, V)`` are not action tokens at all (text, or the padding rows of the
-resized embedding) and OpenVLA silently maps them to an end bin. Here such ids raise
-DecodeError by default; ``out_of_range: clip`` reproduces OpenVLA and records an event.
+resized embedding) and OpenVLA silently maps them to an end bin. ``out_of_range: clip``,
+the default, reproduces OpenVLA (so ``protocol=openvla`` acts where OpenVLA acts) and
+records every such action as a ``decode_event``, counted per episode and in the summary,
+so malformed output is visible rather than papered over; ``out_of_range: error`` refuses it
+with a DecodeError instead.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def encode_chunk(chunk: Any, *, vocab_size: int = LLAMA2_VOCAB_SIZE, n_bins: int
 
 def decode_tokens(tokens: Any, *, vocab_size: int = LLAMA2_VOCAB_SIZE, n_bins: int = N_BINS,
                   action_dim: int = ACTION_DIM, horizon: int | None = None,
-                  out_of_range: str = "error", events: list[str] | None = None) -> np.ndarray:
+                  out_of_range: str = "clip", events: list[str] | None = None) -> np.ndarray:
     """Ids (time-major, ``action_dim`` per step) -> (H, action_dim) chunk of bin centres."""
     ids = _arrays.token_ids(tokens, _WHERE)
     if ids.size == 0:
@@ -73,7 +76,7 @@ def decode_tokens(tokens: Any, *, vocab_size: int = LLAMA2_VOCAB_SIZE, n_bins: i
         if out_of_range == "error":
             raise DecodeError(f"{_WHERE}: id {int(ids[i])} at position {i} is not an action token; {rule}")
         if events is not None:
-            events.append(f"{_WHERE}: {outside.size} of {ids.size} ids outside [{low}, {high}) clipped to the "
+            events.append(f"decode_event: {_WHERE}: {outside.size} of {ids.size} ids outside [{low}, {high}) clipped to the "
                           f"nearest end bin as OpenVLA does (first: id {int(ids[i])} at position {i})")
     centres = bin_centres(n_bins)
     index = np.clip(vocab_size - ids - 1, 0, centres.size - 1)
@@ -87,7 +90,7 @@ class OpenVLABinsSettings(DecoderSettings):
     horizon: OptionalCount  # null: any whole number of actions
     n_bins: Annotated[int, at_least(2)]
     vocab_size: Count
-    out_of_range: Literal["error", "clip"]  # clip: OpenVLA's behaviour, recorded as an event
+    out_of_range: Literal["clip", "error"]  # clip: OpenVLA's behaviour, recorded as a decode_event
 
     @field_validator("vocab_size")
     @classmethod
@@ -105,7 +108,7 @@ class OpenVLABinsDecoder(Decoder):
     Settings: ClassVar[type[OpenVLABinsSettings]] = OpenVLABinsSettings
 
     def __init__(self, *, action_dim: int = ACTION_DIM, horizon: int | None = 1,
-                 vocab_size: int = LLAMA2_VOCAB_SIZE, n_bins: int = N_BINS, out_of_range: str = "error") -> None:
+                 vocab_size: int = LLAMA2_VOCAB_SIZE, n_bins: int = N_BINS, out_of_range: str = "clip") -> None:
         self.action_dim = action_dim
         self.horizon = horizon
         self.vocab_size = vocab_size
