@@ -127,6 +127,4 @@ def libero_pro_table(runs: Iterable[tuple[str, Iterable[EpisodeRecord]]], refere
         *_errors_note(used),
         *notes,
     ]
-    if reference is not None and not reference["rows"]:
-        notes.append("No published rows are transcribed for LIBERO-PRO (see the note above).")
     return _render(["model", *names], rows + published, notes)
