@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evalharness.transports.mint import wire
 from evalharness.transports.mint.prompt import PromptCodec
@@ -322,3 +324,74 @@ def test_png_on_the_wire_is_lossless_and_an_all_zero_camera_is_encoded_once() ->
     zero = np.zeros((224, 224, 3), np.uint8)
     assert encode_png(zero) is encode_png(np.zeros((224, 224, 3), np.uint8))
     assert not decode_png(_b64(encode_png(zero)), (224, 224)).any()
+
+
+def _pil_pixels(raw: bytes):
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(raw), formats=["PNG"]) as image:
+            return np.asarray(image.convert("RGB"))
+    except Exception:  # noqa: BLE001 - whatever PIL refuses
+        return None
+
+
+def test_the_wire_format_decodes_without_pil_to_pils_pixels_at_every_level() -> None:
+    """decode_png's own path (rows filtered None / Sub, as encode_png writes them) gives PIL's
+    pixels byte for byte, on random images and renders of every shape and zlib level."""
+    from evalharness.transports.mint import png
+
+    rng = np.random.default_rng(5)
+    y, x = np.mgrid[0:224, 0:224]
+    scene = np.stack([(x + y) % 256, (2 * x) % 256, (3 * y) % 256], -1).astype(np.uint8)
+    images = [scene, *(rng.integers(0, 256, s, dtype=np.uint8) for s in ((224, 224, 3), (1, 1, 3), (7, 5, 3), (3, 224, 3)))]
+    for level in range(10):
+        for image in images:
+            raw = png.encode_png(image, level)
+            fast = png._decode_sub_rows(raw, image.shape[1], image.shape[0])
+            assert fast is not None, "the wire format took PIL's path"
+            assert np.array_equal(fast, image) and np.array_equal(fast, _pil_pixels(raw))
+            assert np.array_equal(png.decode_png(_b64(raw), (image.shape[1], image.shape[0])), image)
+    # Rows filtered None among Sub rows (standard PNG, what other encoders may write): same path, PIL's pixels.
+    image = rng.integers(0, 256, (6, 4, 3), dtype=np.uint8)
+    rows = []
+    for i, row in enumerate(image.reshape(6, 12)):
+        sub = np.concatenate([row[:3], (row[3:].astype(np.int16) - row[:-3]) % 256]).astype(np.uint8)
+        rows.append(bytes([i % 2]) + (sub if i % 2 else row).tobytes())
+    import struct
+    import zlib
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+    mixed = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 6, 8, 2, 0, 0, 0))
+             + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b""))
+    assert np.array_equal(png._decode_sub_rows(mixed, 4, 6), image)
+    assert np.array_equal(_pil_pixels(mixed), image)
+    # Bytes after IEND are ignored by both decoders.
+    assert np.array_equal(png.decode_png(_b64(png.encode_png(scene, 1) + b"trailing"), (224, 224)), scene)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_a_corrupted_wire_png_is_refused_or_decoded_exactly_as_pil_decodes_it(data) -> None:
+    """Bit flips, truncation and insertions into encode_png's output: decode_png either refuses
+    (ImageRejected, a 422 on the wire) or returns exactly the pixels PIL reads from those bytes."""
+    from evalharness.transports.mint.png import ImageRejected, decode_png, encode_png
+
+    image = np.random.default_rng(data.draw(st.integers(0, 3))).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    raw = bytearray(encode_png(image, data.draw(st.sampled_from([0, 1, 9]))))
+    kind = data.draw(st.sampled_from(["flip", "truncate", "insert"]))
+    if kind == "flip":
+        for _ in range(data.draw(st.integers(1, 4))):
+            raw[data.draw(st.integers(8, len(raw) - 1))] ^= 1 << data.draw(st.integers(0, 7))
+    elif kind == "truncate":
+        raw = raw[: data.draw(st.integers(8, len(raw) - 1))]
+    else:
+        at = data.draw(st.integers(8, len(raw)))
+        raw[at:at] = data.draw(st.binary(min_size=1, max_size=40))
+    try:
+        pixels = decode_png(_b64(bytes(raw)), (16, 16))
+    except ImageRejected:
+        return
+    assert np.array_equal(pixels, _pil_pixels(bytes(raw)))

@@ -95,7 +95,7 @@ def encode_act(images: dict[str, np.ndarray], state: np.ndarray, tokens: list[in
     chunks = wire.observation_chunks(images, tokens, level)
     observation = wire.Observation(model_input=wire.ModelInput(chunks=chunks),
                                    state=wire.RequestTensor.of(state))
-    return json.dumps(wire.ActRequest(observation=observation).model_dump(mode="json")).encode()
+    return wire.ActRequest(observation=observation).model_dump_json().encode()
 
 
 def _request(seed: int) -> dict[str, Any]:

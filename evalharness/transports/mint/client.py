@@ -59,6 +59,8 @@ QUEUE_STATE_DELAYS = {"active": 0.3, "paused_capacity": 1.0, "paused_rate_limit"
 DEFAULT_PENDING_DELAY = 1.0
 MAX_RETRY_AFTER_S = 30.0
 API = "/api/v1"
+#: The content type of a body the client serializes itself.
+_JSON = {"Content-Type": "application/json"}
 #: A 200-with-error's ``category`` -> the error raised. ``evalharness serve`` names the
 #: harness error kind of the policy's failure; MinT's own categories ("system", "user")
 #: and anything else are policy errors.
@@ -118,13 +120,17 @@ class MintClient:
 
         ``pending_ok``: 408 / 503 are returned to the caller (a pending future), not retried.
         """
-        payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+        # A model is written by pydantic's own serializer: a quarter of json.dumps' time on an act body.
+        content = body.model_dump_json().encode() if isinstance(body, BaseModel) else None
         what = f"{method} {path}"
         failures = 0
         while True:
             retry_after: float | None = None
             try:
-                response = self._http.request(method, path, json=payload)
+                if content is not None:
+                    response = self._http.request(method, path, content=content, headers=_JSON)
+                else:
+                    response = self._http.request(method, path, json=body)
             except httpx.TransportError as exc:
                 reason = f"{type(exc).__name__}" + (f" ({exc})" if str(exc) else "")
             else:

@@ -9,8 +9,9 @@ as small as level 6's. Every PNG decoder reads it (any filter type per row is st
 and PNG is lossless: the pixels a server decodes are the camera's, byte for byte
 (``tests/test_mint_hostile.py`` checks it against the image and against PIL's own
 encoding). An all-zero image (the absent ``right_wrist_0_rgb``, and any camera a protocol
-leaves out) is encoded once per shape and reused; a server that receives those exact
-bytes knows the pixels without decoding them.
+leaves out) is encoded once per shape, always at level 9 whatever level the others use
+(a few hundred bytes instead of 150 KB stored), and reused; a server that receives those
+exact bytes knows the pixels without decoding them.
 
 Decoding (the server, per request) never trusts the bytes:
 
@@ -26,11 +27,18 @@ Decoding (the server, per request) never trusts the bytes:
   which PIL silently pads with black, is refused too: when the decoded last row is black
   (the only case in which rows can be missing unnoticed), the inflated size of a
   non-interlaced image must be exactly its rows.
+
+What this module's encoder writes (8-bit RGB, not interlaced, every row filtered ``None``
+or ``Sub``) is decoded without PIL (:func:`_decode_sub_rows`): zlib inflates at most one
+byte more than the rows need, the size must be exact, and undoing ``Sub`` is a running sum
+modulo 256 along each row. That is most of a served query's decode time saved, and it
+gives PIL's pixels byte for byte (``tests/test_mint_hostile.py`` compares them on random
+images at every level). Any other PNG (other filters, palettes, alpha, 16 bits,
+interlacing, several IDAT chunks out of order) takes PIL's path above.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import io
 import struct
@@ -39,11 +47,14 @@ import warnings
 import zlib
 
 import numpy as np
+import pybase64
 
 #: zlib's level for the wire by default (with run-length strategy: fast, and small after the
 #: Sub filter); 0 stores the rows uncompressed: twice the bytes, the least CPU on both sides,
 #: what runner.policy_server=auto uses on 127.0.0.1.
 COMPRESS_LEVEL = 1
+#: The level of an all-zero image, whatever the others use: it is encoded once and cached.
+ZERO_LEVEL = 9
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _zero_cache: dict[tuple[int, ...], bytes] = {}
@@ -62,6 +73,7 @@ def encode_png(image: np.ndarray, level: int = COMPRESS_LEVEL) -> bytes:
         raise ValueError(f"encode_png takes an (H, W, 3) uint8 image, not shape {array.shape}")
     zero = not array.any()
     if zero:
+        level = ZERO_LEVEL
         with _zero_lock:
             cached = _zero_cache.get((*array.shape, level))
         if cached is not None:
@@ -87,7 +99,55 @@ def _chunk(tag: bytes, data: bytes) -> bytes:
 
 def _known_zero(raw: bytes, size: tuple[int, int]) -> bool:
     with _zero_lock:
-        return any(_zero_cache.get((size[1], size[0], 3, level)) == raw for level in range(10))
+        return _zero_cache.get((size[1], size[0], 3, ZERO_LEVEL)) == raw
+
+
+def _crc_ok(raw: bytes, at: int, length: int) -> bool:
+    """Whether the chunk at ``at`` (its length field) with ``length`` data bytes has a correct CRC."""
+    return zlib.crc32(raw[at + 4:at + 8 + length]) == struct.unpack(">I", raw[at + 8 + length:at + 12 + length])[0]
+
+
+def _decode_sub_rows(raw: bytes, width: int, height: int) -> np.ndarray | None:
+    """The pixels of a PNG as :func:`encode_png` writes it, or None for any other layout (then
+    PIL decodes it). Raises :class:`ImageRejected` when the image data are corrupt or of the
+    wrong size; never inflates more than the rows' size plus one byte."""
+    if raw[24:29] != b"\x08\x02\x00\x00\x00":  # 8-bit RGB, deflate, adaptive filtering, not interlaced
+        return None
+    if struct.unpack(">I", raw[8:12])[0] != 13 or not _crc_ok(raw, 8, 13):
+        raise ImageRejected("not a decodable PNG (corrupt or truncated)")
+    row_bytes = 1 + 3 * width
+    expected = height * row_bytes
+    at = 33  # signature (8) + IHDR chunk (4 + 4 + 13 + 4)
+    idat: list[bytes] = []
+    while at + 8 <= len(raw):
+        length, tag = struct.unpack(">I4s", raw[at:at + 8])
+        if at + 12 + length > len(raw) or not _crc_ok(raw, at, length):  # PIL checks every CRC too
+            raise ImageRejected("not a decodable PNG (corrupt or truncated)")
+        if tag == b"IDAT":
+            idat.append(raw[at + 8:at + 8 + length])
+        elif tag == b"IEND":
+            break
+        elif idat or tag[0] & 0x20 == 0:  # a chunk after the data, or a critical one (PLTE...): PIL's path
+            return None
+        at += 12 + length
+    else:
+        raise ImageRejected("not a decodable PNG (corrupt or truncated)")
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(b"".join(idat), expected + 1)
+    except zlib.error:
+        raise ImageRejected("not a decodable PNG (corrupt or truncated)") from None
+    if len(data) != expected or not inflater.eof:
+        raise ImageRejected("PNG image data is incomplete or too long")
+    rows = np.frombuffer(data, np.uint8).reshape(height, row_bytes)
+    filters = rows[:, 0]
+    if (filters > 1).any():  # Up, Average or Paeth rows: PIL undoes those
+        return None
+    pixels = rows[:, 1:].reshape(height, width, 3)
+    if not filters.any():
+        return pixels.copy()
+    summed = np.cumsum(pixels, axis=1, dtype=np.uint8)  # Sub: each byte plus the one 3 bytes left, mod 256
+    return np.where((filters == 1)[:, None, None], summed, pixels)
 
 
 def decode_png(text: str, size: tuple[int, int]) -> np.ndarray:
@@ -99,8 +159,8 @@ def decode_png(text: str, size: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+        raw = pybase64.b64decode(text, validate=True)  # SIMD: ~50x the standard library's decoder
+    except (binascii.Error, ValueError, TypeError):
         raise ImageRejected("data is not valid base64") from None
     if not raw.startswith(_SIGNATURE):
         raise ImageRejected("data is not a PNG file (no PNG signature)")
@@ -111,6 +171,9 @@ def decode_png(text: str, size: tuple[int, int]) -> np.ndarray:
         raise ImageRejected(f"{width}x{height}, not {size[0]}x{size[1]}")
     if _known_zero(raw, size):
         return np.zeros((size[1], size[0], 3), np.uint8)
+    fast = _decode_sub_rows(raw, width, height)
+    if fast is not None:
+        return fast
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

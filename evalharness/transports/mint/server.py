@@ -69,12 +69,14 @@ import re
 import socket
 import threading
 import time
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evalharness.actions.pipeline import ActionPipeline
@@ -280,6 +282,29 @@ def bounded_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def json_body(model: type[Body]) -> Callable[[Request], Awaitable[Body]]:
+    """A dependency reading the request body as ``model`` straight from its bytes.
+
+    pydantic's own JSON parser validates a 400 KB act body in a quarter of the time
+    ``json.loads`` plus validation takes (FastAPI's way), and the server's CPU is what a
+    served query waits for under load. A malformed body is the same 422 as FastAPI's,
+    located under ``body`` and bounded by :func:`bounded_errors`.
+    """
+
+    async def parse(request: Request) -> Body:
+        raw = await request.body()
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False, include_context=False)
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+
+    return parse
+
+
 def build_service(config: dict[str, Any], api_key: str | None = None) -> PolicyService:
     """The service for a composed harness config: its ``policy``, ``decoder``, ``protocol``
     (cameras) and ``serve`` groups. Mistakes raise UserInputError (one line)."""
@@ -373,7 +398,8 @@ def create_app(service: PolicyService) -> RequestGuard:
         return {"action_session_id": session.id}
 
     @app.post(f"{api}/mint/action_sessions/{{session_id}}/act")
-    def act(request: Request, session_id: str, body: wire.ActRequest) -> dict[str, str]:
+    def act(request: Request, session_id: str,
+            body: wire.ActRequest = Depends(json_body(wire.ActRequest))) -> dict[str, str]:
         session = open_session(session_id, "action")
         observation = service.observation(body.observation.model_input, body.observation.state)
         sampling = service.act_sampling(body.temperature)
@@ -392,7 +418,7 @@ def create_app(service: PolicyService) -> RequestGuard:
         return {"sampling_session_id": session.id}
 
     @app.post(f"{api}/asample")
-    def asample(request: Request, body: wire.SampleRequest) -> dict[str, str]:
+    def asample(request: Request, body: wire.SampleRequest = Depends(json_body(wire.SampleRequest))) -> dict[str, str]:
         if body.sampling_session_id is None:
             _invalid("sampling_session_id is required: evalharness serve samples in sampling sessions "
                      "(POST create_sampling_session first)")

@@ -16,11 +16,11 @@ Shapes (see ``docs/reference/mint.md``):
 
 from __future__ import annotations
 
-import base64
 import math
 from typing import Annotated, Any, Literal
 
 import numpy as np
+import pybase64
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 #: The camera order of every MinT observation (openpi's pi0-FAST LIBERO inputs).
@@ -34,7 +34,8 @@ MAX_PREFIX_TOKENS = 180
 class Strict(BaseModel):
     """A request body: unknown fields are an error (422 on the server)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN / Infinity written as JSON's usual constants (as json.dumps writes them), not null
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
 
 class Lenient(BaseModel):
@@ -104,7 +105,7 @@ class ImageChunk(Strict):
         from evalharness.transports.mint.png import COMPRESS_LEVEL, encode_png
 
         data = encode_png(image, COMPRESS_LEVEL if level is None else level)
-        return cls(data=base64.b64encode(data).decode("ascii"))
+        return cls(data=pybase64.b64encode(data).decode("ascii"))  # SIMD: ~30x the standard library's
 
     def pixels(self, size: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)) -> np.ndarray:
         """The decoded RGB image (uint8 HxWx3); :class:`~evalharness.transports.mint.png.ImageRejected`
