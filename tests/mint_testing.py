@@ -74,10 +74,16 @@ def route_of(method: str, path: str) -> str:
 
 
 class Recorder:
-    """ASGI middleware: records requests and injects queued faults (test-only)."""
+    """ASGI middleware: records requests and injects queued faults (test-only).
 
-    def __init__(self, app: Any) -> None:
+    It drops a request's ``Prefer`` header unless ``honour_prefer``: the server behind it then
+    answers every act / asample with a future, as MinT (which ignores the header) does, so
+    the faults injected into ``retrieve_future`` are met by the client.
+    """
+
+    def __init__(self, app: Any, honour_prefer: bool = False) -> None:
         self.app = app
+        self.honour_prefer = honour_prefer
         self.requests: list[dict[str, Any]] = []
         self.faults: deque[Fault] = deque()
         self._lock = threading.Lock()
@@ -116,7 +122,9 @@ class Recorder:
             parsed = None
         with self._lock:
             self.requests.append({"route": route, "method": scope["method"], "path": scope["path"], "json": parsed,
-                                  "api_key": headers.get("x-api-key")})
+                                  "api_key": headers.get("x-api-key"), "prefer": headers.get("prefer")})
+        if not self.honour_prefer:
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != b"prefer"]}
         fault = self._take(route)
         if fault is not None and fault.hang_s is not None:
             await asyncio.sleep(fault.hang_s)

@@ -9,8 +9,10 @@ reference network with random weights (``evalharness checkpoint init DIR --seed 
 written into a temporary folder for the benchmark. Every session sends ``--queries`` act
 requests one after another, each a real MinT request (three 224 px PNGs of a synthetic
 scene, prefix tokens, state) encoded per query exactly as ``policy=mint`` encodes it;
-latency is the whole round trip: encode, act, retrieve_future. The first query of each
-session is a warm-up (lazy model loading) and is not counted.
+latency is the whole round trip: encode, then act sent with ``Prefer: wait`` as
+``policy=mint`` sends it (answered with the result; ``retrieve_future`` only if it was not
+ready in time). The first query of each session is a warm-up (lazy model loading) and is
+not counted.
 
 Each query is split (issue 17): **encode** (the client's PNG + JSON), **http** (the two
 POSTs as the client timed them, minus the server's own parts: transport, framing,
@@ -112,9 +114,10 @@ def _query(http: httpx.Client, session: str, images: dict[str, np.ndarray], stat
     body = encode_act(images, state, tokens, level)
     encoded = time.perf_counter()
     answer = http.post(f"{API}/mint/action_sessions/{session}/act", content=body,
-                       headers={"Content-Type": "application/json"})
+                       headers={"Content-Type": "application/json", "Prefer": "wait=60"})  # as policy=mint asks
     answer.raise_for_status()
-    while True:
+    result = answer
+    while "wait" not in result.headers.get("preference-applied", ""):  # not answered in time: poll
         result = http.post(f"{API}/retrieve_future", json=answer.json())
         if result.status_code != 408:
             break

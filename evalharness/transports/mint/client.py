@@ -11,8 +11,11 @@ How every answer is handled (the single place this is written down):
   ``max_retries`` retries the call raises :class:`~evalharness.errors.PolicyUnavailable`
   (error kind ``policy_unavailable``: nothing is known about the model, the episode can
   be rerun with ``runner.retry_errors=true``).
-- **Futures.** Long operations answer ``{"request_id"}``; :meth:`MintClient.wait_future`
-  polls ``retrieve_future``:
+- **Futures.** Long operations are sent with ``Prefer: wait=N`` (RFC 7240, N = half the
+  read timeout, at most 60 s). ``evalharness serve`` then answers with the result itself
+  (``Preference-Applied: wait``) when it is ready in time, one round trip instead of two;
+  MinT ignores the header. Any other answer is ``{"request_id"}``, and
+  :meth:`MintClient.wait_future` polls ``retrieve_future``:
   - 408 and 503 mean pending: wait ``Retry-After`` seconds when the header is there
     (clamped to 0-30 s), else by the body's ``queue_state``: active 0.3 s,
     paused_capacity 1 s, paused_rate_limit 2 s, anything else 1 s. Pending answers do
@@ -115,7 +118,7 @@ class MintClient:
 
     # ---------------------------------------------------------------- one call
     def call(self, method: str, path: str, body: BaseModel | dict | None = None, *, deadline: float | None = None,
-             pending_ok: bool = False) -> httpx.Response:
+             pending_ok: bool = False, headers: dict[str, str] | None = None) -> httpx.Response:
         """One request, retried on transient failures; returns the final response.
 
         ``pending_ok``: 408 / 503 are returned to the caller (a pending future), not retried.
@@ -128,9 +131,9 @@ class MintClient:
             retry_after: float | None = None
             try:
                 if content is not None:
-                    response = self._http.request(method, path, content=content, headers=_JSON)
+                    response = self._http.request(method, path, content=content, headers={**_JSON, **(headers or {})})
                 else:
-                    response = self._http.request(method, path, json=body)
+                    response = self._http.request(method, path, json=body, headers=headers)
             except httpx.TransportError as exc:
                 reason = f"{type(exc).__name__}" + (f" ({exc})" if str(exc) else "")
             else:
@@ -186,7 +189,11 @@ class MintClient:
     def submit(self, path: str, body: BaseModel | dict) -> dict[str, Any]:
         """POST a long operation and wait for its result (``request_id`` -> ``retrieve_future``)."""
         deadline = time.monotonic() + self.timeouts.future
-        answer = self.post_json(path, body, deadline=deadline)
+        wait = max(1, int(min(self.timeouts.read / 2, 60)))
+        response = self.call("POST", path, body, deadline=deadline, headers={"Prefer": f"wait={wait}"})
+        if "wait" in response.headers.get("preference-applied", "").lower():
+            return _finished(response, f"POST {path}")  # the server answered with the result itself
+        answer = _json_object(response, f"POST {path}")
         request_id = answer.get("request_id")
         if not isinstance(request_id, str):
             if "error" in answer:
@@ -209,14 +216,19 @@ class MintClient:
                                             f"(HTTP {response.status_code} pending)")
                 self._sleep(delay)
                 continue
-            result = _json_object(response, f"POST {path}")
-            if "error" in result:
-                error = ERROR_KINDS.get(result.get("kind", result.get("category")), PolicyError)
-                raise error(f"the server failed the request: {_error_text(result)}")
-            return result
+            return _finished(response, f"POST {path}")
 
     def close(self) -> None:
         self._http.close()
+
+
+def _finished(response: httpx.Response, what: str) -> dict[str, Any]:
+    """A future's final answer: its result, or the error it names raised as its kind."""
+    result = _json_object(response, what)
+    if "error" in result:
+        error = ERROR_KINDS.get(result.get("kind", result.get("category")), PolicyError)
+        raise error(f"the server failed the request: {_error_text(result)}")
+    return result
 
 
 def _retry_after(response: httpx.Response) -> float | None:

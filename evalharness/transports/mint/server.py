@@ -11,6 +11,11 @@ Routes (``docs/reference/mint.md``), all under ``/api/v1``:
 - ``POST retrieve_future``: the result; 408 with ``Retry-After`` while it is pending
   (after waiting up to ``serve.long_poll_s`` for it, so a local client rarely sleeps);
   200 ``{"error", "category"}`` when the query failed or the result was already taken;
+- an ``act`` or ``asample`` sent with ``Prefer: wait=N`` (RFC 7240; not a MinT feature,
+  MinT ignores the header) is answered with the result itself, as ``retrieve_future``
+  would give it, with ``Preference-Applied: wait``, when the result is ready within N s
+  (at most ``serve.long_poll_s``); otherwise with the usual ``{"request_id"}``. That saves
+  ``policy=mint`` one round trip per query; the SDK, which never sends it, is unaffected;
 - ``GET evalharness/status`` (not MinT): open sessions, pending results, the served
   policy's identity and the serve settings.
 
@@ -70,6 +75,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from typing import Any, NoReturn, TypeVar
 
 import numpy as np
@@ -77,6 +83,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evalharness.actions.pipeline import ActionPipeline
@@ -282,6 +289,19 @@ def bounded_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def preferred_wait(prefer: str | None, cap_s: float) -> float | None:
+    """Seconds to wait for a result from RFC 7240 ``Prefer: wait=N`` (capped at ``cap_s``), or
+    None. Anything else in the header, or a value that is not delta-seconds, is ignored, as
+    the RFC asks of a server."""
+    if not prefer or cap_s <= 0:
+        return None
+    for preference in prefer[:200].split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "wait" and value.strip().isdigit():
+            return min(float(value.strip()), cap_s)
+    return None
+
+
 Body = TypeVar("Body", bound=BaseModel)
 
 
@@ -397,15 +417,39 @@ def create_app(service: PolicyService) -> RequestGuard:
         session = service.sessions.open("action", body.session_id, body.model_path)
         return {"action_session_id": session.id}
 
-    @app.post(f"{api}/mint/action_sessions/{{session_id}}/act")
-    def act(request: Request, session_id: str,
-            body: wire.ActRequest = Depends(json_body(wire.ActRequest))) -> dict[str, str]:
+    def finished(future: Future, headers: dict[str, str] | None = None) -> JSONResponse:
+        """A done future's answer: its result, or the error it failed with."""
+        error = future.exception()
+        if error is not None:
+            return JSONResponse(describe_error(error), headers=headers)
+        return NaNJSONResponse(future.result(), headers=headers)
+
+    async def answer(request: Request, queued: dict[str, str]) -> JSONResponse:
+        """``{"request_id"}``, or with ``Prefer: wait`` the result once it is ready in time."""
+        wait = preferred_wait(request.headers.get("prefer"), service.settings.long_poll_s)
+        future = service.futures.get(queued["request_id"]) if wait is not None else None
+        if future is None:
+            return JSONResponse(queued)
+        if not future.done():
+            await asyncio.wait([asyncio.wrap_future(future)], timeout=wait)
+        if not future.done():
+            return JSONResponse(queued)  # the client polls retrieve_future as usual
+        service.futures.mark_retrieved(queued["request_id"])
+        return finished(future, {"Preference-Applied": "wait"})
+
+    def act_now(request: Request, session_id: str, body: wire.ActRequest) -> dict[str, str]:
         session = open_session(session_id, "action")
         observation = service.observation(body.observation.model_input, body.observation.state)
         sampling = service.act_sampling(body.temperature)
         if sampling is not None:
             observation["sampling"] = sampling
         return submit(request, session, observation, service.finish_act)
+
+    @app.post(f"{api}/mint/action_sessions/{{session_id}}/act")
+    async def act(request: Request, session_id: str,
+                  body: wire.ActRequest = Depends(json_body(wire.ActRequest))) -> JSONResponse:
+        # decoding happens off the event loop, as for a plain (sync) FastAPI route
+        return await answer(request, await run_in_threadpool(act_now, request, session_id, body))
 
     @app.delete(f"{api}/mint/action_sessions/{{session_id}}")
     def delete_action_session(session_id: str) -> dict[str, str]:
@@ -418,7 +462,11 @@ def create_app(service: PolicyService) -> RequestGuard:
         return {"sampling_session_id": session.id}
 
     @app.post(f"{api}/asample")
-    def asample(request: Request, body: wire.SampleRequest = Depends(json_body(wire.SampleRequest))) -> dict[str, str]:
+    async def asample(request: Request,
+                      body: wire.SampleRequest = Depends(json_body(wire.SampleRequest))) -> JSONResponse:
+        return await answer(request, await run_in_threadpool(asample_now, request, body))
+
+    def asample_now(request: Request, body: wire.SampleRequest) -> dict[str, str]:
         if body.sampling_session_id is None:
             _invalid("sampling_session_id is required: evalharness serve samples in sampling sessions "
                      "(POST create_sampling_session first)")
@@ -454,10 +502,7 @@ def create_app(service: PolicyService) -> RequestGuard:
             return JSONResponse({"type": "try_again", "queue_state": "active", "retry_after_s": wait},
                                 status_code=408, headers={"Retry-After": str(wait)})
         service.futures.mark_retrieved(body.request_id)
-        error = future.exception()
-        if error is not None:
-            return JSONResponse(describe_error(error))
-        return NaNJSONResponse(future.result())
+        return finished(future)
 
     @app.get(f"{api}/evalharness/status")
     def status() -> dict[str, Any]:
