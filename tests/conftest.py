@@ -42,13 +42,14 @@ def home(tmp_path, monkeypatch):
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Tests that read LIBERO-Plus's data carry the ``libero_plus_data`` marker.
+    """Tests that need LIBERO-Plus's difficulty levels carry the ``libero_plus_levels`` marker.
 
-    That data's task_classification.json (the variants' categories and levels) exists only
-    in upstream's GitHub repository, which a machine with package registries only cannot
-    fetch; ``make test`` deselects these tests (pytest reports them as deselected) and
-    ``make test-libero-plus`` runs them once ``evalharness setup --libero-plus`` has run.
+    The levels are only in upstream's task_classification.json on GitHub, which a machine
+    with package registries only cannot fetch (the variants themselves come from PyPI, and
+    ``make test`` sets them up); ``make test`` deselects these tests (pytest reports them as
+    deselected) and ``make test-libero-plus`` runs them once ``evalharness setup
+    --libero-plus --libero-plus-classification PATH`` has run.
     """
     for item in items:
-        if "plus_installed" in getattr(item, "fixturenames", ()) or item.module.__name__.endswith("test_libero_plus_fidelity"):
-            item.add_marker(pytest.mark.libero_plus_data)
+        if "plus_levels" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.libero_plus_levels)

