@@ -3,8 +3,11 @@
 Upstream (``ControlEnv.step`` / ``reset`` of the LIBERO-Plus wheel) corrupts
 ``agentview_image`` of every reset and step observation - not the one ``set_init_state``
 returns - with code c: 1-10 motion blur, 11-20 gaussian blur, 21-30 zoom blur, 31-40 fog,
-41-50 glass blur, each at severity ``(c - 1) % 10 + 1``, with the constants below. The
-arithmetic here is upstream's, step for step, with two documented choices:
+41-50 glass blur, each at severity ``(c - 1) % 10 + 1``, with the constants below (the
+corruptions are those of ImageNet-C, Hendrycks & Dietterich 2019, at ten severities). The
+arithmetic and the order of the random draws here are upstream's, so an image comes out
+the same given the same draws (``tests/test_libero_plus_fidelity.py``); the code is this
+project's own. Two documented choices:
 
 - upstream draws from NumPy's unseeded global RNG (motion-blur angle, fog fractal, glass
   shuffles); here the draws come from a ``RandomState`` seeded per episode
@@ -51,84 +54,99 @@ def gaussian_blur(image: np.ndarray, severity: int) -> np.ndarray:
     return (np.clip(x, 0, 1) * 255).astype(np.uint8)
 
 
-def _clipped_zoom(img: np.ndarray, zoom_factor: float) -> np.ndarray:
+def _zoom_centre(image: np.ndarray, factor: float) -> np.ndarray:
+    """The central 1/factor of a square image, magnified back to its size (bilinear)."""
     from scipy.ndimage import zoom
 
-    h = img.shape[0]
-    ch = int(np.ceil(h / float(zoom_factor)))
-    top = (h - ch) // 2
-    img = zoom(img[top:top + ch, top:top + ch], (zoom_factor, zoom_factor, 1), order=1)
-    trim_top = (img.shape[0] - h) // 2
-    return img[trim_top:trim_top + h, trim_top:trim_top + h]
+    side = image.shape[0]
+    crop = int(np.ceil(side / float(factor)))
+    first = (side - crop) // 2
+    magnified = zoom(image[first:first + crop, first:first + crop], (factor, factor, 1), order=1)
+    excess = (magnified.shape[0] - side) // 2
+    return magnified[excess:excess + side, excess:excess + side]
 
 
 def zoom_blur(image: np.ndarray, severity: int) -> np.ndarray:
-    stop, step = ZOOM_STEPS[severity - 1]
-    x = (np.array(image) / 255.0).astype(np.float32)
-    out = np.zeros_like(x)
-    factors = np.arange(1, stop, step)
+    """The mean of the image and its centre magnified by each factor 1, 1 + step, ... below the limit."""
+    limit, step = ZOOM_STEPS[severity - 1]
+    frame = (np.array(image) / 255.0).astype(np.float32)
+    factors = np.arange(1, limit, step)
+    total = np.zeros_like(frame)
     for factor in factors:
-        out += _clipped_zoom(x, factor)
-    x = (x + out) / (len(factors) + 1)
-    return (np.clip(x, 0, 1) * 255).astype(np.uint8)
+        total += _zoom_centre(frame, factor)
+    blurred = (frame + total) / (len(factors) + 1)
+    return (np.clip(blurred, 0, 1) * 255).astype(np.uint8)
 
 
 def plasma_fractal(rng: np.random.RandomState, mapsize: int = 256, wibbledecay: float = 3) -> np.ndarray:
-    """The diamond-square heightmap of upstream's fog, in [0, 1]."""
-    maparray = np.empty((mapsize, mapsize), dtype=np.float64)
-    maparray[0, 0] = 0
-    stepsize = mapsize
-    wibble = 100.0
+    """A diamond-square height map in [0, 1], ``mapsize`` a power of 2.
 
-    def wibbledmean(array: np.ndarray) -> np.ndarray:
-        return array / 4 + wibble * rng.uniform(-wibble, wibble, array.shape)
+    Each pass halves the grid step: the centre of every square gets the mean of its four
+    corners, then the midpoint of every edge the mean of its four neighbours, each plus
+    uniform noise of amplitude ``jitter**2`` (``jitter`` starts at 100 and is divided by
+    ``wibbledecay`` per pass). The draws run in this order, as LIBERO-Plus's fog draws them.
+    """
+    height = np.empty((mapsize, mapsize), dtype=np.float64)
+    height[0, 0] = 0
+    jitter = 100.0
 
-    while stepsize >= 2:
-        corners = maparray[0:mapsize:stepsize, 0:mapsize:stepsize]
-        squares = corners + np.roll(corners, shift=-1, axis=0)
-        squares += np.roll(squares, shift=-1, axis=1)
-        maparray[stepsize // 2:mapsize:stepsize, stepsize // 2:mapsize:stepsize] = wibbledmean(squares)
-        dr = maparray[stepsize // 2:mapsize:stepsize, stepsize // 2:mapsize:stepsize]
-        ul = maparray[0:mapsize:stepsize, 0:mapsize:stepsize]
-        lt = (dr + np.roll(dr, 1, axis=0)) + (ul + np.roll(ul, -1, axis=1))
-        maparray[0:mapsize:stepsize, stepsize // 2:mapsize:stepsize] = wibbledmean(lt)
-        tt = (dr + np.roll(dr, 1, axis=1)) + (ul + np.roll(ul, -1, axis=0))
-        maparray[stepsize // 2:mapsize:stepsize, 0:mapsize:stepsize] = wibbledmean(tt)
-        stepsize //= 2
-        wibble /= wibbledecay
-    maparray -= maparray.min()
-    return maparray / maparray.max()
+    def noisy_mean(sums: np.ndarray) -> np.ndarray:
+        return sums / 4 + jitter * rng.uniform(-jitter, jitter, sums.shape)
+
+    step = mapsize
+    while step >= 2:
+        half = step // 2
+        corners = height[0:mapsize:step, 0:mapsize:step]
+        corner_sums = corners + np.roll(corners, shift=-1, axis=0)
+        corner_sums += np.roll(corner_sums, shift=-1, axis=1)
+        height[half:mapsize:step, half:mapsize:step] = noisy_mean(corner_sums)
+        centres = height[half:mapsize:step, half:mapsize:step]
+        corners = height[0:mapsize:step, 0:mapsize:step]
+        across = (centres + np.roll(centres, 1, axis=0)) + (corners + np.roll(corners, -1, axis=1))
+        height[0:mapsize:step, half:mapsize:step] = noisy_mean(across)
+        down = (centres + np.roll(centres, 1, axis=1)) + (corners + np.roll(corners, -1, axis=0))
+        height[half:mapsize:step, 0:mapsize:step] = noisy_mean(down)
+        step = half
+        jitter /= wibbledecay
+    height -= height.min()
+    return height / height.max()
 
 
 def fog(image: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
+    """The image plus ``strength`` x a 256 px height map, rescaled to keep its brightest value."""
     strength, decay = FOG[severity - 1]
-    x = np.array(image) / 255.0
-    if x.shape[:2] != (256, 256):
+    frame = np.array(image) / 255.0
+    if frame.shape[:2] != (256, 256):
         raise UserInputError(
-            f"LIBERO-Plus fog noise needs 256 x 256 images (upstream adds a 256 px fractal); got {x.shape[1]} x {x.shape[0]}: "
-            "set camera_size=256"
+            f"LIBERO-Plus fog noise needs 256 x 256 images (upstream adds a 256 px fractal); got {frame.shape[1]} x "
+            f"{frame.shape[0]}: set camera_size=256"
         )
-    max_val = x.max()
-    x += strength * plasma_fractal(rng, wibbledecay=decay)[:256, :256][..., np.newaxis]
-    return (np.clip(x * max_val / (max_val + strength), 0, 1) * 255).astype(np.uint8)
+    brightest = frame.max()
+    frame += strength * plasma_fractal(rng, wibbledecay=decay)[:256, :256][..., np.newaxis]
+    return (np.clip(frame * brightest / (brightest + strength), 0, 1) * 255).astype(np.uint8)
 
 
 def glass_blur(image: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
-    sigma, delta, iterations = GLASS[severity - 1]
+    """Blur, then ``passes`` sweeps that swap each pixel with one up to ``reach`` away, then blur.
+
+    The sweep runs rows and columns from ``224 - reach`` down to ``reach + 1`` whatever the
+    image size, drawing (dx, dy) per pixel in that order, as LIBERO-Plus does.
+    """
+    sigma, reach, passes = GLASS[severity - 1]
     if min(np.shape(image)[:2]) < 224:
         raise UserInputError(
             f"LIBERO-Plus glass-blur noise needs images of at least 224 px (upstream shuffles pixels up to row 224); "
             f"got {np.shape(image)[1]} x {np.shape(image)[0]}: set camera_size=224 or more"
         )
-    x = np.uint8(_gaussian(np.array(image) / 255.0, sigma) * 255)
-    for _ in range(iterations):
-        for h in range(224 - delta, delta, -1):
-            for w in range(224 - delta, delta, -1):
-                dx, dy = rng.randint(-delta, delta, size=(2,))
-                hp, wp = h + dy, w + dx
-                x[h, w], x[hp, wp] = x[hp, wp], x[h, w]
-    x = _gaussian(x / 255.0, sigma)
-    return (np.clip(x, 0, 1) * 255).astype(np.uint8)
+    pixels = np.uint8(_gaussian(np.array(image) / 255.0, sigma) * 255)
+    sweep = range(224 - reach, reach, -1)
+    for _ in range(passes):
+        for row in sweep:
+            for col in sweep:
+                dx, dy = rng.randint(-reach, reach, size=(2,))
+                other = (row + dy, col + dx)
+                pixels[row, col], pixels[other] = pixels[other], pixels[row, col]
+    return (np.clip(_gaussian(pixels / 255.0, sigma), 0, 1) * 255).astype(np.uint8)
 
 
 def motion_blur(image: np.ndarray, severity: int, rng: np.random.RandomState) -> np.ndarray:
