@@ -139,7 +139,9 @@ def test_the_resolved_protocol_and_overrides_are_recorded(runs) -> None:
     assert summary["metadata"]["camera_size"] == 48
     run = json.loads((out / "run.json").read_text())
     assert run["context_inputs"]["camera_size"] == 48 and run["context_inputs"]["max_steps_override"] == 5
-    assert run["context_inputs"]["protocol"] == protocol
+    # the context holds every setting that can change an episode; episodes_per_task only picks episodes
+    assert run["context_inputs"]["protocol"] == {k: v for k, v in protocol.items() if k != "episodes_per_task"}
+    assert protocol["episodes_per_task"] == 50
 
     summary, _, _ = _get(runs, "libero_object")
     assert summary["metadata"]["protocol"]["replan_steps"] == 2

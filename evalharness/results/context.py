@@ -89,7 +89,8 @@ def _preset_changes(protocol: dict[str, Any]) -> list[str]:
         preset = load_protocol(OmegaConf.to_container(OmegaConf.load(path), resolve=True)).model_dump()
     except Exception:  # noqa: BLE001 - a broken preset only loses a footnote detail
         return []
-    return [f"{k}={json.dumps(protocol.get(k))}" for k in preset if protocol.get(k) != preset[k]]
+    # A setting the record lacks is newer than the record (e.g. episodes_per_task), not an override.
+    return [f"{k}={json.dumps(protocol[k])}" for k in preset if k in protocol and protocol[k] != preset[k]]
 
 
 def _episodes_per_task(summary: Summary) -> tuple[int, int] | None:
