@@ -123,6 +123,13 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
+def snapshot_marker(path: Path, sha256: str) -> dict | None:
+    """The marker a finished unpack wrote at ``path`` (LIBERO-PRO's, LIBERO-Plus's), or None
+    when there is none or it records another file than ``sha256``."""
+    marker = _read_json(path)
+    return marker if marker is not None and marker.get("sha256") == sha256 else None
+
+
 def installed_assets() -> AssetsInfo | None:
     """The assets setup chose for this home, or None when setup has not run (or they are gone)."""
     chosen = _read_json(harness_home() / SELECTION_FILE)

