@@ -32,9 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import queue
-import threading
-import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -44,6 +41,7 @@ import numpy as np
 
 from evalharness.errors import UserInputError
 from evalharness.policies.base import Policy
+from evalharness.transports.batch_loop import BatchLoop
 
 __all__ = ["ServedPolicy", "ServedSession", "Batcher", "harness_observation", "build_served_policy"]
 
@@ -105,73 +103,22 @@ class _Query:
     auto_reset: bool
 
 
-class Batcher:
-    """A daemon thread running the sessions' queries through the policy in batches."""
+class Batcher(BatchLoop[_Query]):
+    """A daemon thread running the sessions' queries through the policy in batches
+    (:class:`~evalharness.transports.batch_loop.BatchLoop`)."""
 
     def __init__(self, max_batch: int, max_wait_ms: float) -> None:
-        self.max_batch = max(1, int(max_batch))
-        self.max_wait_s = max(0.0, float(max_wait_ms)) / 1000.0
-        self._queue: queue.Queue[_Query | None] = queue.Queue()
-        self._carry: deque[_Query] = deque()
-        self._stopped = False
+        super().__init__(max_batch, max_wait_ms, name="evalharness-ws-batcher")
         self.batch_sizes: dict[int, int] = {}
-        self._thread = threading.Thread(target=self._loop, name="evalharness-ws-batcher", daemon=True)
-        self._thread.start()
+        self._start()
 
     def submit(self, session: ServedSession, observation: dict[str, Any], *, auto_reset: bool) -> Future:
         future: Future = Future()
-        self._queue.put(_Query(session, observation, future, auto_reset))
+        self._put(_Query(session, observation, future, auto_reset))
         return future
 
-    def stop(self) -> None:
-        self._stopped = True
-        self._queue.put(None)
-        self._thread.join(timeout=10)
-
-    def _get(self, timeout: float | None) -> _Query | None:
-        try:
-            return self._queue.get(timeout=timeout) if timeout is None or timeout > 0 else self._queue.get_nowait()
-        except queue.Empty:
-            return None
-
-    def _gather(self) -> list[_Query] | None:
-        batch: list[_Query] = []
-        ids: set[str] = set()
-        waiting: deque[_Query] = deque()
-
-        def take(query: _Query) -> None:
-            if query.session.id in ids or len(batch) >= self.max_batch:
-                waiting.append(query)
-            else:
-                batch.append(query)
-                ids.add(query.session.id)
-
-        while self._carry:
-            take(self._carry.popleft())
-        if not batch:
-            first = self._get(None)
-            if first is None:
-                return None
-            take(first)
-        deadline = time.monotonic() + self.max_wait_s
-        while len(batch) < self.max_batch:
-            query = self._get(deadline - time.monotonic())
-            if query is None:
-                if self._stopped:
-                    return None
-                break
-            take(query)
-        self._carry.extend(waiting)
-        return batch
-
-    def _loop(self) -> None:
-        while not self._stopped:
-            batch = self._gather()
-            if batch is None:
-                break
-            self._run(batch)
-        for query in list(self._carry):
-            query.future.set_exception(RuntimeError("the server is shutting down"))
+    def _fail(self, query: _Query, exc: BaseException) -> None:
+        query.future.set_exception(exc)
 
     def _run(self, batch: list[_Query]) -> None:
         ready = []
