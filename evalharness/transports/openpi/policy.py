@@ -66,13 +66,13 @@ from evalharness.errors import PolicyError, PolicyUnavailable, UserInputError
 from evalharness.policies.base import Policy
 from evalharness.transports.openpi.wire import WireError, pack, unpack
 from evalharness.transports.retry import RetrySettings, accept_old_names
-from evalharness.transports.websocket_address import shown_uri, websocket_uri
+from evalharness.transports.websocket_address import WebsocketAddress, peer_json
 from evalharness.config.validation import validate_settings
 
 __all__ = ["OpenpiSettings", "OpenpiPolicy"]
 
 
-class OpenpiSettings(BaseModel):
+class OpenpiSettings(WebsocketAddress, BaseModel):
     """``policy=openpi`` settings (``conf/policy/openpi.yaml``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -94,31 +94,8 @@ class OpenpiSettings(BaseModel):
     def _old_retry_names(cls, values: Any) -> Any:
         return accept_old_names(values, cls.OLD_RETRY_NAMES)
 
-    @property
-    def uri(self) -> str:
-        return websocket_uri(self.host, self.port)
-
-    @property
-    def shown_uri(self) -> str:
-        """The URI without ``user:password@``: what identities and messages show."""
-        return shown_uri(self.uri)
 
 
-def _jsonable(value: Any) -> Any:
-    """Server metadata as strict JSON can hold it (it goes into the identity and summary)."""
-    if isinstance(value, dict):
-        return {str(k.decode() if isinstance(k, bytes) else k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    return value
 
 
 def _error_line(text: str) -> str:
@@ -187,7 +164,7 @@ class OpenpiPolicy(Policy):
             if isinstance(frame, str):
                 raise PolicyError(f"openpi server error on connect: {self._scrub(_error_line(frame))}")
             try:
-                metadata = _jsonable(unpack(frame))
+                metadata = peer_json(unpack(frame))
             except WireError as exc:
                 raise PolicyError(f"openpi server's metadata frame is not openpi msgpack: {exc}") from None
             if not isinstance(metadata, dict):

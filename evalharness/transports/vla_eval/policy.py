@@ -70,7 +70,7 @@ from evalharness.config.validation import validate_settings
 from evalharness.errors import InvalidActionError, PolicyError, PolicyUnavailable, UserInputError
 from evalharness.policies.base import Policy
 from evalharness.transports.retry import RetrySettings
-from evalharness.transports.websocket_address import shown_uri, websocket_uri
+from evalharness.transports.websocket_address import WebsocketAddress, peer_json
 from evalharness.transports.vla_eval.libero import binarize_gripper, observation_payload
 from evalharness.transports.vla_eval.specs import check_server_specs, merge_params
 from evalharness.transports.vla_eval.wire import PROTOCOL_VERSION, Frame, FrameError, pack, unpack
@@ -104,7 +104,7 @@ class RunFacts(BaseModel):
                 "pipeline": {k: v for k, v in self.pipeline.items() if v is not None}}
 
 
-class VlaEvalSettings(BaseModel):
+class VlaEvalSettings(WebsocketAddress, BaseModel):
     """``policy=vla_eval`` settings (``conf/policy/vla_eval.yaml``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -120,31 +120,8 @@ class VlaEvalSettings(BaseModel):
     retries: RetrySettings = Field(default_factory=RetrySettings)
     run: RunFacts = Field(default_factory=RunFacts)
 
-    @property
-    def uri(self) -> str:
-        return websocket_uri(self.host, self.port)
-
-    @property
-    def shown_uri(self) -> str:
-        """The URI without ``user:password@``: what identities and messages show."""
-        return shown_uri(self.uri)
 
 
-def _jsonable(value: Any) -> Any:
-    """A HELLO as strict JSON can hold it (it goes into the identity and summary)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    return value
 
 
 def _one_line(text: Any) -> str:
@@ -200,7 +177,7 @@ class VlaEvalPolicy(Policy):
                 raise PolicyError(f"vla-eval server answered hello with {reply.type!r}: {_one_line(reply.payload)}")
             if reply.seq != seq:
                 raise PolicyError(f"vla-eval server's hello has seq {reply.seq}, not {seq}")
-            hello = {key: _jsonable(reply.payload[key]) for key in HELLO_FIELDS if key in reply.payload}
+            hello = {key: peer_json(reply.payload[key]) for key in HELLO_FIELDS if key in reply.payload}
             if hello.get("protocol_version") != PROTOCOL_VERSION:
                 raise UserInputError(f"policy=vla_eval: the server at {self.settings.shown_uri} speaks protocol "
                                      f"{hello.get('protocol_version')!r}; allowed: {PROTOCOL_VERSION}")
