@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from envs.libero import plus_data
+from upstream_testing import upstream_interpreter
 
 pytestmark = [pytest.mark.sim, pytest.mark.upstream]
 
@@ -48,10 +49,8 @@ def _sample() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def upstream_python() -> str:
-    result = subprocess.run([str(REPO / "scripts" / "upstream_venv.sh"), "liberoplus"], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.fail(f"the LIBERO-Plus side venv could not be built: {result.stderr.strip()[-2000:]}")
-    return result.stdout.strip().splitlines()[-1]
+    """The side venv's interpreter (built on first use; a few minutes, from PyPI)."""
+    return upstream_interpreter("liberoplus")
 
 
 def test_plus_variants_match_the_wheels_own_env_bitwise(upstream_python, tmp_path, assets_installed) -> None:

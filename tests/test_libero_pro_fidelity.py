@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from envs.libero import pro_data
+from upstream_testing import upstream_interpreter
 
 pytestmark = [pytest.mark.sim, pytest.mark.upstream]
 
@@ -37,10 +38,7 @@ KEYS = ("xml", "qpos0", "qvel0", "arm_joints0", "controller_initial_joints", "tr
 @pytest.fixture(scope="module")
 def upstream_python() -> str:
     """The side venv's interpreter (built on first use; a few minutes, from PyPI)."""
-    result = subprocess.run([str(REPO / "scripts" / "upstream_venv.sh"), "pro"], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.fail(f"the upstream side venv could not be built: {result.stderr.strip()[-2000:]}")
-    return result.stdout.strip().splitlines()[-1]
+    return upstream_interpreter("pro")
 
 
 def _probe(python: str, side: str, out: Path, env: dict[str, str]) -> tuple[dict[str, np.ndarray], dict]:
