@@ -47,6 +47,18 @@ def _sample() -> list[tuple[str, str]]:
     return chosen
 
 
+def _point_link(link: Path, target: Path) -> Path:
+    """Make ``link`` a symlink to ``target``, replacing an older link in one rename."""
+    if link.exists() and not link.is_symlink():
+        pytest.fail(f"{link} is a real folder, not the link this test makes: remove it and rerun")
+    staged = link.with_name(f".{link.name}.{os.getpid()}")
+    staged.unlink(missing_ok=True)
+    staged.symlink_to(target, target_is_directory=True)
+    os.replace(staged, link)
+    assert link.resolve() == target.resolve(), f"{link} does not point at {target}"
+    return link
+
+
 @pytest.fixture(scope="module")
 def upstream_python() -> str:
     """The side venv's interpreter (built on first use; a few minutes, from PyPI)."""
@@ -75,11 +87,10 @@ def test_plus_variants_match_the_wheels_own_env_bitwise(upstream_python, tmp_pat
                              capture_output=True, text=True, check=True).stdout.strip()
     root = Path(package) / "liberoplus"
     # upstream reads scenes and objects from <package>/assets (its README: put the assets there):
-    # link the assets folder the harness uses, so both sides load the same files
-    link = root / "assets"
-    if not link.exists():
-        link.symlink_to(assets_dir(), target_is_directory=True)
-    assert link.resolve() == assets_dir().resolve(), f"{link} is not the harness's assets folder"
+    # link the assets folder the harness uses, so both sides load the same files. The side venv
+    # is a cache shared by every clone on the machine, so the link is re-pointed on every run
+    # (atomically), never trusted from an earlier one
+    link = _point_link(root / "assets", assets_dir())
     (config_dir / "config.yaml").write_text(yaml.safe_dump({
         "benchmark_root": str(root), "bddl_files": str(root / "bddl_files"), "init_states": str(root / "init_files"),
         "datasets": str(tmp_path / "datasets"), "assets": str(assets_dir()),
