@@ -66,6 +66,7 @@ def run_metadata(policy: str = "scripted", **overrides: Any) -> dict[str, Any]:
         "versions": {"python": "3.11.7", "mujoco": "3.3.2", "robosuite": "1.4.0", "hf-libero": "0.1.4"},
         "harness_revision": "0" * 40,
         "assets": {"tree_sha256": "a" * 64, "provenance": "original", "differs": [], "source": "pypi"},
+        "env": {"frames": "observation_sample"},
         "run_name": f"run-{policy}",
         "context": "c" * 64,
         "protocol": protocol,

@@ -2,7 +2,8 @@
 whatever number of render threads a worker gives llvmpipe.
 
 The env renders both cameras with one scene rebuild (``envs.libero.render``); robosuite
-rebuilds the scene per camera. Compared at several states (after reset, after arm motion
+rebuilds the scene per camera. Compared (robosuite rendering the same sampled scene,
+``envs.libero.sampled_scene``) at several states (after reset, after arm motion
 and a gripper close), for each camera alone and both together, in either order.
 """
 
@@ -25,10 +26,11 @@ def test_frames_equal_robosuite_render(assets_installed):
         for phase in range(3):
             both = env.render_images()
             alone = {cam: env.render_images((cam,))[cam] for cam in ("left_wrist_0_rgb", "base_0_rgb")}
-            reference = {
-                cam: sim.render(camera_name=name, width=64, height=48)
-                for cam, name in (("base_0_rgb", "agentview"), ("left_wrist_0_rgb", "robot0_eye_in_hand"))
-            }
+            with env.frame_scene():  # the scene the frames show (tests/test_sampled_scene.py)
+                reference = {
+                    cam: sim.render(camera_name=name, width=64, height=48)
+                    for cam, name in (("base_0_rgb", "agentview"), ("left_wrist_0_rgb", "robot0_eye_in_hand"))
+                }
             for cam, frame in reference.items():
                 assert frame.shape == (48, 64, 3)
                 assert both[cam].tobytes() == frame.tobytes(), f"{cam} (both cameras) differs at phase {phase}"

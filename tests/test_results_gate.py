@@ -169,6 +169,19 @@ def test_other_context_differences_are_shown_not_refused(tmp_path):
     assert result.exit_code == EXIT_PASS
 
 
+def test_a_baseline_whose_frames_were_rendered_at_the_step_end_is_shown(tmp_path):
+    """Runs before envs.libero.sampled_scene recorded no frame timing: listed, not refused."""
+    old = run_metadata("base")
+    del old["env"]
+    base = make(tmp_path, "base", {0: "S" * 10}, meta=old)
+    cand = make(tmp_path, "cand", {0: "S" * 10})
+    result = gate(base, cand)
+    row = {item.name: item for item in result.context}["frames"]
+    assert row.differs and not row.blocking and row.candidate == "observation_sample"
+    assert row.baseline.startswith("step end (not recorded")
+    assert result.exit_code == EXIT_PASS
+
+
 def test_assets_row_shows_the_loaded_files_digest_of_todays_runs(tmp_path):
     """Today's runs record ``loaded_sha256`` (no tree checksum): the row shows its start."""
     today = {"provenance": "original", "loaded_sha256": "0c08a73b8f3e" + "0" * 52}

@@ -8,7 +8,10 @@ Observation (a ``Dict`` space):
   own ``agentview_image`` / ``robot0_eye_in_hand_image`` arrays, which are upside down
   (OpenGL rows run bottom-up). openpi and OpenVLA rotate them 180 degrees before the
   policy sees them; that is the protocol's job (``evalharness.config.protocol``), not the env's.
-  ``render()`` returns an upright agentview frame for humans.
+  ``render()`` returns an upright agentview frame for humans. **Timing**: after a step,
+  frames show the scene at the substep where robosuite sampled the observation (the 24th
+  of 25), the frames robosuite's camera observables return and the state ``state``
+  describes (:mod:`envs.libero.sampled_scene`).
 - ``image_mask``: for each camera, ``True`` when it is a real camera.
 - ``state``: ``float32[8]`` = end-effector position (3), end-effector orientation as
   axis-angle (3), gripper finger positions (2). Its ``Box`` declares only the bound
@@ -74,6 +77,7 @@ from envs.libero.pro_data import is_pro_suite
 from envs.libero.pro_objects import register_pro_objects
 from envs.libero.render import FrameRenderer, free_render_context
 from envs.libero.runtime import import_libero
+from envs.libero.sampled_scene import SampledScene
 from envs.libero.state_bounds import state_bounds
 
 
@@ -191,6 +195,17 @@ class LiberoEnv(gym.Env):
             inner.modify_observable(observable, "enabled", False)
         self._sim = inner.sim
         self._renderer = FrameRenderer(self._sim, self.height, self.width, tuple(LIBERO_CAMERAS.values()))
+        # Frames show the scene when the step's observation was sampled, as robosuite's
+        # camera observables would (envs.libero.sampled_scene): robosuite's own step calls
+        # _update_observables per substep, the fast step calls after_observables.
+        self._sampled = SampledScene(inner._observables["robot0_eef_pos"], lambda: inner.sim.data._data)
+        update_observables = inner._update_observables
+
+        def update_and_keep_scene(force: bool = False) -> None:
+            update_observables(force=force)
+            self._sampled.after_observables()
+
+        inner._update_observables = update_and_keep_scene
         self._robot = inner.robots[0]
         self._object_keys = sorted(
             key
@@ -242,7 +257,7 @@ class LiberoEnv(gym.Env):
             from envs.libero.fast_step import FastStepper
 
             try:
-                self._stepper = FastStepper(self._env.env, self._read_observables)
+                self._stepper = FastStepper(self._env.env, self._read_observables, self._sampled.after_observables)
             except RuntimeError as exc:
                 raise UserInputError(f"fast_physics=true is not available: {exc}; set fast_physics=false") from None
 
@@ -266,6 +281,7 @@ class LiberoEnv(gym.Env):
         finally:
             np.random.set_state(saved)
         self._raw_obs = self._env.set_init_state(self.init_states[k])
+        self._sampled.forget()  # no step yet: frames show the state as set
         # Clear the history LIBERO's reset leaves behind (see the module docstring).
         gripper = self._robot.gripper
         gripper.current_action = np.zeros(gripper.dof)
@@ -299,14 +315,19 @@ class LiberoEnv(gym.Env):
         return self._success
 
     def render_images(self, cameras: "tuple[str, ...] | None" = None) -> dict[str, np.ndarray]:
-        """The three camera images at the current state (LIBERO's raw orientation).
+        """The three camera images of the current observation (LIBERO's raw orientation).
 
-        ``cameras`` limits which real cameras are rendered (each costs ~70 ms on a CPU);
-        the others come back as zeros, like the padded right wrist camera.
+        After a step they show the scene at the substep where robosuite sampled the step's
+        observation, the state :meth:`proprio_state` describes (the 24th of 25 substeps on
+        LIBERO, see :mod:`envs.libero.sampled_scene`): the frames robosuite's own camera
+        observables return, which every peer's loop feeds its policy. After a reset, the
+        state as set. ``cameras`` limits which real cameras are rendered (each costs
+        ~70 ms on a CPU); the others come back as zeros, like the padded right wrist camera.
         """
         wanted = CAMERAS if cameras is None else cameras
         real = [cam for cam in CAMERAS if cam in LIBERO_CAMERAS and cam in wanted]
-        frames = self._renderer.render([LIBERO_CAMERAS[cam] for cam in real])
+        with self._sampled.swapped_in():
+            frames = self._renderer.render([LIBERO_CAMERAS[cam] for cam in real])
         images = {
             cam: frames[LIBERO_CAMERAS[cam]] if cam in real else np.zeros((self.height, self.width, 3), dtype=np.uint8)
             for cam in CAMERAS
@@ -316,6 +337,11 @@ class LiberoEnv(gym.Env):
         if self._perturbation is not None:
             images = self._perturbation.corrupt(images)
         return images
+
+    def frame_scene(self) -> contextlib.AbstractContextManager[None]:
+        """For a block, the simulator holds the scene the frames show (restored after):
+        to render it another way, e.g. with robosuite's ``MjSim.render``, and compare."""
+        return self._sampled.swapped_in()
 
     @property
     def noise_seed(self) -> int | None:
@@ -328,7 +354,8 @@ class LiberoEnv(gym.Env):
         An active image corruption is applied as to the policy's agentview (in LIBERO's raw
         orientation, then turned), so a video shows the episode the policy saw.
         """
-        frame = self._renderer.render(["agentview"])["agentview"]
+        with self._sampled.swapped_in():  # the scene the policy's frames show
+            frame = self._renderer.render(["agentview"])["agentview"]
         if self._perturbation is not None:
             frame = self._perturbation.corrupt_view({"base_0_rgb": frame})["base_0_rgb"]
         return np.ascontiguousarray(frame[::-1])
@@ -380,7 +407,7 @@ class LiberoEnv(gym.Env):
         return text if text is not None else self._instruction
 
     def observe(self) -> dict[str, Any]:
-        """The full observation at the current state (renders the cameras)."""
+        """The full observation after the last reset or step (renders the cameras)."""
         return {
             "images": self.render_images(),
             "image_mask": {cam: np.array(cam in LIBERO_CAMERAS) for cam in CAMERAS},

@@ -68,7 +68,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -256,11 +256,15 @@ class FastStepper:
     """Steps one LIBERO (robosuite 1.4.0) env like ``env.step`` with the repeated work removed.
 
     ``env`` is the robosuite env (``OffScreenRenderEnv(...).env``); ``read_observables``
-    are the observable names the caller reads from the returned observation.
+    are the observable names the caller reads from the returned observation;
+    ``after_observables`` runs after every substep's observable update, where robosuite's
+    ``step`` runs ``_update_observables`` (the env keeps the sampled scene there, see
+    :mod:`envs.libero.sampled_scene`).
     Raises ``RuntimeError`` with the reason when the guards in the module docstring fail.
     """
 
-    def __init__(self, env, read_observables: Sequence[str]) -> None:
+    def __init__(self, env, read_observables: Sequence[str],
+                 after_observables: Callable[[], None] | None = None) -> None:
         import mujoco
         from robosuite.controllers.osc import OperationalSpaceController
         from robosuite.robots.single_arm import SingleArm
@@ -305,6 +309,7 @@ class FastStepper:
             raise ValueError(f"unknown observables: {unknown}")
         self._observables = [(name, env._observables[name]) for name in read_observables]
         self._substeps = int(env.control_timestep / env.model_timestep)
+        self._after_observables = after_observables
         if not robot.has_gripper or type(robot).control is not SingleArm.control:
             raise RuntimeError("it supports a single arm with a gripper")
         self._mass_index_key: tuple | None = None
@@ -355,6 +360,8 @@ class FastStepper:
             _physics_substep_tail(mujoco, model, data)
             for _, observable in self._observables:
                 observable.update(timestep=timestep, obs_cache=cache)
+            if self._after_observables is not None:
+                self._after_observables()
         env.cur_time += env.control_timestep
         env._post_action(action)
         success = env._check_success()

@@ -392,7 +392,8 @@ def frame_ab(env, setup: BenchSetup) -> dict[str, Any]:
 
     def robosuite_frames():
         sim._render_context_offscreen.gl_ctx.make_current()
-        return {cam: sim.render(camera_name=name, width=setup.size, height=setup.size) for cam, name in names}
+        with env.frame_scene():  # the scene the env's frames show (envs.libero.sampled_scene)
+            return {cam: sim.render(camera_name=name, width=setup.size, height=setup.size) for cam, name in names}
 
     robosuite_frames(), env.render_images()  # warm up
     slow, fast, identical = [], [], True

@@ -187,6 +187,7 @@ def prepare(cfg: DictConfig, in_memory: InMemoryPolicy | None = None) -> Prepare
         "camera_size": camera_size,
         "max_steps_override": max_steps,
         "simulator": {k: metadata["versions"][k] for k in SIMULATOR_PACKAGES},
+        "env": metadata["env"],
         "assets": metadata["assets"]["loaded_sha256"],
         **pro_data.context_for(suite["name"]),  # a LIBERO-PRO suite: which data snapshot ({} otherwise)
         **plus_data.context_for(suite["name"], suite.get("prompt")),  # libero_plus: snapshot and prompt

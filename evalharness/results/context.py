@@ -187,4 +187,11 @@ def compare_contexts(baseline: Summary, candidate: Summary) -> list[ContextItem]
     for package, shown in SIMULATOR_PACKAGES:
         items.append(ContextItem(shown, str(_version(baseline, package)), str(_version(candidate, package)), False))
     items.append(ContextItem("assets", _assets_text(baseline), _assets_text(candidate), False))
+    items.append(ContextItem("frames", _frames_text(baseline), _frames_text(candidate), False))
     return items
+
+
+def _frames_text(summary: Summary) -> str:
+    """Which moment of a control step the run's images show (envs.libero.sampled_scene)."""
+    env = summary.metadata.env or {}
+    return env.get("frames") or "step end (not recorded: before frames followed robosuite's sample)"

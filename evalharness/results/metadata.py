@@ -106,11 +106,19 @@ def assets_footnote(recorded: Mapping[str, Any] | None) -> str | None:
     )
 
 
+def env_behaviour() -> dict[str, str]:
+    """What the env does, beyond package versions, that an outcome depends on: which moment
+    of a control step its frames show (envs.libero.sampled_scene)."""
+    from envs.libero.sampled_scene import FRAME_TIMING
+
+    return {"frames": FRAME_TIMING}
+
+
 def simulator_identity() -> dict[str, Any]:
-    """The simulator versions and assets checksum: every process that runs episodes of one
-    run must have the same (the Ray runner checks each node against the driver)."""
+    """The simulator versions, assets checksum and env behaviour: every process that runs
+    episodes of one run must have the same (the Ray runner checks each node against the driver)."""
     versions = package_versions()
-    return {**{k: versions[k] for k in SIMULATOR_PACKAGES}, "assets": assets()["loaded_sha256"]}
+    return {**{k: versions[k] for k in SIMULATOR_PACKAGES}, "assets": assets()["loaded_sha256"], "env": env_behaviour()}
 
 
 def run_metadata() -> dict[str, Any]:
@@ -118,5 +126,6 @@ def run_metadata() -> dict[str, Any]:
         "versions": package_versions(),
         "harness_revision": git_revision(),
         "assets": assets(),
+        "env": env_behaviour(),
         "machine": machine(),
     }

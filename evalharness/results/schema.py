@@ -198,6 +198,10 @@ class RunMetadata(_Open):
     versions: dict[str, str | None] | None = Field(None, description="Package versions (python, mujoco, robosuite, ...).")
     harness_revision: str | None = Field(None, description="Git commit of the harness, -dirty when modified.")
     assets: AssetsInfo | None = None
+    env: dict[str, str] | None = Field(
+        None, description="What the env does that outcomes depend on beyond versions: 'frames' is the moment of "
+                          "a control step the images show (observation_sample); absent in runs that rendered at "
+                          "the step's end.")
     machine: dict[str, Any] | None = None
     training_step: int | None = Field(
         None, ge=0, description="Training step of the evaluated weights (evalharness.evaluate(step=...)); "

@@ -12,12 +12,11 @@ Both seed the reset's placement RNG and clear the carried-over gripper / solver 
 ``LiberoEnv.reset_to`` does, then apply the same 50 fixed actions. Recorded per variant: the
 path-normalized ``get_xml()``; the camera, light and material arrays of the compiled model;
 the initial ``qpos``, the controller's initial joints; ``qpos`` after each step; the agentview
-frame of the state after the first step (``MjSim.render``); and, for a noise variant whose
-corruption draws no random numbers (gaussian and zoom blur), that frame corrupted - by the
-harness's env, and by the wheel's own ``env_wrapper`` function. (Upstream's observation
-image is sampled by robosuite's observable machinery within the step, so the frames are
-compared at the same state instead.) Only the standard library and NumPy are
-imported up front.
+frame of the state after the first step (``MjSim.render``); and the policy's agentview
+image after that step: the harness env's ``render_images``, and the observation the
+wheel's own step returned (robosuite's camera observable, sampled within the step, then the
+wheel's noise) - for every variant but the noise kinds that draw random numbers. Only the
+standard library and NumPy are imported up front.
 """
 
 from __future__ import annotations
@@ -33,9 +32,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pro_probe import _layout_seed, _normalize, fixed_actions  # noqa: E402
 
-def deterministic(noise: int) -> bool:
-    """A noise code whose corruption draws no random numbers: gaussian (11-20) or zoom blur (21-30)."""
-    return 11 <= int(noise) <= 30
+def comparable(noise: int) -> bool:
+    """No noise, or a noise code whose corruption draws no random numbers: gaussian (11-20)
+    or zoom blur (21-30); the others draw from generators the two sides seed differently."""
+    return int(noise) == 0 or 11 <= int(noise) <= 30
 
 
 MODEL_ARRAYS = ("cam_pos", "cam_quat", "cam_fovy", "light_pos", "light_dir", "light_diffuse", "light_ambient",
@@ -77,8 +77,8 @@ def probe_ours(name: str, states_out: dict[str, np.ndarray]) -> dict[str, np.nda
 
         def after_first_step() -> dict[str, np.ndarray]:
             out = {"frame1": np.array(env._renderer.render(["agentview"])["agentview"])}  # = MjSim.render
-            if deterministic(variant.noise):
-                out["noised1"] = np.array(env.render_images(("base_0_rgb",))["base_0_rgb"])
+            if comparable(variant.noise):
+                out["observed1"] = np.array(env.render_images(("base_0_rgb",))["base_0_rgb"])
             return out
 
         return _record(env._env.env, roots, env.step_physics, after_first_step)
@@ -114,19 +114,20 @@ def probe_upstream(name: str, sub_suite: str, state: np.ndarray, assets: str) ->
                  "robosuite": os.path.dirname(robosuite.__file__)}
         noise = int(getattr(env, "noise", 0))
 
-        def after_first_step() -> dict[str, np.ndarray]:
-            # the clean frame of the state, and upstream's own corruption of it (ControlEnv.step's arithmetic)
-            frame = np.array(inner.sim.render(camera_name="agentview", width=SIZE, height=SIZE))
-            out = {"frame1": frame}
-            if deterministic(noise):
-                from PIL import Image
-                from liberoplus.liberoplus.envs import env_wrapper
+        returned: list[dict] = []
 
-                corrupt = env_wrapper.gaussian_blur if noise <= 20 else env_wrapper.zoom_blur
-                out["noised1"] = corrupt(Image.fromarray(frame), severity=(noise - 1) % 10 + 1).astype(np.uint8)
+        def step(action: np.ndarray) -> None:
+            returned[:] = [env.step(action)[0]]
+
+        def after_first_step() -> dict[str, np.ndarray]:
+            # the frame of the state after the step, and the observation upstream's step
+            # returned: robosuite's sampled camera image, corrupted by the wheel's own step
+            out = {"frame1": np.array(inner.sim.render(camera_name="agentview", width=SIZE, height=SIZE))}
+            if comparable(noise):
+                out["observed1"] = np.array(returned[0]["agentview_image"])
             return out
 
-        return _record(inner, roots, lambda a: env.step(a), after_first_step)
+        return _record(inner, roots, step, after_first_step)
     finally:
         env.close()
 
