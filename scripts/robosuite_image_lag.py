@@ -1,10 +1,11 @@
 """How far robosuite's step-returned camera images lag the state this env renders.
 
 robosuite samples its camera observables during a control step's physics substeps, not
-after the last one; openpi's and vla-eval's LIBERO loops feed the policy those images,
-while ``LiberoEnv`` renders at the end of the step. This script steps one LIBERO task with
-robosuite's own step (camera observable on) and prints, per control step, how many pixels
-of the returned agentview image differ from a render after each substep and at the end.
+after the last one; openpi's and vla-eval's LIBERO loops feed the policy those images, and
+``LiberoEnv.render_images`` renders the scene of that substep
+(``envs.libero.sampled_scene``). This script steps one LIBERO task with robosuite's own
+step (camera observable on) and prints, per control step, on which substep's render the
+returned agentview image equals, and how many pixels a render at the step's end differs in.
 
     MUJOCO_GL=egl python scripts/robosuite_image_lag.py [camera_size]
 """
