@@ -72,10 +72,6 @@ class SampledScene:
         self._seen = self._observable._current_observed_value
         self._saved = None
 
-    @property
-    def holds_sample(self) -> bool:
-        return self._saved is not None
-
     @contextmanager
     def swapped_in(self) -> Iterator[None]:
         """The sampled fields in the live ``mjData`` for the block, the live ones restored after."""
