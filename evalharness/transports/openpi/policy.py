@@ -95,9 +95,6 @@ class OpenpiSettings(WebsocketAddress, BaseModel):
         return accept_old_names(values, cls.OLD_RETRY_NAMES)
 
 
-
-
-
 def _error_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if not lines:

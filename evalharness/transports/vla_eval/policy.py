@@ -121,9 +121,6 @@ class VlaEvalSettings(WebsocketAddress, BaseModel):
     run: RunFacts = Field(default_factory=RunFacts)
 
 
-
-
-
 def _one_line(text: Any) -> str:
     lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
     return lines[0] if lines else "(no message)"
